@@ -1,0 +1,87 @@
+"""Environment construction: one ``make`` for Atari, gymnasium vector envs and the Catch test game.
+
+>>> env = make("Breakout", num_envs=8, seed=1)          # also "ALE/Breakout-v5", "BreakoutNoFrameskip-v4"
+>>> obs, info = env.reset()                            # uint8 (8, 4, 84, 84)
+>>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+
+Every env autoresets in NextStep mode and carries the per-game statistics and life-loss signal
+described in :mod:`envs.stats`. ``env.env_id`` is the canonical name, ``env.family`` one of
+``"atari"``, ``"classic"``, ``"catch"``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+from envs.atari import atari_rom, game_title, make_atari, rom_ids
+from envs.catch import CatchVectorEnv
+from envs.classic import is_registered, make_classic, registered_ids
+from envs.stats import GameStats
+
+__all__ = ["make", "resolve", "known_ids", "GameStats", "CatchVectorEnv"]
+
+FAMILIES = ("atari", "classic", "catch")
+
+
+def known_ids() -> list[str]:
+    """Names ``make`` accepts (Atari games by title; each also takes its ALE/ and NoFrameskip forms)."""
+    others = [i for i in registered_ids() if atari_rom(i.split("/")[-1]) is None]
+    return ["Catch"] + [game_title(r) for r in rom_ids()] + others
+
+
+def resolve(env_id: str) -> tuple[str, str]:
+    """``(family, canonical name)`` for an id, or a ValueError naming the closest known ids."""
+    if not isinstance(env_id, str) or not env_id:
+        raise ValueError(f"env id must be a non-empty string, got {env_id!r}")
+    if env_id.lower() in ("catch", "catch-v0"):
+        return "catch", "Catch"
+    rom = atari_rom(env_id)
+    if rom is not None:
+        return "atari", game_title(rom)
+    if is_registered(env_id) and not env_id.startswith("ALE/"):
+        return "classic", env_id
+    candidates = known_ids()
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(env_id.lower(), list(by_lower), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(repr(by_lower[c]) for c in close)}? " if close else ""
+    raise ValueError(
+        f"unknown environment {env_id!r}: {hint}Use an Atari game ('Breakout', 'ALE/Pong-v5'), "
+        "a gymnasium id with vector observations ('CartPole-v1') or 'Catch'"
+    )
+
+
+def _check_options(fn, family: str, options: dict[str, Any]) -> None:
+    params = inspect.signature(fn).parameters
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n in params if n not in ("rom", "num_envs")]
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {family} env option(s) {', '.join(unknown)}; valid: {', '.join(allowed)}")
+
+
+def make(env_id: str, num_envs: int = 1, seed: int | None = None, **options: Any) -> GameStats:
+    """A vector env of ``num_envs`` copies of ``env_id``, seeded with ``seed`` (None: random).
+
+    Atari options: ``repeat_action_probability`` (0.0; 0.25 for sticky actions), ``noop_max`` (30),
+    ``frame_skip`` (4), ``frame_stack`` (4), ``max_episode_frames`` (108,000), ``num_threads``,
+    ``full_action_space``. Catch options: ``rows``, ``cols``, ``cell``, ``frame_stack``.
+    Classic envs take gymnasium's own keyword arguments.
+    """
+    if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
+        raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+    family, name = resolve(env_id)
+    if family == "atari":
+        _check_options(make_atari, family, options)
+        env = make_atari(atari_rom(env_id), num_envs, **options)
+    elif family == "catch":
+        _check_options(CatchVectorEnv, family, options)
+        env = CatchVectorEnv(num_envs, **options)
+    else:
+        env = make_classic(env_id, num_envs, **options)
+    wrapped = GameStats(env, seed=seed)
+    wrapped.env_id = name
+    wrapped.family = family
+    return wrapped

@@ -1,0 +1,90 @@
+"""Atari through ale-py's C++ vector env, with the standard DQN preprocessing.
+
+84×84 grayscale, frame skip 4 with a max over the last two frames, 4-frame stack, up to 30 no-op
+starts, FIRE on reset, a 108,000-frame cap (truncation, not termination), sticky actions off unless
+asked (0.25 is Machado et al.'s protocol). Games run to their real end: ale-py's own
+``episodic_life`` would reset the whole game at every life loss, so it stays off and the life-loss
+signal comes from ``info["lives"]`` (see :mod:`envs.stats`). Rewards are the raw game score;
+agents clip them for learning only.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+_ROM_IDS: list[str] | None = None
+
+
+def rom_ids() -> list[str]:
+    """Snake-case names of the ROMs that ship inside ale-py ("breakout", "ms_pacman", ...)."""
+    global _ROM_IDS
+    if _ROM_IDS is None:
+        from ale_py import roms
+
+        _ROM_IDS = sorted(roms.get_all_rom_ids())
+    return _ROM_IDS
+
+
+def game_title(rom: str) -> str:
+    """ "ms_pacman" -> "MsPacman"."""
+    return "".join(part.capitalize() for part in rom.split("_"))
+
+
+_ID_PATTERN = re.compile(r"^(?:ALE/)?(?P<name>[A-Za-z0-9_]+?)(?:NoFrameskip|Deterministic)?(?:-v\d+)?$")
+
+
+def atari_rom(env_id: str) -> str | None:
+    """The ROM an id names, or None: "Breakout", "ALE/Breakout-v5", "BreakoutNoFrameskip-v4",
+    "breakout" all give "breakout"; "MsPacman" gives "ms_pacman"."""
+    m = _ID_PATTERN.match(env_id)
+    if not m:
+        return None
+    name = m.group("name")
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    for candidate in (snake, name.lower()):
+        if candidate in rom_ids():
+            return candidate
+    return None
+
+
+def make_atari(
+    rom: str,
+    num_envs: int,
+    *,
+    repeat_action_probability: float = 0.0,
+    noop_max: int = 30,
+    frame_skip: int = 4,
+    frame_stack: int = 4,
+    max_episode_frames: int = 108_000,
+    num_threads: int | None = None,
+    full_action_space: bool = False,
+):
+    """``ale_py.vector_env.AtariVectorEnv`` with raw rewards, whole games and NextStep autoreset."""
+    from ale_py.vector_env import AtariVectorEnv
+
+    if not 0.0 <= repeat_action_probability <= 1.0:
+        raise ValueError(f"repeat_action_probability must be in [0, 1], got {repeat_action_probability}")
+    threads = num_threads or min(num_envs, os.cpu_count() or 1)
+    env = AtariVectorEnv(
+        rom,
+        num_envs,
+        num_threads=threads,
+        max_num_frames_per_episode=max_episode_frames,
+        repeat_action_probability=repeat_action_probability,
+        full_action_space=full_action_space,
+        autoreset_mode="NextStep",
+        img_height=84,
+        img_width=84,
+        grayscale=True,
+        stack_num=frame_stack,
+        frameskip=frame_skip,
+        maxpool=True,
+        noop_max=noop_max,
+        episodic_life=False,  # CRUCIAL: True resets the whole game at each life loss
+        life_loss_info=False,
+        reward_clipping=False,  # logged returns are game scores; agents clip for learning
+        use_fire_reset=True,
+    )
+    env.spec_id = game_title(rom)
+    return env

@@ -1,0 +1,249 @@
+"""The weight-norm maths, exactly: forward, effective weight, gradients, init, serialization."""
+
+import copy
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wnrl.layers import (
+    MeanOnlyBatchNorm,
+    WNConv2d,
+    WNLinear,
+    data_dependent_init,
+    is_initialized,
+    wn_diagnostics,
+    wn_weight,
+)
+
+
+def _per_unit_norm(w):
+    return w.flatten(1).norm(dim=1)
+
+
+def _randomize(layer):
+    with torch.no_grad():
+        layer.v.normal_()
+        layer.g.uniform_(-2, 2)
+        if layer.bias is not None:
+            layer.bias.normal_()
+    return layer
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_forward_equals_plain_layer_with_effective_weight(bias):
+    layer = _randomize(WNLinear(7, 5, bias=bias)).double()
+    x = torch.randn(11, 7, dtype=torch.float64)
+    w = layer.g[:, None] * layer.v / layer.v.norm(dim=1, keepdim=True)
+    expected = F.linear(x, w, layer.bias)
+    torch.testing.assert_close(layer(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale_output", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_conv_forward_equals_plain_conv_with_effective_weight(scale_output, bias):
+    layer = _randomize(WNConv2d(3, 6, 4, stride=2, padding=1, bias=bias, scale_output=scale_output)).double()
+    x = torch.randn(2, 3, 13, 13, dtype=torch.float64)
+    w = layer.g[:, None, None, None] * layer.v / _per_unit_norm(layer.v)[:, None, None, None]
+    expected = F.conv2d(x, w, layer.bias, stride=2, padding=1)
+    torch.testing.assert_close(layer(x), expected, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("layer", [WNLinear(9, 4), WNConv2d(2, 3, 3)])
+def test_weight_property_has_per_unit_norm_abs_g_and_is_read_only(layer):
+    _randomize(layer)
+    w = layer.weight
+    assert w.shape == layer.v.shape
+    torch.testing.assert_close(_per_unit_norm(w), layer.g.abs().detach())
+    assert not w.requires_grad
+    with pytest.raises(AttributeError):
+        layer.weight = torch.zeros_like(w)
+    assert set(dict(layer.named_parameters())) == {"v", "g", "bias"}
+    assert layer.g.shape == (layer.v.shape[0],)
+
+
+@pytest.mark.parametrize("layer", [WNLinear(9, 4), WNConv2d(2, 3, 3)])
+def test_gradient_wrt_v_is_orthogonal_to_v_per_unit(layer):
+    layer = _randomize(layer).double()
+    x = torch.randn(8, *((9,) if isinstance(layer, WNLinear) else (2, 7, 7)), dtype=torch.float64)
+    (layer(x) ** 2).sum().backward()
+    dots = (layer.v.grad * layer.v).flatten(1).sum(dim=1)
+    assert layer.v.grad.abs().max() > 1e-3  # a real gradient, not a zero one
+    torch.testing.assert_close(dots, torch.zeros_like(dots), atol=1e-10, rtol=0)
+
+
+def test_sgd_never_shrinks_norm_of_v():
+    layer = _randomize(WNLinear(16, 8))
+    opt = torch.optim.SGD(layer.parameters(), lr=0.5)
+    norms = [_per_unit_norm(layer.v).detach().clone()]
+    for _ in range(20):
+        opt.zero_grad()
+        x = torch.randn(32, 16)
+        ((layer(x) - 1.0) ** 2).mean().backward()
+        opt.step()
+        norms.append(_per_unit_norm(layer.v).detach().clone())
+    for before, after in zip(norms, norms[1:]):
+        assert torch.all(after >= before * (1 - 1e-6))
+    assert torch.all(norms[-1] > norms[0])  # and it did grow: the update was not a no-op
+
+
+def test_zero_direction_is_safe():
+    layer = WNLinear(4, 3)
+    with torch.no_grad():
+        layer.v.zero_()
+    x = torch.randn(5, 4, requires_grad=True)
+    y = layer(x)
+    y.sum().backward()
+    assert (
+        torch.isfinite(y).all() and torch.isfinite(layer.v.grad).all() and torch.isfinite(layer.g.grad).all()
+    )
+    torch.testing.assert_close(y, layer.bias.expand(5, 3))
+    assert torch.isfinite(layer.weight).all()
+
+
+@pytest.mark.parametrize("init_scale", [1.0, 0.1])
+def test_data_dependent_init_gives_zero_mean_and_init_scale_std_per_unit(init_scale):
+    net = nn.Sequential(
+        WNConv2d(3, 8, 3, stride=2, init_scale=init_scale),
+        nn.ReLU(),
+        WNConv2d(8, 6, 3, init_scale=init_scale),
+        nn.ReLU(),
+        nn.Flatten(),
+        WNLinear(6 * 5 * 5, 10, init_scale=init_scale),
+    )
+    x = torch.randn(64, 3, 15, 15) * 3 + 2
+    assert not is_initialized(net)
+    assert data_dependent_init(net, x) == 3
+    assert is_initialized(net)
+    # every WN layer, checked on its own input in the initialized net
+    acts = {}
+    hooks = [
+        m.register_forward_hook(lambda m, i, o, k=k: acts.__setitem__(k, o)) for k, m in net.named_children()
+    ]
+    net(x)
+    for h in hooks:
+        h.remove()
+    for key in ("0", "2"):
+        out = acts[key].transpose(0, 1).flatten(1)
+        torch.testing.assert_close(
+            out.mean(1), torch.zeros(out.shape[0]), atol=1e-4 * max(1, init_scale), rtol=0
+        )
+        torch.testing.assert_close(
+            out.std(1, unbiased=False), torch.full((out.shape[0],), init_scale), rtol=1e-3, atol=0
+        )
+    out = acts["5"]
+    torch.testing.assert_close(out.mean(0), torch.zeros(10), atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.std(0, unbiased=False), torch.full((10,), init_scale), rtol=1e-3, atol=0)
+
+
+def test_data_dependent_init_draws_v_from_small_gaussian():
+    layer = WNLinear(4000, 3)
+    with torch.no_grad():
+        layer.v.fill_(7.0)
+    data_dependent_init(layer, torch.randn(8, 4000))
+    assert abs(layer.v.std().item() - 0.05) < 0.003
+
+
+def test_data_dependent_init_on_a_constant_batch_stays_finite():
+    net = nn.Sequential(WNConv2d(4, 8, 8, stride=4), nn.ReLU(), nn.Flatten(), WNLinear(8 * 4 * 4, 5))
+    x = torch.full((16, 4, 20, 20), 0.3)
+    data_dependent_init(net, x)
+    for p in net.parameters():
+        assert torch.isfinite(p).all()
+    y = net(torch.rand(16, 4, 20, 20))
+    assert torch.isfinite(y).all() and y.abs().max() < 1e3
+    torch.testing.assert_close(net(x), torch.zeros(16, 5), atol=1e-5, rtol=0)  # still centred on the batch
+
+
+def test_data_dependent_init_rejects_a_single_example():
+    with pytest.raises(ValueError, match="at least 2"):
+        data_dependent_init(WNLinear(3, 2), torch.randn(1, 3))
+
+
+def test_shared_layer_is_initialized_on_first_use_only():
+    layer = WNLinear(5, 5)
+    net = nn.Sequential(layer, nn.Tanh(), layer)
+    calls = []
+    orig = layer._data_dependent_init
+    layer._data_dependent_init = lambda x, m: (calls.append(1), orig(x, m))
+    assert data_dependent_init(net, torch.randn(32, 5)) == 1
+    assert len(calls) == 1
+    assert not layer._forward_pre_hooks  # hooks are gone afterwards
+
+
+def test_deepcopy_and_state_dict_round_trip_keep_init_flag():
+    net = nn.Sequential(WNConv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), WNLinear(4 * 4 * 4, 3))
+    x = torch.randn(8, 2, 6, 6)
+    data_dependent_init(net, x)
+    clone = copy.deepcopy(net)
+    torch.testing.assert_close(clone(x), net(x))
+    assert is_initialized(clone)
+    buf = io.BytesIO()
+    torch.save(net.state_dict(), buf)
+    fresh = nn.Sequential(WNConv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), WNLinear(4 * 4 * 4, 3))
+    assert not is_initialized(fresh)
+    buf.seek(0)
+    fresh.load_state_dict(torch.load(buf, weights_only=True))
+    assert is_initialized(fresh)
+    torch.testing.assert_close(fresh(x), net(x))
+    assert "0.initialized" in net.state_dict()
+
+
+def test_wn_weight_function_matches_layer():
+    layer = _randomize(WNConv2d(3, 4, 2))
+    torch.testing.assert_close(wn_weight(layer.g, layer.v).detach(), layer.weight)
+
+
+def test_mean_only_batch_norm_subtracts_batch_mean_and_uses_running_mean_in_eval():
+    bn = MeanOnlyBatchNorm(3, momentum=0.5)
+    with torch.no_grad():
+        bn.bias.copy_(torch.tensor([1.0, 2.0, 3.0]))
+    x = torch.randn(10, 3, 4, 4) + torch.tensor([5.0, -1.0, 0.5])[None, :, None, None]
+    y = bn(x)
+    mean = x.mean(dim=(0, 2, 3))
+    torch.testing.assert_close(y, x - mean[None, :, None, None] + bn.bias.detach()[None, :, None, None])
+    torch.testing.assert_close(bn.running_mean, 0.5 * mean)
+    bn.eval()
+    x2 = torch.randn(2, 3, 4, 4)
+    torch.testing.assert_close(bn(x2), x2 - (0.5 * mean - bn.bias.detach())[None, :, None, None])
+    dense = MeanOnlyBatchNorm(4)
+    z = torch.randn(6, 4)
+    torch.testing.assert_close(dense(z).mean(0), torch.zeros(4), atol=1e-6, rtol=0)
+
+
+def test_diagnostics_report_g_and_v_norm_per_layer():
+    net = nn.Sequential(WNLinear(3, 2), nn.ReLU(), WNLinear(2, 1))
+    d = wn_diagnostics(net)
+    assert set(d) == {"0/g_mean", "0/v_norm_mean", "2/g_mean", "2/v_norm_mean"}
+    assert d["0/g_mean"] == pytest.approx(net[0].g.mean().item())
+    assert d["2/v_norm_mean"] == pytest.approx(net[2].v.norm().item())
+
+
+def test_invalid_init_scale_is_rejected():
+    with pytest.raises(ValueError, match="init_scale"):
+        WNLinear(2, 2, init_scale=0.0)
+
+
+def test_torch_compile_matches_eager():
+    net = nn.Sequential(WNConv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), WNLinear(4 * 4 * 4, 3))
+    x = torch.randn(4, 2, 6, 6)
+    compiled = torch.compile(net)
+    torch.testing.assert_close(compiled(x), net(x), rtol=1e-5, atol=1e-5)
+    compiled(x).sum().backward()
+    assert net[0].v.grad is not None
+
+
+@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("x_shape", [(5, 6), (2, 3, 6)])
+def test_linear_hand_written_backward_matches_numerical_gradient(bias, x_shape):
+    layer = _randomize(WNLinear(6, 4, bias=bias)).double()
+    x = torch.randn(*x_shape, dtype=torch.float64, requires_grad=True)
+    names = ["v", "g", "bias"] if bias else ["v", "g"]
+
+    def f(x, *params):
+        return torch.func.functional_call(layer, dict(zip(names, params)), (x,))
+
+    inputs = (x, *(getattr(layer, n).detach().clone().requires_grad_() for n in names))
+    assert torch.autograd.gradcheck(f, inputs)

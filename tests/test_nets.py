@@ -1,0 +1,78 @@
+import pytest
+import torch
+from torch import nn
+
+from wnrl.layers import WNConv2d, WNLinear, data_dependent_init, wn_layers
+from wnrl.nets import NORMS, WNMLP, ActorCriticHead, QHead, WNConvNet, make_trunk
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_conv_trunk_takes_uint8_frames_and_gives_features(norm):
+    net = WNConvNet(4, norm=norm)
+    x = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    y = net(x)
+    assert y.shape == (3, 512) and y.dtype == torch.float32
+    assert net.features_dim == 512
+    # uint8 input is scaled to [0, 1] inside: the same frames as floats in [0, 1] give the same features
+    net.eval()
+    torch.testing.assert_close(net(x), net(x.float() / 255))
+
+
+@pytest.mark.parametrize("norm", NORMS)
+def test_mlp_trunk_shapes(norm):
+    net = WNMLP(4, (32, 16), norm=norm)
+    assert net(torch.randn(5, 4)).shape == (5, 16)
+    assert net.features_dim == 16
+
+
+def test_norm_switch_builds_the_right_layers():
+    kinds = {norm: {type(m) for m in WNConvNet(4, norm=norm).modules()} for norm in NORMS}
+    assert WNConv2d in kinds["wn"] and WNLinear in kinds["wn"] and nn.Conv2d not in kinds["wn"]
+    assert nn.Conv2d in kinds["none"] and not (kinds["none"] & {WNConv2d, nn.BatchNorm2d, nn.GroupNorm})
+    assert {nn.BatchNorm2d, nn.BatchNorm1d} <= kinds["batch"]
+    assert {nn.GroupNorm, nn.LayerNorm} <= kinds["layer"]
+    from wnrl.layers import MeanOnlyBatchNorm
+
+    assert MeanOnlyBatchNorm in kinds["wn_mobn"] and WNConv2d in kinds["wn_mobn"]
+    assert len(wn_layers(WNConvNet(4, norm="wn"))) == 4
+
+
+def test_plain_trunk_has_nature_parameter_count():
+    # 32·(4·64)+32 + 64·(32·16)+64 + 64·(64·9)+64 + 512·3136+512 = 1,684,128 (Mnih et al., 2015)
+    assert sum(p.numel() for p in WNConvNet(4, norm="none").parameters()) == 1_684_128
+    # WN adds one g per unit: 32 + 64 + 64 + 512
+    assert sum(p.numel() for p in WNConvNet(4, norm="wn").parameters()) == 1_684_128 + 672
+
+
+def test_unknown_norm_is_rejected():
+    with pytest.raises(ValueError, match="unknown norm 'bn'.*wn, wn_mobn, none, batch, layer"):
+        WNConvNet(4, norm="bn")
+
+
+@pytest.mark.parametrize("dueling", [False, True])
+@pytest.mark.parametrize("norm", ["wn", "none"])
+def test_q_head(dueling, norm):
+    head = QHead(512, 6, norm=norm, dueling=dueling)
+    q = head(torch.randn(7, 512))
+    assert q.shape == (7, 6)
+    if dueling:
+        feats = torch.randn(7, 512)
+        a = head.q(feats)
+        torch.testing.assert_close(head(feats), head.v(feats) + a - a.mean(1, keepdim=True))
+
+
+def test_actor_critic_head_starts_near_uniform_after_init():
+    net = nn.Sequential(WNConvNet(4), ActorCriticHead(512, 4))
+    x = torch.randint(0, 256, (32, 4, 84, 84), dtype=torch.uint8)
+    data_dependent_init(net, x)
+    logits, value = net(x)
+    assert logits.shape == (32, 4) and value.shape == (32,)
+    assert logits.std(0).max() < 0.02  # policy init_scale 0.01
+    assert 0.5 < value.std() < 1.5
+
+
+def test_make_trunk_picks_by_observation_shape():
+    assert isinstance(make_trunk((4, 84, 84)), WNConvNet)
+    assert isinstance(make_trunk((4,)), WNMLP)
+    with pytest.raises(ValueError, match="no trunk"):
+        make_trunk((2, 3))

@@ -1,0 +1,187 @@
+"""Speed figures, side by side in one run: ``python -m wnrl.bench [--quick] [--device cuda] [--json F]``.
+
+Sections:
+* ``layers``: forward+backward time of the Nature trunk (plus a Q head) with plain layers, with
+  wnrl's WN layers (both ways of applying g/‖v‖ to a conv), and with
+  ``torch.nn.utils.parametrizations.weight_norm``; ratios to plain.
+* ``env``: raw steps/s of the Atari vector env at several ``num_envs`` (random actions): the
+  ceiling any agent can reach on this machine.
+
+Only ratios measured in one run on the same machine are worth comparing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from wnrl.layers import WNConv2d
+from wnrl.nets import QHead, WNConvNet
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_fn(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 3) -> float:
+    """Median seconds per call over ``repeats`` calls (after ``warmup``)."""
+    for _ in range(warmup):
+        fn()
+    _sync(device)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def _nature_q(norm: str, n_actions: int = 4) -> nn.Module:
+    return nn.Sequential(WNConvNet(4, norm=norm), QHead(512, n_actions, norm=norm))
+
+
+def _torch_weight_norm_q(n_actions: int = 4) -> nn.Module:
+    from torch.nn.utils.parametrizations import weight_norm
+
+    net = _nature_q("none", n_actions)
+    for m in net.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            weight_norm(m)
+    return net
+
+
+def _wn_scale_output_q(n_actions: int = 4) -> nn.Module:
+    net = _nature_q("wn", n_actions)
+    for m in net.modules():
+        if isinstance(m, WNConv2d):
+            m.scale_output = True
+    return net
+
+
+def bench_layers(device: torch.device, batch: int = 32, repeats: int = 30) -> list[dict]:
+    """Forward+backward (and an Adam step) of the Nature Q-network per layer flavour."""
+    variants = {
+        "plain (nn.Conv2d/Linear)": lambda: _nature_q("none"),
+        "wnrl WN": lambda: _nature_q("wn"),
+        "wnrl WN, conv output scaled": _wn_scale_output_q,
+        "torch parametrizations.weight_norm": _torch_weight_norm_q,
+    }
+    x = torch.randint(0, 256, (batch, 4, 84, 84), dtype=torch.uint8, device=device)
+    nets = {name: make().to(device) for name, make in variants.items()}
+    opts = {name: torch.optim.Adam(net.parameters(), lr=1e-4) for name, net in nets.items()}
+
+    def step(name: str) -> None:
+        net, opt = nets[name], opts[name]
+        opt.zero_grad(set_to_none=True)
+        net(x).pow(2).mean().backward()
+        opt.step()
+
+    # Interleave the variants round by round so drifts in machine load hit all of them alike.
+    samples: dict[str, list[float]] = {name: [] for name in nets}
+    for name in nets:
+        for _ in range(3):
+            step(name)
+    for _ in range(repeats):
+        for name in nets:
+            samples[name].append(time_fn(lambda n=name: step(n), device, repeats=1, warmup=0))
+    plain = statistics.median(samples["plain (nn.Conv2d/Linear)"])
+    rows = []
+    for name, s in samples.items():
+        t = statistics.median(s)
+        rows.append({"variant": name, "batch": batch, "ms_per_update": t * 1e3, "vs_plain": t / plain})
+    return rows
+
+
+def bench_env(num_envs_list: list[int], seconds: float, game: str = "Breakout") -> list[dict]:
+    """Raw vector-env steps/s (agent steps summed over envs) with random actions."""
+    import envs
+
+    rows = []
+    for n in num_envs_list:
+        env = envs.make(game, num_envs=n, seed=0)
+        env.reset()
+        rng = np.random.default_rng(0)
+        actions = rng.integers(0, env.single_action_space.n, size=(256, n))
+        for i in range(20):
+            env.step(actions[i % 256])
+        steps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            env.step(actions[steps % 256])
+            steps += 1
+        elapsed = time.perf_counter() - t0
+        env.close()
+        rows.append({"game": game, "num_envs": n, "steps_per_s": steps * n / elapsed})
+    return rows
+
+
+def _print_table(title: str, rows: list[dict]) -> None:
+    if not rows:
+        return
+    print(f"\n{title}")
+    keys = list(rows[0])
+    cells = [[_fmt(r[k]) for k in keys] for r in rows]
+    widths = [max(len(k), *(len(c[i]) for c in cells)) for i, k in enumerate(keys)]
+    print("  ".join(k.ljust(w) for k, w in zip(keys, widths)))
+    for c in cells:
+        print("  ".join(v.ljust(w) for v, w in zip(c, widths)))
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
+    return str(v)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m wnrl.bench", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="fewer repeats and sizes (under a minute)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--sections", default="layers,env", help="comma-separated: layers, env")
+    args = p.parse_args(argv)
+    if args.device == "auto":
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        device = torch.device(args.device)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            print("error: --device cuda but no CUDA GPU is visible; use --device cpu", file=sys.stderr)
+            return 2
+    sections = set(args.sections.split(","))
+    result: dict = {
+        "machine": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "device": torch.cuda.get_device_name(device)
+            if device.type == "cuda"
+            else platform.processor() or "cpu",
+            "torch_threads": torch.get_num_threads(),
+        }
+    }
+    print(f"wnrl bench on {result['machine']['device']} (torch {torch.__version__}, {device.type})")
+    if "layers" in sections:
+        result["layers"] = bench_layers(device, repeats=10 if args.quick else 40)
+        _print_table("Nature Q-network, forward+backward+Adam, batch 32", result["layers"])
+    if "env" in sections:
+        sizes = [8, 16] if args.quick else [1, 8, 16, 32, 64]
+        result["env"] = bench_env(sizes, seconds=1.0 if args.quick else 3.0)
+        _print_table("Raw Atari vector env (random actions)", result["env"])
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,313 @@
+"""Weight-normalized layers (Salimans & Kingma, 2016) and their data-dependent initialization.
+
+Each output unit ``i`` has a direction ``v_i`` and a length ``g_i``; its effective weight is
+
+    w_i = g_i · v_i / ‖v_i‖          (‖·‖ over every dimension of v but the output one)
+
+so a layer computes ``y = (g/‖v‖) ⊙ (v ⊛ x) + b``. Written here from scratch (no
+``torch.nn.utils`` hooks): the per-unit factor ``g/‖v‖`` is one small vector, applied to the
+output of the plain product when that is cheaper (dense layers: the output is far smaller than
+the weight) and to ``v`` when that is cheaper (convolutions: the output is far larger).
+``python -m wnrl.bench`` measures both choices.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "WNLinear",
+    "WNConv2d",
+    "MeanOnlyBatchNorm",
+    "wn_scale",
+    "wn_weight",
+    "data_dependent_init",
+    "is_initialized",
+    "wn_layers",
+    "wn_diagnostics",
+]
+
+# Floor on ‖v‖²: a direction that collapses to zero yields a zero weight, never inf/NaN.
+_NORM_SQ_EPS = 1e-12
+# Std of the direction draw, as in the paper's code.
+_V_INIT_STD = 0.05
+# Row norm of PyTorch's default (kaiming-uniform, a=√5) init: w ~ U(±1/√fan_in) has E‖w_i‖² = 1/3.
+# Used as g before any data-dependent init, so an uninitialized WN net works at a plain net's scale.
+_DEFAULT_G = 3.0**-0.5
+
+
+def wn_scale(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Per-unit factor ``g / ‖v‖`` (shape ``[out]``), the norm taken over all dims of ``v`` but dim 0."""
+    norm_sq = v.pow(2).sum(dim=tuple(range(1, v.dim())))
+    return g * torch.rsqrt(norm_sq.clamp_min(_NORM_SQ_EPS))
+
+
+def wn_weight(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The effective weight ``g · v / ‖v‖``, same shape as ``v``."""
+    return v * wn_scale(g, v).view(-1, *([1] * (v.dim() - 1)))
+
+
+class _WeightNormBase(nn.Module):
+    """Shared parameters and bookkeeping of the WN layers. Subclasses define ``_raw`` (``v ⊛ x``)."""
+
+    v: nn.Parameter
+    g: nn.Parameter
+    bias: nn.Parameter | None
+    initialized: torch.Tensor
+
+    def _setup(self, v_shape: tuple[int, ...], bias: bool, init_scale: float) -> None:
+        if init_scale <= 0:
+            raise ValueError(f"init_scale must be > 0, got {init_scale}")
+        self.init_scale = float(init_scale)
+        out = v_shape[0]
+        self.v = nn.Parameter(torch.empty(v_shape))
+        self.g = nn.Parameter(torch.empty(out))
+        self.bias = nn.Parameter(torch.empty(out)) if bias else None
+        # Saved in the state_dict, so a resumed run knows the data-dependent init already happened.
+        self.register_buffer("initialized", torch.zeros((), dtype=torch.bool))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Data-independent init: v ~ N(0, 0.05²), g at a plain layer's row norm, bias as PyTorch's."""
+        nn.init.normal_(self.v, 0.0, _V_INIT_STD)
+        nn.init.constant_(self.g, _DEFAULT_G)
+        if self.bias is not None:
+            fan_in = self.v[0].numel()
+            bound = fan_in**-0.5
+            nn.init.uniform_(self.bias, -bound, bound)
+        self.initialized.fill_(False)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        """The effective weight ``g · v / ‖v‖`` (read-only, detached), for inspection and export."""
+        with torch.no_grad():
+            return wn_weight(self.g, self.v)
+
+    def _raw(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @torch.no_grad()
+    def _data_dependent_init(self, x: torch.Tensor, min_std: float) -> None:
+        """Sets g and bias so this layer's outputs on ``x`` have zero mean and ``init_scale`` std per unit."""
+        self.v.normal_(0.0, _V_INIT_STD)
+        # t = (v·x)/‖v‖: the pre-activations with g = 1 and no bias.
+        t = self._raw(x, self.v) * _per_channel(wn_scale(torch.ones_like(self.g), self.v), x.dim())
+        dims = [0] + list(range(2, t.dim()))
+        mean = t.mean(dim=dims)
+        std = t.std(dim=dims, unbiased=False)
+        # A unit whose pre-activations barely vary on this batch (a constant batch: frames right
+        # after reset) tells us nothing about its scale: it keeps length init_scale instead of 1/0.
+        g = torch.where(std > min_std, self.init_scale / std.clamp_min(min_std), self.init_scale)
+        self.g.copy_(g)
+        if self.bias is not None:
+            self.bias.copy_(-mean * g)
+        self.initialized.fill_(True)
+
+
+def _per_channel(s: torch.Tensor, ndim: int) -> torch.Tensor:
+    """Shapes a per-unit vector to broadcast over an activation of ``ndim`` dims (unit dim 1)."""
+    return s.view(1, -1, *([1] * (ndim - 2)))
+
+
+class _WNLinearFn(torch.autograd.Function):
+    """``y = s ⊙ (x vᵀ) + b`` with ``s = g/‖v‖``, with a hand-written backward.
+
+    Autograd through ``‖v‖`` would add two full passes over ``v`` (a squared copy forward, its
+    gradient backward) plus a temporary the size of ``v``; here the norm is one reduction and its
+    gradient one in-place update of ``∂L/∂v``:
+
+        ∂L/∂s = Σ_batch dy ⊙ z            (z = x vᵀ)
+        ∂L/∂g = ∂L/∂s / ‖v‖
+        ∂L/∂v = (dy ⊙ s)ᵀ x − (∂L/∂s · g / ‖v‖³) v      (orthogonal to v, as the paper shows)
+    """
+
+    @staticmethod
+    def forward(ctx, x, v, g, bias):
+        inv_norm = torch.linalg.vector_norm(v, dim=1).clamp_min(_NORM_SQ_EPS**0.5).reciprocal()
+        s = g * inv_norm
+        z = F.linear(x, v)
+        ctx.save_for_backward(x, v, g, inv_norm, z)
+        ctx.has_bias = bias is not None
+        return z * s if bias is None else torch.addcmul(bias, z, s)
+
+    @staticmethod
+    def backward(ctx, dy):
+        x, v, g, inv_norm, z = ctx.saved_tensors
+        s = g * inv_norm
+        dy2, x2, z2 = dy.reshape(-1, dy.shape[-1]), x.reshape(-1, x.shape[-1]), z.reshape(-1, z.shape[-1])
+        ds = (dy2 * z2).sum(0)
+        dz = dy2 * s
+        dx = dv = dg = db = None
+        if ctx.needs_input_grad[0]:
+            dx = dz.mm(v).view(x.shape)
+        if ctx.needs_input_grad[1]:
+            dv = dz.t().mm(x2)
+            dv.addcmul_(v, (-(ds * g) * inv_norm.pow(3)).unsqueeze(1))
+        if ctx.needs_input_grad[2]:
+            dg = ds * inv_norm
+        if ctx.has_bias and ctx.needs_input_grad[3]:
+            db = dy2.sum(0)
+        return dx, dv, dg, db
+
+
+class WNLinear(_WeightNormBase):
+    """Weight-normalized dense layer: ``y = (g/‖v‖) ⊙ (x vᵀ) + b``.
+
+    Parameters ``v`` ``[out, in]``, ``g`` ``[out]``, ``bias`` ``[out]``. The factor ``g/‖v‖`` scales
+    the output (``out`` values per example) instead of building ``w`` (``out·in`` values).
+    ``init_scale`` is the output std that :func:`data_dependent_init` aims for.
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, init_scale: float = 1.0):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        self._setup((out_features, in_features), bias, init_scale)
+
+    def _raw(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, v)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _WNLinearFn.apply(x, self.v, self.g, self.bias)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+        )
+
+
+class WNConv2d(_WeightNormBase):
+    """Weight-normalized 2-D convolution: ``y = (g/‖v‖) ⊙ (v ⊛ x) + b``.
+
+    Parameters ``v`` ``[out, in, kh, kw]``, ``g`` ``[out]``, ``bias`` ``[out]``; ‖v‖ is taken per
+    output channel over ``in·kh·kw``. By default the factor is folded into the (small) kernel before
+    the convolution, which the bench measures faster than scaling the (large) output;
+    ``scale_output=True`` does the latter.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        padding: int | tuple[int, int] = 0,
+        bias: bool = True,
+        init_scale: float = 1.0,
+        scale_output: bool = False,
+    ):
+        super().__init__()
+        kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.kernel_size = (kh, kw)
+        self.stride = stride
+        self.padding = padding
+        self.scale_output = scale_output
+        self._setup((out_channels, in_channels, kh, kw), bias, init_scale)
+
+    def _raw(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, v, None, self.stride, self.padding)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = wn_scale(self.g, self.v)
+        if self.scale_output:
+            y = self._raw(x, self.v) * s.view(1, -1, 1, 1)
+            return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
+        return F.conv2d(x, self.v * s.view(-1, 1, 1, 1), self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
+            f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}"
+        )
+
+
+class MeanOnlyBatchNorm(nn.Module):
+    """The paper's §3 companion to WN: ``y = x − μ_B[x] + b`` per channel, no division by σ.
+
+    In training mode μ is the minibatch mean (and updates a running mean); in eval mode the
+    running mean is used. Put it after a WN layer without bias.
+    """
+
+    def __init__(self, num_features: int, momentum: float = 0.1):
+        super().__init__()
+        self.num_features = num_features
+        self.momentum = momentum
+        self.bias = nn.Parameter(torch.zeros(num_features))
+        self.register_buffer("running_mean", torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            mean = x.mean(dim=[0] + list(range(2, x.dim())))
+            with torch.no_grad():
+                self.running_mean.lerp_(mean.detach(), self.momentum)
+        else:
+            mean = self.running_mean
+        return x - _per_channel(mean - self.bias, x.dim())
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, momentum={self.momentum}"
+
+
+def wn_layers(module: nn.Module) -> list[tuple[str, _WeightNormBase]]:
+    """The weight-normalized layers inside ``module``, with their qualified names."""
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, _WeightNormBase)]
+
+
+def is_initialized(module: nn.Module) -> bool:
+    """True when every WN layer in ``module`` has had its data-dependent init (or there are none)."""
+    return all(bool(m.initialized) for _, m in wn_layers(module))
+
+
+@torch.no_grad()
+def data_dependent_init(module: nn.Module, x: torch.Tensor, min_std: float = 1e-3) -> int:
+    """The paper's data-dependent init: one forward pass of ``x`` sets every WN layer's g and bias.
+
+    Layer by layer in forward order, each WN layer draws ``v ~ N(0, 0.05²)``, computes its
+    pre-activations ``t = (v·x)/‖v‖`` on its actual input (the outputs of the layers before it,
+    already initialized) and sets ``g = init_scale/σ[t]``, ``bias = −μ[t]·init_scale/σ[t]``, so its
+    outputs start at zero mean and ``init_scale`` std per unit over the batch (and positions). Units
+    with ``σ ≤ min_std`` on this batch keep ``g = init_scale``. Marks the layers initialized (in
+    their state_dict). Returns how many layers were initialized (0 for a net without WN layers).
+    """
+    if x.shape[0] < 2:
+        raise ValueError(
+            f"data_dependent_init needs a batch of at least 2 examples, got shape {tuple(x.shape)}"
+        )
+    layers = wn_layers(module)
+    handles = {}
+
+    def make_hook(layer: _WeightNormBase):
+        def hook(mod, args):
+            layer._data_dependent_init(args[0], min_std)
+            handles[id(layer)].remove()  # a layer used twice is initialized on its first use only
+
+        return hook
+
+    for _, layer in layers:
+        handles[id(layer)] = layer.register_forward_pre_hook(make_hook(layer))
+    try:
+        module(x)
+    finally:
+        for h in handles.values():
+            h.remove()
+    return len(layers)
+
+
+@torch.no_grad()
+def wn_diagnostics(module: nn.Module) -> dict[str, float]:
+    """Per WN layer, mean g and mean ‖v‖ (keys ``"<layer>/g_mean"``, ``"<layer>/v_norm_mean"``).
+
+    Under plain SGD ‖v‖ only grows (the gradient is orthogonal to v); a fast-growing ‖v‖ shrinks the
+    effective learning rate of that layer, which is what these curves let you watch.
+    """
+    out = {}
+    for name, layer in wn_layers(module):
+        v = layer.v
+        norms = v.pow(2).sum(dim=tuple(range(1, v.dim()))).sqrt()
+        out[f"{name}/g_mean"] = float(layer.g.mean())
+        out[f"{name}/v_norm_mean"] = float(norms.mean())
+    return out

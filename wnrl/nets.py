@@ -1,0 +1,187 @@
+"""Networks for the agents: the Nature-DQN conv trunk, an MLP trunk, and the heads.
+
+Every net takes one ``norm`` argument so the same agent can run the paper's comparison:
+
+* ``"wn"``     weight-normalized layers (default);
+* ``"wn_mobn"`` weight norm plus mean-only batch norm on hidden layers (the paper's §3 combination);
+* ``"none"``   plain ``nn.Conv2d``/``nn.Linear`` with PyTorch's default init;
+* ``"batch"``  plain layers followed by BatchNorm on every hidden layer;
+* ``"layer"``  plain layers followed by LayerNorm on every hidden layer (GroupNorm(1, C) for convs).
+
+Output layers (heads) are weight-normalized under ``wn``/``wn_mobn`` and plain otherwise; they are
+never followed by a normalization layer.
+
+A new agent needs only a trunk and its own head::
+
+    from wnrl.nets import WNConvNet
+    trunk = WNConvNet(in_channels=4)                 # uint8 (B, 4, 84, 84) -> (B, 512)
+    head = torch.nn.Linear(trunk.features_dim, n_actions)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from wnrl.layers import MeanOnlyBatchNorm, WNConv2d, WNLinear
+
+NORMS = ("wn", "wn_mobn", "none", "batch", "layer")
+
+__all__ = ["NORMS", "WNConvNet", "WNMLP", "QHead", "ActorCriticHead", "make_trunk", "check_norm"]
+
+
+def check_norm(norm: str) -> str:
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}: choose one of {', '.join(NORMS)}")
+    return norm
+
+
+def _uses_wn(norm: str) -> bool:
+    return norm.startswith("wn")
+
+
+def _conv_block(norm: str, c_in: int, c_out: int, k: int, stride: int) -> list[nn.Module]:
+    """conv → (norm) → ReLU for one hidden conv layer."""
+    if norm == "wn":
+        return [WNConv2d(c_in, c_out, k, stride), nn.ReLU()]
+    if norm == "wn_mobn":
+        return [WNConv2d(c_in, c_out, k, stride, bias=False), MeanOnlyBatchNorm(c_out), nn.ReLU()]
+    if norm == "none":
+        return [nn.Conv2d(c_in, c_out, k, stride), nn.ReLU()]
+    if norm == "batch":
+        return [nn.Conv2d(c_in, c_out, k, stride, bias=False), nn.BatchNorm2d(c_out), nn.ReLU()]
+    return [nn.Conv2d(c_in, c_out, k, stride), nn.GroupNorm(1, c_out), nn.ReLU()]  # "layer"
+
+
+def _dense_block(norm: str, n_in: int, n_out: int, act: type[nn.Module] = nn.ReLU) -> list[nn.Module]:
+    """dense → (norm) → activation for one hidden dense layer."""
+    if norm == "wn":
+        return [WNLinear(n_in, n_out), act()]
+    if norm == "wn_mobn":
+        return [WNLinear(n_in, n_out, bias=False), MeanOnlyBatchNorm(n_out), act()]
+    if norm == "none":
+        return [nn.Linear(n_in, n_out), act()]
+    if norm == "batch":
+        return [nn.Linear(n_in, n_out, bias=False), nn.BatchNorm1d(n_out), act()]
+    return [nn.Linear(n_in, n_out), nn.LayerNorm(n_out), act()]  # "layer"
+
+
+def output_layer(norm: str, n_in: int, n_out: int, init_scale: float = 1.0) -> nn.Module:
+    """A head's last layer. WN: outputs start at std ``init_scale`` after data-dependent init.
+    Plain: PyTorch's default init with weight and bias multiplied by ``init_scale``."""
+    if _uses_wn(norm):
+        return WNLinear(n_in, n_out, init_scale=init_scale)
+    layer = nn.Linear(n_in, n_out)
+    if init_scale != 1.0:
+        with torch.no_grad():
+            layer.weight.mul_(init_scale)
+            layer.bias.mul_(init_scale)
+    return layer
+
+
+def _conv_out(size: int, k: int, stride: int) -> int:
+    return (size - k) // stride + 1
+
+
+class WNConvNet(nn.Module):
+    """The Nature-DQN trunk: 32×8×8/4, 64×4×4/2, 64×3×3/1 convs and a dense layer of 512, ReLUs.
+
+    Takes ``(B, C, H, W)`` frames: uint8 are scaled to [0, 1] inside; floating input is used as
+    given. Returns ``(B, features_dim)`` features for a head to use.
+    """
+
+    def __init__(
+        self,
+        in_channels: int = 4,
+        norm: str = "wn",
+        features_dim: int = 512,
+        input_hw: tuple[int, int] = (84, 84),
+    ):
+        super().__init__()
+        self.norm = check_norm(norm)
+        self.in_channels = in_channels
+        self.features_dim = features_dim
+        h, w = input_hw
+        layers: list[nn.Module] = []
+        c = in_channels
+        for c_out, k, s in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+            layers += _conv_block(norm, c, c_out, k, s)
+            c, h, w = c_out, _conv_out(h, k, s), _conv_out(w, k, s)
+        if h < 1 or w < 1:
+            raise ValueError(f"input {input_hw} is too small for the Nature trunk (needs at least 36×36)")
+        self.convs = nn.Sequential(*layers, nn.Flatten())
+        self.fc = nn.Sequential(*_dense_block(norm, c * h * w, features_dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
+        return self.fc(self.convs(x))
+
+
+class WNMLP(nn.Module):
+    """An MLP trunk for vector observations: dense layers of ``hidden_sizes``, each with ``norm``."""
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden_sizes: Sequence[int] = (64, 64),
+        norm: str = "wn",
+        activation: type[nn.Module] = nn.ReLU,
+    ):
+        super().__init__()
+        self.norm = check_norm(norm)
+        if not hidden_sizes:
+            raise ValueError("WNMLP needs at least one hidden layer")
+        layers: list[nn.Module] = []
+        n = in_features
+        for h in hidden_sizes:
+            layers += _dense_block(norm, n, h, activation)
+            n = h
+        self.net = nn.Sequential(*layers)
+        self.features_dim = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x.float())
+
+
+def make_trunk(
+    obs_shape: Sequence[int], norm: str = "wn", hidden_sizes: Sequence[int] = (64, 64)
+) -> nn.Module:
+    """``WNConvNet`` for ``(C, H, W)`` frames, ``WNMLP`` for flat vectors."""
+    if len(obs_shape) == 3:
+        return WNConvNet(obs_shape[0], norm, input_hw=(obs_shape[1], obs_shape[2]))
+    if len(obs_shape) == 1:
+        return WNMLP(obs_shape[0], hidden_sizes, norm)
+    raise ValueError(
+        f"no trunk for observations of shape {tuple(obs_shape)}: expected (C, H, W) frames or a vector"
+    )
+
+
+class QHead(nn.Module):
+    """Q values from features; with ``dueling``, ``Q = V + A − mean_a A`` (Wang et al., 2016)."""
+
+    def __init__(self, features_dim: int, n_actions: int, norm: str = "wn", dueling: bool = False):
+        super().__init__()
+        self.dueling = dueling
+        self.q = output_layer(norm, features_dim, n_actions)
+        self.v = output_layer(norm, features_dim, 1) if dueling else None
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        a = self.q(features)
+        if self.v is None:
+            return a
+        return self.v(features) + a - a.mean(dim=1, keepdim=True)
+
+
+class ActorCriticHead(nn.Module):
+    """Policy logits (outputs start near-uniform: std 0.01) and a state value from shared features."""
+
+    def __init__(self, features_dim: int, n_actions: int, norm: str = "wn"):
+        super().__init__()
+        self.policy = output_layer(norm, features_dim, n_actions, init_scale=0.01)
+        self.value = output_layer(norm, features_dim, 1, init_scale=1.0)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.policy(features), self.value(features).squeeze(-1)
