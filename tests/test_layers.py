@@ -96,9 +96,7 @@ def test_zero_direction_is_safe():
     x = torch.randn(5, 4, requires_grad=True)
     y = layer(x)
     y.sum().backward()
-    assert (
-        torch.isfinite(y).all() and torch.isfinite(layer.v.grad).all() and torch.isfinite(layer.g.grad).all()
-    )
+    assert torch.isfinite(y).all() and torch.isfinite(layer.v.grad).all() and torch.isfinite(layer.g.grad).all()
     torch.testing.assert_close(y, layer.bias.expand(5, 3))
     assert torch.isfinite(layer.weight).all()
 
@@ -119,17 +117,13 @@ def test_data_dependent_init_gives_zero_mean_and_init_scale_std_per_unit(init_sc
     assert is_initialized(net)
     # every WN layer, checked on its own input in the initialized net
     acts = {}
-    hooks = [
-        m.register_forward_hook(lambda m, i, o, k=k: acts.__setitem__(k, o)) for k, m in net.named_children()
-    ]
+    hooks = [m.register_forward_hook(lambda m, i, o, k=k: acts.__setitem__(k, o)) for k, m in net.named_children()]
     net(x)
     for h in hooks:
         h.remove()
     for key in ("0", "2"):
         out = acts[key].transpose(0, 1).flatten(1)
-        torch.testing.assert_close(
-            out.mean(1), torch.zeros(out.shape[0]), atol=1e-4 * max(1, init_scale), rtol=0
-        )
+        torch.testing.assert_close(out.mean(1), torch.zeros(out.shape[0]), atol=1e-4 * max(1, init_scale), rtol=0)
         torch.testing.assert_close(
             out.std(1, unbiased=False), torch.full((out.shape[0],), init_scale), rtol=1e-3, atol=0
         )

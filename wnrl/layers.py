@@ -173,9 +173,7 @@ class WNLinear(_WeightNormBase):
         return _WNLinearFn.apply(x, self.v, self.g, self.bias)
 
     def extra_repr(self) -> str:
-        return (
-            f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
-        )
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
 class WNConv2d(_WeightNormBase):
@@ -274,9 +272,7 @@ def data_dependent_init(module: nn.Module, x: torch.Tensor, min_std: float = 1e-
     their state_dict). Returns how many layers were initialized (0 for a net without WN layers).
     """
     if x.shape[0] < 2:
-        raise ValueError(
-            f"data_dependent_init needs a batch of at least 2 examples, got shape {tuple(x.shape)}"
-        )
+        raise ValueError(f"data_dependent_init needs a batch of at least 2 examples, got shape {tuple(x.shape)}")
     layers = wn_layers(module)
     handles = {}
 

@@ -146,17 +146,13 @@ class WNMLP(nn.Module):
         return self.net(x.float())
 
 
-def make_trunk(
-    obs_shape: Sequence[int], norm: str = "wn", hidden_sizes: Sequence[int] = (64, 64)
-) -> nn.Module:
+def make_trunk(obs_shape: Sequence[int], norm: str = "wn", hidden_sizes: Sequence[int] = (64, 64)) -> nn.Module:
     """``WNConvNet`` for ``(C, H, W)`` frames, ``WNMLP`` for flat vectors."""
     if len(obs_shape) == 3:
         return WNConvNet(obs_shape[0], norm, input_hw=(obs_shape[1], obs_shape[2]))
     if len(obs_shape) == 1:
         return WNMLP(obs_shape[0], hidden_sizes, norm)
-    raise ValueError(
-        f"no trunk for observations of shape {tuple(obs_shape)}: expected (C, H, W) frames or a vector"
-    )
+    raise ValueError(f"no trunk for observations of shape {tuple(obs_shape)}: expected (C, H, W) frames or a vector")
 
 
 class QHead(nn.Module):

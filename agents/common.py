@@ -1,0 +1,123 @@
+"""What DQN and A2C share: env from config, run start-up, reward/terminal shaping, checkpoint RNG state."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+import envs
+from wnrl.config import CliError, CommonConfig
+from wnrl.layers import wn_diagnostics
+from wnrl.logger import Logger
+from wnrl.nets import NORMS
+from wnrl.runtime import default_run_name, new_run_dir, resolve_device, seed_everything
+
+
+def check_common(cfg: CommonConfig) -> None:
+    """Rejects bad values with a message that says what to do."""
+    for name in ("total_steps", "num_envs", "checkpoint_every", "log_every"):
+        if getattr(cfg, name) < 1:
+            raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    if cfg.norm not in NORMS:
+        raise CliError(f"unknown --norm {cfg.norm!r}: choose one of {', '.join(NORMS)}")
+    if not 0.0 <= cfg.sticky_actions <= 1.0:
+        raise CliError(f"--sticky-actions must be a probability in [0, 1], got {cfg.sticky_actions}")
+    if not cfg.hidden_sizes or min(cfg.hidden_sizes) < 1:
+        raise CliError(f"--hidden-sizes must be positive integers like 64,64, got {cfg.hidden_sizes}")
+
+
+def env_family(env_id: str) -> str:
+    try:
+        return envs.resolve(env_id)[0]
+    except ValueError as e:
+        raise CliError(str(e)) from None
+
+
+def make_env(cfg: CommonConfig, num_envs: int | None = None, seed: int | None = None):
+    family, _ = envs.resolve(cfg.env)
+    options = {"repeat_action_probability": cfg.sticky_actions} if family == "atari" else {}
+    env = envs.make(cfg.env, num_envs or cfg.num_envs, seed=cfg.seed if seed is None else seed, **options)
+    if not isinstance(env.single_action_space, gym.spaces.Discrete):
+        env.close()
+        raise CliError(f"{cfg.env} has actions {env.single_action_space}; wnrl's agents need discrete actions")
+    return env
+
+
+@dataclass
+class Run:
+    """A started run: where it writes, on what device, its env, logger and random generator."""
+
+    run_dir: Path
+    device: torch.device
+    env: Any
+    logger: Logger
+    rng: np.random.Generator
+
+
+def start_run(cfg: CommonConfig, agent: str) -> Run:
+    """Device, seeds, env, run directory (``config.json`` in it) and logger, in the order that
+    fails before anything is written when the input is bad."""
+    device = resolve_device(cfg.device)
+    rng = seed_everything(cfg.seed)
+    env = make_env(cfg)
+    try:
+        run_dir = new_run_dir(cfg.logdir, cfg.run_name or default_run_name(env.env_id, agent, cfg.norm, cfg.seed))
+    except BaseException:
+        env.close()
+        raise
+    config = {"agent": agent, **cfg.to_dict()}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    logger = Logger(run_dir, config, cfg.total_steps, progress=cfg.progress)
+    return Run(run_dir, device, env, logger, rng)
+
+
+def learning_reward(cfg: CommonConfig, reward: np.ndarray) -> np.ndarray:
+    """What the learner sees: sign(r) with ``clip_rewards`` (Atari), else r. Logs keep raw scores."""
+    reward = reward.astype(np.float32, copy=False)
+    return np.sign(reward) if cfg.clip_rewards else reward
+
+
+def learning_terminal(cfg: CommonConfig, terminated: np.ndarray, info: dict) -> np.ndarray:
+    """Terminal for bootstrapping: game over, or a lost life with ``life_loss_terminal``."""
+    return terminated | info["life_lost"] if cfg.life_loss_terminal else terminated
+
+
+def obs_to_device(obs: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Observations cross to the device as they are (uint8 frames stay uint8: 4× less traffic)."""
+    t = torch.from_numpy(obs)
+    return t.to(device, non_blocking=True) if device.type != "cpu" else t
+
+
+def log_wn(logger: Logger, net: nn.Module, step: int) -> None:
+    logger.scalars({f"wn/{k}": v for k, v in wn_diagnostics(net).items()}, step)
+
+
+def rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """RNG states in a form ``torch.load(weights_only=True)`` reads back."""
+    return {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()}
+
+
+def restore_rng(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    rng.bit_generator.state = json.loads(state["numpy"])
+    torch.set_rng_state(state["torch"])
+
+
+class Throughput:
+    """Agent steps per second since the last call of ``sps``."""
+
+    def __init__(self, step: int = 0):
+        self.step, self.time = step, time.perf_counter()
+
+    def sps(self, step: int) -> float:
+        now = time.perf_counter()
+        rate = (step - self.step) / max(now - self.time, 1e-9)
+        self.step, self.time = step, now
+        return rate

@@ -1,0 +1,297 @@
+"""DQN (Mnih et al., 2015) with weight-normalized Q-networks, vectorized.
+
+Read top to bottom: the config, the network, the loss, then one explicit training loop.
+Options off by default: Double DQN, a dueling head, n-step returns.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.common import (
+    Run,
+    Throughput,
+    check_common,
+    env_family,
+    learning_reward,
+    learning_terminal,
+    log_wn,
+    obs_to_device,
+    rng_state,
+    start_run,
+)
+from agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer
+from agents.returns import q_learning_targets
+from wnrl.checkpoint import save_checkpoint
+from wnrl.config import COMMON_FAMILY_DEFAULTS, CliError, CommonConfig, build_config, doc
+from wnrl.layers import data_dependent_init, is_initialized
+from wnrl.nets import QHead, make_trunk
+
+
+@dataclass
+class DQNConfig(CommonConfig):
+    """Atari defaults (Nature DQN, replay ratio of one update of 32 per 4 agent steps)."""
+
+    buffer_size: int = doc("replay capacity in transitions (Atari frames: 7 KB each)", 1_000_000)
+    learning_starts: int = doc("agent steps of random play before the first update", 80_000)
+    batch_size: int = doc("transitions per gradient step", 32)
+    learning_rate: float = doc("Adam learning rate", 1e-4)
+    adam_eps: float = doc("Adam epsilon", 1e-8)
+    gamma: float = doc("discount factor", 0.99)
+    train_frequency: int = doc("agent steps (summed over envs) per gradient step", 4)
+    target_update_frequency: int = doc("agent steps between target-network copies", 1_000)
+    exploration_fraction: float = doc("fraction of total_steps over which epsilon decays linearly", 0.1)
+    start_epsilon: float = doc("epsilon at the start", 1.0)
+    end_epsilon: float = doc("epsilon after the decay", 0.01)
+    max_grad_norm: float = doc("gradient-norm clip (0: off)", 10.0)
+    double_dqn: bool = doc("Double DQN targets (van Hasselt et al., 2016)", False)
+    dueling: bool = doc("dueling head: Q = V + A - mean A (Wang et al., 2016)", False)
+    n_step: int = doc("n-step returns", 1)
+    init_batch_size: int = doc("replay transitions for weight norm's data-dependent init", 256)
+    replay_on_device: bool = doc("keep the replay buffer in GPU memory (when it fits)", False)
+
+    @classmethod
+    def for_env(cls, env: str = "Breakout", **overrides: Any) -> DQNConfig:
+        """The config with ``env``'s family defaults, then ``overrides``."""
+        family = env_family(env)
+        return build_config(
+            cls, {**COMMON_FAMILY_DEFAULTS[family], **FAMILY_DEFAULTS[family]}, {"env": env, **overrides}
+        )
+
+    def validate(self) -> None:
+        check_common(self)
+        for name in ("buffer_size", "batch_size", "train_frequency", "target_update_frequency", "n_step"):
+            if getattr(self, name) < 1:
+                raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if self.learning_starts < 0:
+            raise CliError(f"--learning-starts must be >= 0, got {self.learning_starts}")
+        if self.batch_size > self.buffer_size:
+            raise CliError(f"--batch-size {self.batch_size} exceeds --buffer-size {self.buffer_size}; lower it")
+        if not 0.0 < self.gamma <= 1.0:
+            raise CliError(f"--gamma must be in (0, 1], got {self.gamma}")
+        if self.learning_rate <= 0:
+            raise CliError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        for name in ("exploration_fraction", "start_epsilon", "end_epsilon"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise CliError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+
+
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "atari": {},
+    "classic": {
+        "total_steps": 100_000,
+        "num_envs": 4,
+        "buffer_size": 50_000,
+        "learning_starts": 1_000,
+        "batch_size": 64,
+        "learning_rate": 5e-4,
+        "train_frequency": 1,
+        "target_update_frequency": 500,
+        "exploration_fraction": 0.2,
+        "end_epsilon": 0.05,
+        "life_loss_terminal": False,
+    },
+    "catch": {
+        "total_steps": 40_000,
+        "num_envs": 8,
+        "buffer_size": 20_000,
+        "learning_starts": 1_000,
+        "learning_rate": 2.5e-4,
+        "target_update_frequency": 1_000,
+        "exploration_fraction": 0.25,
+        "end_epsilon": 0.05,
+        "life_loss_terminal": False,
+    },
+}
+
+
+class QNetwork(nn.Module):
+    """Trunk (``WNConvNet`` for frames, ``WNMLP`` for vectors) and a Q head, both with ``norm``."""
+
+    def __init__(self, obs_shape, n_actions: int, norm: str = "wn", dueling: bool = False, hidden_sizes=(64, 64)):
+        super().__init__()
+        self.trunk = make_trunk(obs_shape, norm, hidden_sizes)
+        self.head = QHead(self.trunk.features_dim, n_actions, norm, dueling)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(obs))
+
+
+def linear_schedule(start: float, end: float, duration: float, t: float) -> float:
+    """``start`` at t = 0, ``end`` from t = duration on, linear in between."""
+    if duration <= 0:
+        return end
+    return start + (end - start) * min(1.0, t / duration)
+
+
+def td_loss(q: nn.Module, target: nn.Module, batch: ReplayBatch, double: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Huber loss between Q(s, a) and the (n-step, optionally double) Bellman target."""
+    q_tm1 = q(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+    with torch.no_grad():
+        q_t = target(batch.next_obs)
+        q_t_online = q(batch.next_obs) if double else None
+        # y = R + γ^m · max_a Q_target(s', a)   (or Q_target(s', argmax_a Q_online(s', a)))
+        y = q_learning_targets(batch.returns, batch.discounts, q_t, q_t_online)
+    return F.smooth_l1_loss(q_tm1, y), q_tm1.detach()
+
+
+@torch.no_grad()
+def act(q: nn.Module, obs: torch.Tensor, epsilon: float, rng: np.random.Generator, n_actions: int) -> np.ndarray:
+    """ε-greedy actions for a batch of observations (the net is skipped while ε = 1)."""
+    n = obs.shape[0]
+    explore = rng.random(n) < epsilon
+    random_actions = rng.integers(0, n_actions, size=n)
+    if explore.all():
+        return random_actions
+    was_training = q.training
+    q.eval()  # batch-norm nets act with running statistics
+    greedy = q(obs).argmax(dim=1).cpu().numpy()
+    q.train(was_training)
+    return np.where(explore, random_actions, greedy)
+
+
+def build_buffer(cfg: DQNConfig, env, device: torch.device) -> ReplayBuffer:
+    obs_space = env.single_observation_space
+    storage = device if cfg.replay_on_device else torch.device("cpu")
+    try:
+        return ReplayBuffer(
+            cfg.buffer_size,
+            cfg.num_envs,
+            obs_space.shape,
+            torch.uint8 if obs_space.dtype == np.uint8 else torch.float32,
+            gamma=cfg.gamma,
+            n_step=cfg.n_step,
+            device=device,
+            storage_device=storage,
+            seed=cfg.seed,
+        )
+    except (BufferTooLarge, ValueError) as e:
+        raise CliError(str(e)) from None
+
+
+def train(cfg: DQNConfig) -> dict[str, Any]:
+    """Trains DQN as ``cfg`` says; returns a summary (run_dir, steps, episodes, mean recent return)."""
+    cfg.validate()
+    run: Run = start_run(cfg, "dqn")
+    env, device, logger = run.env, run.device, run.logger
+    try:
+        n_actions = int(env.single_action_space.n)
+        q = QNetwork(env.single_observation_space.shape, n_actions, cfg.norm, cfg.dueling, cfg.hidden_sizes).to(device)
+        target = copy.deepcopy(q)
+        target.eval()
+        # fused: one kernel for all parameters instead of a Python loop over them
+        optimizer = torch.optim.Adam(q.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+        rb = build_buffer(cfg, env, device)
+        return _loop(cfg, run, q, target, optimizer, rb, n_actions)
+    finally:
+        env.close()
+        logger.close()
+
+
+def _loop(cfg, run, q, target, optimizer, rb, n_actions) -> dict[str, Any]:
+    env, device, logger, rng = run.env, run.device, run.logger, run.rng
+    obs, _ = env.reset(seed=cfg.seed)
+    first = np.ones(cfg.num_envs, dtype=bool)
+    step = updates = 0
+    last_sync = None  # agent step of the last target copy (None: learning has not started)
+    next_log, next_ckpt = cfg.log_every, cfg.checkpoint_every
+    loss_sum = torch.zeros((), device=device)
+    q_sum = torch.zeros((), device=device)
+    n_loss = 0
+    throughput = Throughput()
+    decay_steps = cfg.exploration_fraction * cfg.total_steps
+
+    def checkpoint() -> None:
+        save_checkpoint(
+            run.run_dir,
+            step,
+            {
+                "agent": "dqn",
+                "env": env.env_id,
+                "config": cfg.to_dict(),
+                "updates": updates,
+                "episodes": logger.episodes,
+                "model": q.state_dict(),
+                "target": target.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "rng": rng_state(rng),
+            },
+        )
+
+    while step < cfg.total_steps:
+        epsilon = linear_schedule(cfg.start_epsilon, cfg.end_epsilon, decay_steps, step)
+        actions = act(q, obs_to_device(obs, device), epsilon, rng, n_actions)
+        next_obs, reward, terminated, truncated, info = env.step(actions)
+        step += cfg.num_envs
+        # The transition from obs is real unless this step only reset the env (NextStep autoreset).
+        rb.add(
+            obs,
+            actions,
+            learning_reward(cfg, reward),
+            learning_terminal(cfg, terminated, info),
+            ~info["autoreset"],
+            first,
+        )
+        first = info["autoreset"]
+        obs = next_obs
+        logger.episodes_from(info, step)
+
+        if step >= cfg.learning_starts and rb.num_sampleable() > 0:
+            if last_sync is None and not is_initialized(q):
+                # Weight norm's data-dependent init, on random-play frames from the buffer (not reset
+                # frames), before the first update; the target starts as a copy.
+                data_dependent_init(q, rb.sample(max(cfg.init_batch_size, 2)).obs)
+            if last_sync is None:
+                target.load_state_dict(q.state_dict())
+                last_sync = step
+            # Fixed replay ratio: one update per train_frequency agent steps, whatever num_envs is.
+            while updates < (step - cfg.learning_starts) // cfg.train_frequency + 1:
+                loss, q_taken = td_loss(q, target, rb.sample(cfg.batch_size), cfg.double_dqn)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.max_grad_norm > 0:
+                    nn.utils.clip_grad_norm_(q.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+                updates += 1
+                loss_sum += loss.detach()
+                q_sum += q_taken.mean()
+                n_loss += 1
+            if step - last_sync >= cfg.target_update_frequency:
+                target.load_state_dict(q.state_dict())
+                last_sync = step
+
+        if step >= next_log or step >= cfg.total_steps:
+            next_log += cfg.log_every
+            sps = throughput.sps(step)
+            logger.scalars({"charts/SPS": sps, "charts/epsilon": epsilon}, step)
+            if n_loss:  # one host sync per log, not per update
+                logger.scalars(
+                    {
+                        "losses/td_loss": (loss_sum / n_loss).item(),
+                        "losses/q_values": (q_sum / n_loss).item(),
+                    },
+                    step,
+                )
+                loss_sum.zero_(), q_sum.zero_()
+                n_loss = 0
+                log_wn(logger, q, step)
+            logger.progress(step, sps)
+        if step >= next_ckpt:
+            next_ckpt += cfg.checkpoint_every
+            checkpoint()
+    checkpoint()
+    return {
+        "run_dir": run.run_dir,
+        "steps": step,
+        "updates": updates,
+        "episodes": logger.episodes,
+        "mean_return": logger.mean_recent_return(),
+        "recent_returns": list(logger.recent_returns),
+    }

@@ -1,0 +1,148 @@
+"""The frame-deduplicated replay buffer against a naive reference that stores whole observations."""
+
+import numpy as np
+import pytest
+import torch
+
+from agents.replay import BufferTooLarge, ReplayBuffer
+
+
+def simulate(num_envs, steps, stack, seed, p_end=0.15):
+    """Interleaved streams like NextStep-autoreset envs give them. Frames carry unique ids.
+
+    Returns the per-step arguments for ``add`` and, per env, the naive list of entries
+    ``(full_obs, action, reward, terminal, valid)``."""
+    rng = np.random.default_rng(seed)
+    next_id = 1
+    frames = np.zeros((num_envs, stack, 1, 2), dtype=np.uint8)
+
+    def new_frame():
+        nonlocal next_id
+        f = np.array([[next_id // 256, next_id % 256]], dtype=np.uint8)
+        next_id += 1
+        return f
+
+    for e in range(num_envs):
+        frames[e, -1] = new_frame()
+    resetting = np.zeros(num_envs, dtype=bool)
+    first = np.ones(num_envs, dtype=bool)
+    calls, naive = [], [[] for _ in range(num_envs)]
+    for _ in range(steps):
+        obs = frames.copy()
+        actions = rng.integers(0, 4, num_envs)
+        rewards = rng.normal(size=num_envs).astype(np.float32)
+        ends = rng.random(num_envs) < p_end
+        terminal = ends & (rng.random(num_envs) < 0.5)  # the rest of the ends are truncations
+        rewards[resetting] = 0.0
+        terminal[resetting] = False
+        valid = ~resetting
+        calls.append((obs, actions, rewards, terminal, valid, first.copy()))
+        for e in range(num_envs):
+            naive[e].append((obs[e], actions[e], rewards[e], terminal[e], valid[e]))
+        # the env's next observation
+        for e in range(num_envs):
+            if resetting[e]:
+                frames[e] = 0
+            else:
+                frames[e, :-1] = frames[e, 1:]
+            frames[e, -1] = new_frame()
+        first = resetting.copy()
+        resetting = valid & ends
+    return calls, naive
+
+
+def reference(naive_env, t, gamma, n):
+    ret, disc = 0.0, 1.0
+    m = 0
+    for k in range(n):
+        obs, a, r, d, valid = naive_env[t + k]
+        if k > 0 and not valid:
+            break
+        ret += disc * r
+        disc *= gamma
+        m += 1
+        if d:
+            disc = 0.0
+            break
+    return naive_env[t][0], naive_env[t][1], ret, disc, naive_env[t + m][0]
+
+
+@pytest.mark.parametrize(
+    ("num_envs", "capacity", "steps", "stack", "n_step"),
+    [(1, 50, 30, 4, 1), (3, 60, 80, 4, 1), (4, 48, 200, 4, 3), (2, 40, 100, 1, 2), (5, 1000, 120, 4, 5)],
+)
+def test_every_sampleable_transition_matches_the_naive_reference(num_envs, capacity, steps, stack, n_step):
+    gamma = 0.9
+    calls, naive = simulate(num_envs, steps, stack, seed=steps + n_step)
+    obs_shape = (stack, 1, 2) if stack > 1 else (1, 2)
+    rb = ReplayBuffer(capacity, num_envs, obs_shape, torch.uint8, gamma=gamma, n_step=n_step, frame_stack=stack)
+    for obs, a, r, d, valid, first in calls:
+        rb.add(obs if stack > 1 else obs[:, -1], a, r, d, valid, first)
+    C = rb.per_env
+    lo = max(0, steps - C) + stack - 1
+    hi = steps - 1 - n_step
+    assert rb.num_sampleable() == hi - lo + 1
+    checked = 0
+    for e in range(num_envs):
+        for t in range(lo, hi + 1):
+            if not naive[e][t][4]:
+                continue
+            batch = rb._gather(torch.tensor([e]), torch.tensor([t % C]))
+            obs, a, ret, disc, next_obs = reference(naive[e], t, gamma, n_step)
+            if stack == 1:
+                obs, next_obs = obs[-1], next_obs[-1]
+            np.testing.assert_array_equal(batch.obs[0].numpy(), obs)
+            np.testing.assert_array_equal(batch.next_obs[0].numpy(), next_obs)
+            assert batch.actions[0].item() == a
+            assert batch.returns[0].item() == pytest.approx(ret, abs=1e-5)
+            assert batch.discounts[0].item() == pytest.approx(disc, abs=1e-7)
+            checked += 1
+    assert checked > 10
+
+
+def test_sample_returns_only_valid_transitions_on_the_device():
+    calls, naive = simulate(3, 200, 4, seed=1, p_end=0.3)
+    rb = ReplayBuffer(300, 3, (4, 1, 2), torch.uint8, seed=0)
+    for c in calls:
+        rb.add(*c)
+    all_valid = {tuple(o.flatten()) for e in range(3) for o, *_, v in naive[e][-rb.per_env + 3 : -1] if v}
+    batch = rb.sample(256)
+    assert batch.obs.dtype == torch.uint8 and batch.obs.shape == (256, 4, 1, 2)
+    assert batch.actions.dtype == torch.int64 and batch.returns.dtype == torch.float32
+    for o in batch.obs.numpy():
+        assert tuple(o.flatten()) in all_valid
+
+
+def test_sampling_is_seeded():
+    calls, _ = simulate(2, 100, 4, seed=2)
+    draws = []
+    for _ in range(2):
+        rb = ReplayBuffer(200, 2, (4, 1, 2), torch.uint8, seed=7)
+        for c in calls:
+            rb.add(*c)
+        draws.append(rb.sample(32).obs)
+    torch.testing.assert_close(draws[0], draws[1])
+
+
+def test_atari_transition_costs_one_frame():
+    rb = ReplayBuffer(1000, 4, (4, 84, 84), torch.uint8)
+    assert rb.bytes_per_transition == 84 * 84 + 15
+    assert rb.frames.numel() == 1000 * 84 * 84
+    # a million Atari transitions fit in 7.5 GB
+    assert rb.bytes_per_transition * 1_000_000 <= 7.5e9
+
+
+def test_too_large_buffer_fails_before_allocating():
+    with pytest.raises(BufferTooLarge, match="smaller --buffer-size"):
+        ReplayBuffer(10**12, 8, (4, 84, 84), torch.uint8)
+
+
+def test_too_small_buffer_says_how_large():
+    with pytest.raises(ValueError, match="use --buffer-size 48 or more"):
+        ReplayBuffer(20, 8, (4, 84, 84), torch.uint8)
+
+
+def test_sampling_an_empty_buffer_is_an_error():
+    rb = ReplayBuffer(100, 2, (4,), torch.float32)
+    with pytest.raises(RuntimeError, match="no complete transition"):
+        rb.sample(4)

@@ -1,0 +1,139 @@
+"""Typed run configuration shared by the agents, and the command line generated from it.
+
+Each agent's config is a dataclass deriving from :class:`CommonConfig`; every field has a help
+text in its metadata and becomes a ``--flag-name`` (underscores as dashes). Env-family defaults
+(Atari vs vector envs vs Catch) are small dicts of overrides applied where the user set nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def doc(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
+    """A dataclass field with its help text."""
+    return field(default=default, metadata={"help": text}, **kw)
+
+
+@dataclass
+class CommonConfig:
+    env: str = doc(
+        "Atari game ('Breakout', 'ALE/Pong-v5'), gymnasium id with vector observations, or 'Catch'",
+        "Breakout",
+    )
+    total_steps: int = doc("agent steps to train for, summed over all envs", 10_000_000)
+    num_envs: int = doc("environments stepped together", 8)
+    seed: int = doc("seed for envs, networks and sampling", 1)
+    device: str = doc("auto | cpu | cuda | cuda:N (auto: the GPU if there is one)", "auto")
+    norm: str = doc("network normalization: wn | wn_mobn | none | batch | layer", "wn")
+    hidden_sizes: tuple[int, ...] = doc("hidden layers of the MLP trunk for vector observations", (64, 64))
+    logdir: str = doc("directory that holds run directories", "runs")
+    run_name: str | None = doc("run directory name (default <env>__<agent>__<norm>__s<seed>__<time>)", None)
+    checkpoint_every: int = doc("agent steps between checkpoints (one is always written at the end)", 500_000)
+    log_every: int = doc("agent steps between scalar logs (SPS, losses)", 10_000)
+    sticky_actions: float = doc("Atari: probability of repeating the previous action (0.25: Machado et al.)", 0.0)
+    life_loss_terminal: bool = doc(
+        "Atari: treat a lost life as terminal for bootstrapping (games still run to the end)", True
+    )
+    clip_rewards: bool = doc("learn from sign(reward) (logged returns stay raw game scores)", True)
+    progress: bool = doc("show a progress bar on the console", True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Overrides per env family, shared by every agent; an agent adds its own on top.
+COMMON_FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "atari": {},
+    "classic": {"clip_rewards": False, "checkpoint_every": 50_000, "log_every": 2_000},
+    "catch": {"clip_rewards": False, "checkpoint_every": 50_000, "log_every": 2_000},
+}
+
+
+class CliError(Exception):
+    """A bad command line or configuration: printed as one line, exit code 2."""
+
+
+def _base_type(tp: Any) -> Any:
+    """``int | None`` -> ``int``; leaves other types as they are."""
+    if isinstance(tp, types.UnionType) or typing.get_origin(tp) is typing.Union:
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0] if len(args) == 1 else str
+    return tp
+
+
+def _parse_bool(s: str) -> bool:
+    v = s.strip().lower()
+    if v in ("1", "true", "yes", "on"):
+        return True
+    if v in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {s!r}")
+
+
+def _parse_int(s: str) -> int:
+    try:
+        return int(s)
+    except ValueError:
+        pass
+    try:
+        x = float(s)  # 1e6, 2.5e5
+        if x.is_integer():
+            return int(x)
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}")
+
+
+def _parse_float(s: str) -> float:
+    try:
+        return float(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {s!r}") from None
+
+
+def _parse_int_tuple(s: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in s.replace(" ", "").split(",") if x)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 64,64, got {s!r}") from None
+
+
+def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
+    """One ``--flag`` per dataclass field; unset flags stay out of the namespace."""
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = _base_type(hints[f.name])
+        flag = "--" + f.name.replace("_", "-")
+        default = f.default if f.default is not dataclasses.MISSING else None
+        help_text = f"{f.metadata.get('help', '')} (default: {_show(default)})"
+        kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+        if tp is bool:
+            kw.update(type=_parse_bool, nargs="?", const=True, metavar="BOOL")
+        elif tp is int:
+            kw.update(type=_parse_int, metavar="N")
+        elif tp is float:
+            kw.update(type=_parse_float, metavar="X")
+        elif typing.get_origin(tp) is tuple:
+            kw.update(type=_parse_int_tuple, metavar="N,N")
+        else:
+            kw.update(type=str, metavar="STR")
+        parser.add_argument(flag, **kw)
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, tuple):
+        return ",".join(map(str, v))
+    if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10_000:
+        return f"{v:_}"
+    return str(v)
+
+
+def build_config(cls: type, family_defaults: dict[str, Any], user: dict[str, Any]) -> Any:
+    """The config: class defaults, then the env family's overrides, then what the user set."""
+    return cls(**{**family_defaults, **user})
