@@ -62,17 +62,16 @@ class Run:
     rng: np.random.Generator
 
 
-def start_run(cfg: CommonConfig, agent: str) -> Run:
-    """Device, seeds, env, run directory (``config.json`` in it) and logger, in the order that
-    fails before anything is written when the input is bad."""
+def prepare(cfg: CommonConfig) -> tuple[torch.device, np.random.Generator, Any]:
+    """Device, seeds and env: everything that can refuse bad input, before anything is written."""
     device = resolve_device(cfg.device)
     rng = seed_everything(cfg.seed)
-    env = make_env(cfg)
-    try:
-        run_dir = new_run_dir(cfg.logdir, cfg.run_name or default_run_name(env.env_id, agent, cfg.norm, cfg.seed))
-    except BaseException:
-        env.close()
-        raise
+    return device, rng, make_env(cfg)
+
+
+def open_run(cfg: CommonConfig, agent: str, device: torch.device, rng: np.random.Generator, env: Any) -> Run:
+    """Creates the run directory (with ``config.json``) and the logger."""
+    run_dir = new_run_dir(cfg.logdir, cfg.run_name or default_run_name(env.env_id, agent, cfg.norm, cfg.seed))
     config = {"agent": agent, **cfg.to_dict()}
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     logger = Logger(run_dir, config, cfg.total_steps, progress=cfg.progress)

@@ -16,7 +16,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.common import (
-    Run,
     Throughput,
     check_common,
     env_family,
@@ -24,8 +23,9 @@ from agents.common import (
     learning_terminal,
     log_wn,
     obs_to_device,
+    open_run,
+    prepare,
     rng_state,
-    start_run,
 )
 from agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer
 from agents.returns import q_learning_targets
@@ -179,8 +179,7 @@ def build_buffer(cfg: DQNConfig, env, device: torch.device) -> ReplayBuffer:
 def train(cfg: DQNConfig) -> dict[str, Any]:
     """Trains DQN as ``cfg`` says; returns a summary (run_dir, steps, episodes, mean recent return)."""
     cfg.validate()
-    run: Run = start_run(cfg, "dqn")
-    env, device, logger = run.env, run.device, run.logger
+    device, rng, env = prepare(cfg)
     try:
         n_actions = int(env.single_action_space.n)
         q = QNetwork(env.single_observation_space.shape, n_actions, cfg.norm, cfg.dueling, cfg.hidden_sizes).to(device)
@@ -188,18 +187,21 @@ def train(cfg: DQNConfig) -> dict[str, Any]:
         target.eval()
         # fused: one kernel for all parameters instead of a Python loop over them
         optimizer = torch.optim.Adam(q.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
-        rb = build_buffer(cfg, env, device)
-        return _loop(cfg, run, q, target, optimizer, rb, n_actions)
+        rb = build_buffer(cfg, env, device)  # checks free memory before the run directory exists
+        run = open_run(cfg, "dqn", device, rng, env)
+        try:
+            return _loop(cfg, run, q, target, optimizer, rb, n_actions)
+        finally:
+            run.logger.close()
     finally:
         env.close()
-        logger.close()
 
 
 def _loop(cfg, run, q, target, optimizer, rb, n_actions) -> dict[str, Any]:
     env, device, logger, rng = run.env, run.device, run.logger, run.rng
     obs, _ = env.reset(seed=cfg.seed)
     first = np.ones(cfg.num_envs, dtype=bool)
-    step = updates = 0
+    step = updates = target_syncs = 0
     last_sync = None  # agent step of the last target copy (None: learning has not started)
     next_log, next_ckpt = cfg.log_every, cfg.checkpoint_every
     loss_sum = torch.zeros((), device=device)
@@ -250,7 +252,7 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions) -> dict[str, Any]:
                 data_dependent_init(q, rb.sample(max(cfg.init_batch_size, 2)).obs)
             if last_sync is None:
                 target.load_state_dict(q.state_dict())
-                last_sync = step
+                last_sync, target_syncs = step, target_syncs + 1
             # Fixed replay ratio: one update per train_frequency agent steps, whatever num_envs is.
             while updates < (step - cfg.learning_starts) // cfg.train_frequency + 1:
                 loss, q_taken = td_loss(q, target, rb.sample(cfg.batch_size), cfg.double_dqn)
@@ -265,7 +267,7 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions) -> dict[str, Any]:
                 n_loss += 1
             if step - last_sync >= cfg.target_update_frequency:
                 target.load_state_dict(q.state_dict())
-                last_sync = step
+                last_sync, target_syncs = step, target_syncs + 1
 
         if step >= next_log or step >= cfg.total_steps:
             next_log += cfg.log_every
@@ -291,6 +293,7 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions) -> dict[str, Any]:
         "run_dir": run.run_dir,
         "steps": step,
         "updates": updates,
+        "target_syncs": target_syncs,
         "episodes": logger.episodes,
         "mean_return": logger.mean_recent_return(),
         "recent_returns": list(logger.recent_returns),

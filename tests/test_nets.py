@@ -76,3 +76,14 @@ def test_make_trunk_picks_by_observation_shape():
     assert isinstance(make_trunk((4,)), WNMLP)
     with pytest.raises(ValueError, match="no trunk"):
         make_trunk((2, 3))
+
+
+def test_channels_last_gives_the_same_features():
+    a = WNConvNet(4, channels_last=True)
+    b = WNConvNet(4, channels_last=False)
+    b.load_state_dict(a.state_dict())
+    x = torch.randint(0, 256, (5, 4, 84, 84), dtype=torch.uint8)
+    torch.testing.assert_close(a(x), b(x), rtol=1e-4, atol=1e-5)
+    a(x).sum().backward()
+    b(x).sum().backward()
+    torch.testing.assert_close(a.convs[0].v.grad, b.convs[0].v.grad, rtol=1e-3, atol=1e-5)

@@ -1,0 +1,213 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from agents.common import learning_reward, learning_terminal
+from agents.dqn import DQNConfig, QNetwork, act, linear_schedule, train
+from tests.helpers import cli, scalars
+from wnrl.checkpoint import list_checkpoints, load_checkpoint
+from wnrl.layers import is_initialized
+
+
+def cartpole(tmp_path, **kw):
+    base = dict(logdir=str(tmp_path), progress=False, total_steps=2000, learning_starts=200)
+    return DQNConfig.for_env("CartPole-v1", **{**base, **kw})
+
+
+def test_family_defaults_and_overrides():
+    atari = DQNConfig.for_env("Breakout")
+    assert (atari.buffer_size, atari.learning_starts, atari.batch_size, atari.learning_rate) == (
+        1_000_000,
+        80_000,
+        32,
+        1e-4,
+    )
+    assert (atari.target_update_frequency, atari.train_frequency, atari.num_envs, atari.max_grad_norm) == (
+        1000,
+        4,
+        8,
+        10.0,
+    )
+    assert atari.exploration_fraction == 0.1 and atari.end_epsilon == 0.01 and atari.clip_rewards
+    classic = DQNConfig.for_env("CartPole-v1", buffer_size=123)
+    assert classic.buffer_size == 123 and classic.learning_starts == 1_000 and not classic.clip_rewards
+
+
+def test_linear_schedule():
+    assert linear_schedule(1.0, 0.1, 100, 0) == 1.0
+    assert linear_schedule(1.0, 0.1, 100, 50) == pytest.approx(0.55)
+    assert linear_schedule(1.0, 0.1, 100, 100) == pytest.approx(0.1)
+    assert linear_schedule(1.0, 0.1, 100, 10_000) == pytest.approx(0.1)
+
+
+def test_act_is_greedy_at_zero_epsilon_and_random_at_one():
+    q = QNetwork((3,), 4, norm="none")
+    obs = torch.randn(64, 3)
+    rng = np.random.default_rng(0)
+    np.testing.assert_array_equal(act(q, obs, 0.0, rng, 4), q(obs).argmax(1).numpy())
+    random_actions = act(q, obs, 1.0, rng, 4)
+    assert set(random_actions.tolist()) == {0, 1, 2, 3}
+
+
+def test_rewards_clipped_for_learning_and_life_loss_is_terminal():
+    cfg = DQNConfig.for_env("Breakout")
+    np.testing.assert_array_equal(learning_reward(cfg, np.array([0, 1, 4, 7, -3])), [0, 1, 1, 1, -1])
+    info = {"life_lost": np.array([True, False, False])}
+    np.testing.assert_array_equal(learning_terminal(cfg, np.array([False, True, False]), info), [True, True, False])
+    cfg.life_loss_terminal = False
+    np.testing.assert_array_equal(learning_terminal(cfg, np.array([False, True, False]), info), [False, True, False])
+
+
+@pytest.mark.parametrize("num_envs", [1, 8])
+def test_replay_ratio_and_target_syncs_do_not_depend_on_num_envs(tmp_path, num_envs):
+    cfg = cartpole(tmp_path, num_envs=num_envs, train_frequency=4, target_update_frequency=500)
+    summary = train(cfg)
+    assert summary["steps"] == 2000
+    # one update per 4 agent steps from learning_starts on: (2000 - 200) / 4 + 1
+    assert summary["updates"] == 451
+    # copies at the start of learning (step 200), then every 500 steps: ~700, ~1200, ~1700
+    assert summary["target_syncs"] == 4
+
+
+def test_run_writes_config_checkpoints_and_initialized_model(tmp_path):
+    summary = train(cartpole(tmp_path, checkpoint_every=1000, run_name="r"))
+    run_dir = tmp_path / "r"
+    assert summary["run_dir"] == run_dir
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["agent"] == "dqn" and config["env"] == "CartPole-v1" and config["learning_starts"] == 200
+    ckpts = list_checkpoints(run_dir)
+    assert [p.name for p in ckpts] == ["step_000000001000.pt", "step_000000002000.pt"]
+    state = load_checkpoint(ckpts[-1])
+    assert state["agent"] == "dqn" and state["env"] == "CartPole-v1" and state["step"] == 2000
+    q = QNetwork((4,), 2, "wn")
+    q.load_state_dict(state["model"])
+    assert is_initialized(q)  # data-dependent init ran when learning started
+    tags = scalars(run_dir)
+    for tag in ("charts/episodic_return", "charts/SPS", "charts/epsilon", "losses/td_loss", "losses/q_values"):
+        assert tag in tags, tag
+    assert any(t.startswith("wn/") for t in tags)
+
+
+def test_seeded_runs_are_reproducible(tmp_path):
+    a = train(cartpole(tmp_path / "a", total_steps=1200, seed=3))
+    b = train(cartpole(tmp_path / "b", total_steps=1200, seed=3))
+    assert a["recent_returns"] == b["recent_returns"]
+    sa = load_checkpoint(list_checkpoints(a["run_dir"])[-1])["model"]
+    sb = load_checkpoint(list_checkpoints(b["run_dir"])[-1])["model"]
+    for k in sa:
+        torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "layer", "wn_mobn"])
+def test_other_norms_train(tmp_path, norm):
+    summary = train(cartpole(tmp_path, norm=norm, total_steps=600))
+    assert summary["updates"] > 0
+
+
+def test_double_dueling_n_step_train(tmp_path):
+    summary = train(cartpole(tmp_path, double_dqn=True, dueling=True, n_step=3, total_steps=600))
+    assert summary["updates"] > 0
+
+
+@pytest.mark.slow
+def test_dqn_learns_cartpole(tmp_path):
+    cfg = cartpole(tmp_path, total_steps=16_000, learning_starts=1_000, learning_rate=1e-3, train_frequency=2)
+    summary = train(cfg)
+    last = summary["recent_returns"][-20:]
+    # random play averages ~22 per episode
+    assert np.mean(last) > 60, last
+
+
+@pytest.mark.slow
+def test_dqn_learns_catch_with_the_conv_net(tmp_path):
+    cfg = DQNConfig.for_env(
+        "Catch",
+        logdir=str(tmp_path),
+        progress=False,
+        total_steps=6_000,
+        learning_starts=500,
+        train_frequency=2,
+        exploration_fraction=0.3,
+    )
+    summary = train(cfg)
+    last = summary["recent_returns"][-50:]
+    # random play scores about -0.6; a perfect catcher +1
+    assert np.mean(last) > 0.3, last
+
+
+def test_cli_smoke_on_breakout(tmp_path):
+    r = cli(
+        "dqn",
+        "--env",
+        "Breakout",
+        "--total-steps",
+        "640",
+        "--learning-starts",
+        "320",
+        "--num-envs",
+        "4",
+        "--buffer-size",
+        "4000",
+        "--log-every",
+        "160",
+        "--checkpoint-every",
+        "320",
+        "--logdir",
+        str(tmp_path),
+        "--run-name",
+        "smoke",
+        "--progress",
+        "false",
+        "--init-batch-size",
+        "64",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    run_dir = tmp_path / "smoke"
+    assert "done: 640 steps" in r.stdout
+    tags = scalars(run_dir)
+    for tag in ("charts/SPS", "charts/epsilon", "losses/td_loss", "losses/q_values"):
+        assert tag in tags, tag
+    assert any(t.startswith("wn/") for t in tags)
+    assert [p.name for p in list_checkpoints(run_dir)] == ["step_000000000320.pt", "step_000000000640.pt"]
+    assert list(run_dir.glob("events.out.tfevents.*"))
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--env", "Breakot"], "did you mean 'Breakout'"),
+        (["--env", "CartPole-v1", "--num-envs", "0"], "--num-envs must be at least 1"),
+        (["--env", "CartPole-v1", "--total-steps", "-5"], "--total-steps must be at least 1"),
+        (["--env", "CartPole-v1", "--batch-size", "500", "--buffer-size", "100"], "exceeds --buffer-size"),
+        (["--env", "Breakout", "--buffer-size", "1000000000000"], "smaller --buffer-size"),
+        (["--env", "CartPole-v1", "--total-steps", "abc"], "expected an integer"),
+        (["--env", "CartPole-v1", "--norm", "bn"], "unknown --norm 'bn'"),
+        (["--env", "CartPole-v1", "--bogus", "1"], "unrecognized arguments: --bogus"),
+    ],
+)
+def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, message):
+    r = (
+        cli("dqn", *args, "--logdir", str(tmp_path), "--total-steps", "100")
+        if "--total-steps" not in args
+        else cli("dqn", *args, "--logdir", str(tmp_path))
+    )
+    assert r.returncode == 2, (r.stdout, r.stderr)
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not any(tmp_path.iterdir())  # nothing written for a refused run
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cli_cuda_without_gpu(tmp_path):
+    r = cli("dqn", "--env", "CartPole-v1", "--device", "cuda", "--logdir", str(tmp_path))
+    assert r.returncode == 2 and "use --device cpu" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_cli_never_overwrites_a_run(tmp_path):
+    (tmp_path / "taken").mkdir()
+    r = cli("dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "taken", "--total-steps", "100")
+    assert r.returncode == 2 and "already exists" in r.stderr
+    assert not any((tmp_path / "taken").iterdir())
