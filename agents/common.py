@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 import envs
+from wnrl.checkpoint import save_checkpoint
 from wnrl.config import CliError, CommonConfig
 from wnrl.layers import wn_diagnostics
 from wnrl.logger import Logger
@@ -97,6 +98,20 @@ def obs_to_device(obs: np.ndarray, device: torch.device) -> torch.Tensor:
 
 def log_wn(logger: Logger, net: nn.Module, step: int) -> None:
     logger.scalars({f"wn/{k}": v for k, v in wn_diagnostics(net).items()}, step)
+
+
+def save_run_checkpoint(run: Run, cfg: CommonConfig, agent: str, step: int, **parts: Any) -> Path:
+    """The checkpoint of ``step``: who wrote it (agent, env, config), episode count, RNG states and
+    the agent's ``parts`` (state dicts and counters)."""
+    state = {
+        "agent": agent,
+        "env": run.env.env_id,
+        "config": cfg.to_dict(),
+        "episodes": run.logger.episodes,
+        "rng": rng_state(run.rng),
+        **parts,
+    }
+    return save_checkpoint(run.run_dir, step, state)
 
 
 def rng_state(rng: np.random.Generator) -> dict[str, Any]:

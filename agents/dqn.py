@@ -25,11 +25,10 @@ from agents.common import (
     obs_to_device,
     open_run,
     prepare,
-    rng_state,
+    save_run_checkpoint,
 )
 from agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer
 from agents.returns import q_learning_targets
-from wnrl.checkpoint import save_checkpoint
 from wnrl.config import COMMON_FAMILY_DEFAULTS, CliError, CommonConfig, build_config, doc
 from wnrl.layers import data_dependent_init, is_initialized
 from wnrl.nets import QHead, make_trunk
@@ -211,20 +210,15 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions) -> dict[str, Any]:
     decay_steps = cfg.exploration_fraction * cfg.total_steps
 
     def checkpoint() -> None:
-        save_checkpoint(
-            run.run_dir,
+        save_run_checkpoint(
+            run,
+            cfg,
+            "dqn",
             step,
-            {
-                "agent": "dqn",
-                "env": env.env_id,
-                "config": cfg.to_dict(),
-                "updates": updates,
-                "episodes": logger.episodes,
-                "model": q.state_dict(),
-                "target": target.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "rng": rng_state(rng),
-            },
+            updates=updates,
+            model=q.state_dict(),
+            target=target.state_dict(),
+            optimizer=optimizer.state_dict(),
         )
 
     while step < cfg.total_steps:

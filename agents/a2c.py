@@ -1,0 +1,261 @@
+"""A2C (synchronous advantage actor-critic, Mnih et al., 2016) with a weight-normalized shared trunk.
+
+Read top to bottom: the config, the network, the loss, then one explicit training loop. The
+rollout lives on the training device: observations cross to it once per step (uint8 frames stay
+uint8) and only the sampled actions come back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agents.common import (
+    Run,
+    Throughput,
+    check_common,
+    env_family,
+    learning_reward,
+    learning_terminal,
+    log_wn,
+    obs_to_device,
+    open_run,
+    prepare,
+    save_run_checkpoint,
+)
+from agents.returns import gae_advantages
+from wnrl.config import COMMON_FAMILY_DEFAULTS, CliError, CommonConfig, build_config, doc
+from wnrl.layers import data_dependent_init, is_initialized
+from wnrl.nets import ActorCriticHead, make_trunk
+
+
+@dataclass
+class A2CConfig(CommonConfig):
+    """Atari defaults (16 envs, 5-step rollouts, RMSprop as in the A3C paper)."""
+
+    num_envs: int = doc("environments stepped together", 16)
+    n_steps: int = doc("rollout length per env between updates", 5)
+    learning_rate: float = doc("RMSprop learning rate", 7e-4)
+    lr_decay: bool = doc("decay the learning rate linearly to 0 over total_steps", False)
+    rms_alpha: float = doc("RMSprop smoothing constant", 0.99)
+    rms_eps: float = doc("RMSprop epsilon", 1e-5)
+    gamma: float = doc("discount factor", 0.99)
+    gae_lambda: float = doc("GAE lambda (1: plain n-step advantages)", 1.0)
+    ent_coef: float = doc("entropy bonus coefficient", 0.01)
+    vf_coef: float = doc("value loss coefficient", 0.5)
+    max_grad_norm: float = doc("gradient-norm clip (0: off)", 0.5)
+    normalize_advantage: bool = doc("normalize advantages per batch", False)
+    init_rollouts: int = doc("rollouts of the initial policy used for weight norm's data-dependent init", 1)
+
+    @classmethod
+    def for_env(cls, env: str = "Breakout", **overrides: Any) -> A2CConfig:
+        """The config with ``env``'s family defaults, then ``overrides``."""
+        family = env_family(env)
+        defaults = {**COMMON_FAMILY_DEFAULTS[family], **FAMILY_DEFAULTS[family]}
+        return build_config(cls, defaults, {"env": env, **overrides})
+
+    def validate(self) -> None:
+        check_common(self)
+        for name in ("n_steps", "init_rollouts"):
+            if getattr(self, name) < 1:
+                raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise CliError(f"--gamma must be in (0, 1], got {self.gamma}")
+        if not 0.0 <= self.gae_lambda <= 1.0:
+            raise CliError(f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
+        if self.learning_rate <= 0:
+            raise CliError(f"--learning-rate must be > 0, got {self.learning_rate}")
+
+
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "atari": {},
+    "classic": {"total_steps": 100_000, "num_envs": 8, "ent_coef": 0.0, "life_loss_terminal": False},
+    "catch": {"total_steps": 50_000, "num_envs": 16, "life_loss_terminal": False},
+}
+
+
+class ActorCritic(nn.Module):
+    """Shared trunk with policy logits and a value head, all with ``norm``."""
+
+    def __init__(self, obs_shape, n_actions: int, norm: str = "wn", hidden_sizes=(64, 64)):
+        super().__init__()
+        self.trunk = make_trunk(obs_shape, norm, hidden_sizes)
+        self.head = ActorCriticHead(self.trunk.features_dim, n_actions, norm)
+
+    def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.trunk(obs))
+
+
+def a2c_loss(
+    logits: torch.Tensor,
+    values: torch.Tensor,
+    actions: torch.Tensor,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    valid: torch.Tensor,
+    cfg: A2CConfig,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """loss = −E[A · log π(a|s)] + vf_coef · E[(R − V(s))²] − ent_coef · E[H(π(·|s))], over valid steps.
+
+    All inputs are flat over the rollout (``[T·N]``, logits ``[T·N, A]``); advantages and returns
+    carry no gradient.
+    """
+    logp_all = F.log_softmax(logits, dim=-1)
+    logp = logp_all.gather(1, actions.unsqueeze(1)).squeeze(1)
+    entropy = -(logp_all.exp() * logp_all).sum(-1)
+    w = valid.float() / valid.float().sum().clamp_min(1.0)  # mean over the steps that really acted
+    if cfg.normalize_advantage:
+        mean = (advantages * w).sum()
+        std = ((advantages - mean).pow(2) * w).sum().sqrt()
+        advantages = (advantages - mean) / (std + 1e-8)
+    policy_loss = -(advantages * logp * w).sum()
+    value_loss = ((returns - values).pow(2) * w).sum()
+    entropy_mean = (entropy * w).sum()
+    loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean
+    return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy_mean}
+
+
+def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
+    """1 − Var[R − V] / Var[R]: 1 is a perfect critic, 0 no better than a constant."""
+    var_r = returns.var()
+    return float("nan") if var_r == 0 else float(1 - (returns - values).var() / var_r)
+
+
+def train(cfg: A2CConfig) -> dict[str, Any]:
+    """Trains A2C as ``cfg`` says; returns a summary (run_dir, steps, episodes, mean recent return)."""
+    cfg.validate()
+    device, rng, env = prepare(cfg)
+    try:
+        n_actions = int(env.single_action_space.n)
+        net = ActorCritic(env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes).to(device)
+        optimizer = torch.optim.RMSprop(net.parameters(), lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
+        run = open_run(cfg, "a2c", device, rng, env)
+        try:
+            return _loop(cfg, run, net, optimizer)
+        finally:
+            run.logger.close()
+    finally:
+        env.close()
+
+
+def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+    env, device, logger = run.env, run.device, run.logger
+    T, N = cfg.n_steps, cfg.num_envs
+    obs_space = env.single_observation_space
+    obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
+    # The rollout, on the training device.
+    rollout_obs = torch.zeros((T, N, *obs_space.shape), dtype=obs_dtype, device=device)
+    rollout_actions = torch.zeros((T, N), dtype=torch.int64, device=device)
+    rollout_rewards = torch.zeros((T, N), dtype=torch.float32, device=device)
+    rollout_terminals = torch.zeros((T, N), dtype=torch.bool, device=device)
+    rollout_valid = torch.zeros((T, N), dtype=torch.bool, device=device)
+
+    obs, _ = env.reset(seed=cfg.seed)
+    obs_t = obs_to_device(obs, device)
+    step = updates = 0
+    init_left = cfg.init_rollouts if not is_initialized(net) else 0
+    init_obs: list[torch.Tensor] = []
+    next_log, next_ckpt = cfg.log_every, cfg.checkpoint_every
+    sums = {k: torch.zeros((), device=device) for k in ("policy_loss", "value_loss", "entropy")}
+    n_sums = 0
+    last_values = last_returns = None
+    throughput = Throughput()
+    lr = cfg.learning_rate
+
+    def checkpoint() -> None:
+        save_run_checkpoint(
+            run, cfg, "a2c", step, updates=updates, model=net.state_dict(), optimizer=optimizer.state_dict()
+        )
+
+    while step < cfg.total_steps:
+        # 1. Roll out T steps of the current policy in N envs.
+        net.eval()  # batch-norm nets act with running statistics
+        for t in range(T):
+            with torch.no_grad():
+                logits, _ = net(obs_t)
+                actions = torch.distributions.Categorical(logits=logits).sample()
+            rollout_obs[t] = obs_t
+            rollout_actions[t] = actions
+            next_obs, reward, terminated, truncated, info = env.step(actions.cpu().numpy())
+            step += N
+            rollout_rewards[t] = torch.from_numpy(learning_reward(cfg, reward)).to(device, non_blocking=True)
+            rollout_terminals[t] = torch.from_numpy(learning_terminal(cfg, terminated, info)).to(device)
+            # An autoreset step's action did nothing: it is masked from the loss.
+            rollout_valid[t] = torch.from_numpy(~info["autoreset"]).to(device)
+            obs_t = obs_to_device(next_obs, device)
+            logger.episodes_from(info, step)
+        with torch.no_grad():
+            _, bootstrap = net(obs_t)  # V(o_T), to bootstrap the last steps of the rollout
+        net.train()
+
+        if init_left > 0:
+            # Weight norm's data-dependent init on observations of the initial policy (not bare
+            # reset frames); these rollouts serve only for it, not for a gradient step.
+            init_obs.append(rollout_obs.flatten(0, 1).clone())
+            init_left -= 1
+            if init_left == 0:
+                data_dependent_init(net, torch.cat(init_obs))
+                init_obs.clear()
+            continue
+
+        # 2. One forward with gradients over the whole rollout; its detached values (of the current
+        # parameters) give the advantages.
+        if cfg.lr_decay:
+            lr = cfg.learning_rate * max(0.0, 1.0 - step / cfg.total_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+        logits, values = net(rollout_obs.flatten(0, 1))
+        values_tn = torch.cat([values.detach().view(T, N), bootstrap.unsqueeze(0)])
+        advantages, returns = gae_advantages(
+            rollout_rewards, values_tn, rollout_terminals, rollout_valid, cfg.gamma, cfg.gae_lambda
+        )
+        loss, parts = a2c_loss(
+            logits,
+            values,
+            rollout_actions.flatten(),
+            advantages.flatten(),
+            returns.flatten(),
+            rollout_valid.flatten(),
+            cfg,
+        )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        updates += 1
+        for k in sums:
+            sums[k] += parts[k].detach()
+        n_sums += 1
+        mask = rollout_valid.flatten()
+        last_values, last_returns = values.detach()[mask], returns.flatten()[mask]
+
+        if step >= next_log or step >= cfg.total_steps:
+            next_log += cfg.log_every
+            sps = throughput.sps(step)
+            logger.scalars({"charts/SPS": sps, "charts/learning_rate": lr}, step)
+            if n_sums:  # one host sync per log, not per update
+                logger.scalars({f"losses/{k}": (v / n_sums).item() for k, v in sums.items()}, step)
+                logger.scalar("losses/explained_variance", explained_variance(last_values, last_returns), step)
+                for v in sums.values():
+                    v.zero_()
+                n_sums = 0
+                log_wn(logger, net, step)
+            logger.progress(step, sps)
+        if step >= next_ckpt:
+            next_ckpt += cfg.checkpoint_every
+            checkpoint()
+    checkpoint()
+    return {
+        "run_dir": run.run_dir,
+        "steps": step,
+        "updates": updates,
+        "episodes": logger.episodes,
+        "mean_return": logger.mean_recent_return(),
+        "recent_returns": list(logger.recent_returns),
+    }

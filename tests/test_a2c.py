@@ -1,0 +1,156 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from agents.a2c import A2CConfig, ActorCritic, a2c_loss, explained_variance, train
+from tests.helpers import cli, scalars
+from wnrl.checkpoint import list_checkpoints, load_checkpoint
+from wnrl.layers import is_initialized
+
+
+def cartpole(tmp_path, **kw):
+    base = dict(logdir=str(tmp_path), progress=False, total_steps=2000)
+    return A2CConfig.for_env("CartPole-v1", **{**base, **kw})
+
+
+def test_family_defaults():
+    atari = A2CConfig.for_env("Breakout")
+    assert (atari.num_envs, atari.n_steps, atari.learning_rate, atari.rms_alpha, atari.rms_eps) == (
+        16,
+        5,
+        7e-4,
+        0.99,
+        1e-5,
+    )
+    assert (atari.gamma, atari.ent_coef, atari.vf_coef, atari.max_grad_norm, atari.gae_lambda) == (
+        0.99,
+        0.01,
+        0.5,
+        0.5,
+        1.0,
+    )
+    assert atari.total_steps == 10_000_000 and atari.clip_rewards and not atari.lr_decay
+    classic = A2CConfig.for_env("CartPole-v1")
+    assert classic.num_envs == 8 and not classic.clip_rewards
+
+
+def test_loss_matches_hand_computation():
+    cfg = A2CConfig(ent_coef=0.1, vf_coef=0.5)
+    logits = torch.tensor([[0.0, 0.0], [np.log(3.0), 0.0], [5.0, -5.0]], requires_grad=True)
+    values = torch.tensor([1.0, 0.0, 9.0], requires_grad=True)
+    actions = torch.tensor([0, 1, 0])
+    adv = torch.tensor([2.0, -1.0, 100.0])
+    ret = torch.tensor([3.0, 1.0, 0.0])
+    valid = torch.tensor([True, True, False])  # the third step is an autoreset step: masked
+    loss, parts = a2c_loss(logits, values, actions, adv, ret, valid, cfg)
+    logp = torch.tensor([np.log(0.5), np.log(0.25)])
+    pg = -(2.0 * logp[0] + -1.0 * logp[1]) / 2
+    vl = ((3.0 - 1.0) ** 2 + (1.0 - 0.0) ** 2) / 2
+    h = (np.log(2.0) + -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))) / 2
+    assert parts["policy_loss"].item() == pytest.approx(pg.item(), rel=1e-5)
+    assert parts["value_loss"].item() == pytest.approx(vl, rel=1e-5)
+    assert parts["entropy"].item() == pytest.approx(h, rel=1e-5)
+    assert loss.item() == pytest.approx(pg.item() + 0.5 * vl - 0.1 * h, rel=1e-5)
+    loss.backward()
+    assert logits.grad[2].abs().max() == 0 and values.grad[2] == 0  # masked step contributes nothing
+
+
+def test_explained_variance():
+    r = torch.tensor([1.0, 2.0, 3.0, 4.0])
+    assert explained_variance(r, r) == pytest.approx(1.0)
+    assert explained_variance(torch.full((4,), 2.5), r) == pytest.approx(0.0)
+
+
+def test_run_writes_checkpoints_scalars_and_initialized_net(tmp_path):
+    summary = train(cartpole(tmp_path, run_name="r", checkpoint_every=1000, log_every=400))
+    run_dir = tmp_path / "r"
+    assert summary["steps"] == 2000
+    # the first rollout (8 envs × 5 steps) only feeds the data-dependent init
+    assert summary["updates"] == 2000 // 40 - 1
+    assert json.loads((run_dir / "config.json").read_text())["agent"] == "a2c"
+    state = load_checkpoint(list_checkpoints(run_dir)[-1])
+    assert state["agent"] == "a2c" and state["step"] == 2000
+    net = ActorCritic((4,), 2)
+    net.load_state_dict(state["model"])
+    assert is_initialized(net)
+    tags = scalars(run_dir)
+    for tag in (
+        "charts/SPS",
+        "charts/learning_rate",
+        "losses/policy_loss",
+        "losses/value_loss",
+        "losses/entropy",
+        "losses/explained_variance",
+        "charts/episodic_return",
+        "charts/episodic_length",
+    ):
+        assert tag in tags, tag
+    assert any(t.startswith("wn/") for t in tags)
+
+
+def test_lr_decays_linearly(tmp_path):
+    summary = train(cartpole(tmp_path, lr_decay=True, log_every=400, run_name="d"))
+    lrs = scalars(summary["run_dir"])["charts/learning_rate"]
+    for step, lr in lrs:
+        assert lr == pytest.approx(7e-4 * (1 - step / 2000), abs=1e-9)
+
+
+def test_seeded_runs_are_reproducible(tmp_path):
+    a = train(cartpole(tmp_path / "a", seed=4))
+    b = train(cartpole(tmp_path / "b", seed=4))
+    assert a["recent_returns"] == b["recent_returns"]
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "layer", "wn_mobn"])
+def test_other_norms_train(tmp_path, norm):
+    assert train(cartpole(tmp_path, norm=norm, total_steps=400))["updates"] > 0
+
+
+@pytest.mark.slow
+def test_a2c_learns_cartpole(tmp_path):
+    summary = train(cartpole(tmp_path, total_steps=30_000, learning_rate=2e-3))
+    last = summary["recent_returns"][-20:]
+    assert np.mean(last) > 60, last  # random play: ~22
+
+
+@pytest.mark.slow
+def test_a2c_learns_catch_with_the_conv_net(tmp_path):
+    cfg = A2CConfig.for_env("Catch", logdir=str(tmp_path), progress=False, total_steps=20_000)
+    last = train(cfg)["recent_returns"][-50:]
+    assert np.mean(last) > 0.3, last  # random play: about -0.6
+
+
+def test_cli_smoke_on_breakout(tmp_path):
+    r = cli(
+        "a2c",
+        "--env",
+        "Breakout",
+        "--total-steps",
+        "800",
+        "--num-envs",
+        "8",
+        "--log-every",
+        "200",
+        "--checkpoint-every",
+        "400",
+        "--logdir",
+        str(tmp_path),
+        "--run-name",
+        "smoke",
+        "--progress",
+        "false",
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    run_dir = tmp_path / "smoke"
+    tags = scalars(run_dir)
+    for tag in ("charts/SPS", "losses/policy_loss", "losses/value_loss", "losses/entropy", "losses/explained_variance"):
+        assert tag in tags, tag
+    assert [p.name for p in list_checkpoints(run_dir)] == ["step_000000000400.pt", "step_000000000800.pt"]
+
+
+def test_cli_bad_input(tmp_path):
+    r = cli("a2c", "--env", "CartPole-v1", "--n-steps", "0", "--logdir", str(tmp_path))
+    assert r.returncode == 2 and "--n-steps must be at least 1" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not any(tmp_path.iterdir())
