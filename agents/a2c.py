@@ -50,6 +50,7 @@ class A2CConfig(CommonConfig):
     vf_coef: float = doc("value loss coefficient", 0.5)
     max_grad_norm: float = doc("gradient-norm clip (0: off)", 0.5)
     normalize_advantage: bool = doc("normalize advantages per batch", False)
+    wn_head: bool = doc("weight-normalize the policy and value output layers too (with --norm wn)", False)
     init_rollouts: int = doc("rollouts of the initial policy used for weight norm's data-dependent init", 1)
 
     @classmethod
@@ -82,10 +83,10 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 class ActorCritic(nn.Module):
     """Shared trunk with policy logits and a value head, all with ``norm``."""
 
-    def __init__(self, obs_shape, n_actions: int, norm: str = "wn", hidden_sizes=(64, 64)):
+    def __init__(self, obs_shape, n_actions: int, norm: str = "wn", hidden_sizes=(64, 64), wn_head: bool = False):
         super().__init__()
         self.trunk = make_trunk(obs_shape, norm, hidden_sizes)
-        self.head = ActorCriticHead(self.trunk.features_dim, n_actions, norm)
+        self.head = ActorCriticHead(self.trunk.features_dim, n_actions, wn_head and norm.startswith("wn"))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return self.head(self.trunk(obs))
@@ -132,7 +133,8 @@ def train(cfg: A2CConfig) -> dict[str, Any]:
     device, rng, env = prepare(cfg)
     try:
         n_actions = int(env.single_action_space.n)
-        net = ActorCritic(env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes).to(device)
+        net = ActorCritic(env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head)
+        net = net.to(device)
         optimizer = torch.optim.RMSprop(net.parameters(), lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
         run = open_run(cfg, "a2c", device, rng, env)
         try:

@@ -54,6 +54,7 @@ class DQNConfig(CommonConfig):
     dueling: bool = doc("dueling head: Q = V + A - mean A (Wang et al., 2016)", False)
     n_step: int = doc("n-step returns", 1)
     init_batch_size: int = doc("replay transitions for weight norm's data-dependent init", 256)
+    wn_head: bool = doc("weight-normalize the Q output layer too (with --norm wn)", False)
     replay_on_device: bool = doc("keep the replay buffer in GPU memory (when it fits)", False)
 
     @classmethod
@@ -114,10 +115,12 @@ FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 class QNetwork(nn.Module):
     """Trunk (``WNConvNet`` for frames, ``WNMLP`` for vectors) and a Q head, both with ``norm``."""
 
-    def __init__(self, obs_shape, n_actions: int, norm: str = "wn", dueling: bool = False, hidden_sizes=(64, 64)):
+    def __init__(
+        self, obs_shape, n_actions: int, norm: str = "wn", dueling: bool = False, hidden_sizes=(64, 64), wn_head=False
+    ):
         super().__init__()
         self.trunk = make_trunk(obs_shape, norm, hidden_sizes)
-        self.head = QHead(self.trunk.features_dim, n_actions, norm, dueling)
+        self.head = QHead(self.trunk.features_dim, n_actions, dueling, wn_head and norm.startswith("wn"))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(obs))
@@ -181,7 +184,9 @@ def train(cfg: DQNConfig) -> dict[str, Any]:
     device, rng, env = prepare(cfg)
     try:
         n_actions = int(env.single_action_space.n)
-        q = QNetwork(env.single_observation_space.shape, n_actions, cfg.norm, cfg.dueling, cfg.hidden_sizes).to(device)
+        q = QNetwork(
+            env.single_observation_space.shape, n_actions, cfg.norm, cfg.dueling, cfg.hidden_sizes, cfg.wn_head
+        ).to(device)
         target = copy.deepcopy(q)
         target.eval()
         # fused: one kernel for all parameters instead of a Python loop over them

@@ -50,9 +50,10 @@ def test_unknown_norm_is_rejected():
 
 
 @pytest.mark.parametrize("dueling", [False, True])
-@pytest.mark.parametrize("norm", ["wn", "none"])
-def test_q_head(dueling, norm):
-    head = QHead(512, 6, norm=norm, dueling=dueling)
+@pytest.mark.parametrize("wn_head", [True, False])
+def test_q_head(dueling, wn_head):
+    head = QHead(512, 6, dueling=dueling, wn_head=wn_head)
+    assert isinstance(head.q, WNLinear if wn_head else nn.Linear)
     q = head(torch.randn(7, 512))
     assert q.shape == (7, 6)
     if dueling:
@@ -62,7 +63,7 @@ def test_q_head(dueling, norm):
 
 
 def test_actor_critic_head_starts_near_uniform_after_init():
-    net = nn.Sequential(WNConvNet(4), ActorCriticHead(512, 4))
+    net = nn.Sequential(WNConvNet(4), ActorCriticHead(512, 4, wn_head=True))
     x = torch.randint(0, 256, (32, 4, 84, 84), dtype=torch.uint8)
     data_dependent_init(net, x)
     logits, value = net(x)
@@ -87,3 +88,11 @@ def test_channels_last_gives_the_same_features():
     a(x).sum().backward()
     b(x).sum().backward()
     torch.testing.assert_close(a.convs[0].v.grad, b.convs[0].v.grad, rtol=1e-3, atol=1e-5)
+
+
+def test_plain_policy_head_starts_near_uniform():
+    net = nn.Sequential(WNConvNet(4), ActorCriticHead(512, 4))
+    x = torch.randint(0, 256, (32, 4, 84, 84), dtype=torch.uint8)
+    data_dependent_init(net, x)
+    logits, _ = net(x)
+    assert isinstance(net[1].policy, nn.Linear) and logits.std(0).max() < 0.05

@@ -48,7 +48,7 @@ def time_fn(fn: Callable[[], object], device: torch.device, repeats: int, warmup
 
 
 def _nature_q(norm: str, n_actions: int = 4) -> nn.Module:
-    return nn.Sequential(WNConvNet(4, norm=norm), QHead(512, n_actions, norm=norm))
+    return nn.Sequential(WNConvNet(4, norm=norm), QHead(512, n_actions, wn_head=norm == "wn"))
 
 
 def _torch_weight_norm_q(n_actions: int = 4) -> nn.Module:
