@@ -75,7 +75,17 @@ class A2CConfig(CommonConfig):
 
 FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "atari": {},
-    "classic": {"total_steps": 100_000, "num_envs": 8, "ent_coef": 0.0, "life_loss_terminal": False},
+    # measured on CartPole-v1: mean return 80-140 after 60k steps over seeds 1-3 (5-step rollouts
+    # without entropy bonus oscillate between 11 and 80 at 100k)
+    "classic": {
+        "total_steps": 100_000,
+        "num_envs": 8,
+        "n_steps": 16,
+        "learning_rate": 1e-3,
+        "lr_decay": True,
+        "gae_lambda": 0.95,
+        "life_loss_terminal": False,
+    },
     "catch": {"total_steps": 50_000, "num_envs": 16, "life_loss_terminal": False},
 }
 

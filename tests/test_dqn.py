@@ -126,10 +126,12 @@ def test_dqn_learns_catch_with_the_conv_net(tmp_path):
         "Catch",
         logdir=str(tmp_path),
         progress=False,
-        total_steps=6_000,
+        total_steps=4_000,
         learning_starts=500,
         train_frequency=2,
         exploration_fraction=0.3,
+        learning_rate=5e-4,
+        batch_size=16,
     )
     summary = train(cfg)
     last = summary["recent_returns"][-50:]
