@@ -16,17 +16,23 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.common import (
+    Resume,
     Run,
+    StopRequest,
     Throughput,
     check_common,
+    check_finite,
+    check_resume_env,
     env_family,
     learning_reward,
     learning_terminal,
+    load_into,
     log_wn,
     obs_to_device,
     open_run,
     prepare,
     save_run_checkpoint,
+    try_checkpoint,
 )
 from agents.returns import gae_advantages
 from wnrl.config import COMMON_FAMILY_DEFAULTS, CliError, CommonConfig, build_config, doc
@@ -137,8 +143,9 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
     return float("nan") if var_r == 0 else float(1 - (returns - values).var() / var_r)
 
 
-def train(cfg: A2CConfig) -> dict[str, Any]:
-    """Trains A2C as ``cfg`` says; returns a summary (run_dir, steps, episodes, mean recent return)."""
+def train(cfg: A2CConfig, resume: Resume | None = None) -> dict[str, Any]:
+    """Trains A2C as ``cfg`` says (continuing ``resume`` if given); returns a summary (run_dir,
+    steps, updates, episodes, recent returns, whether a signal interrupted it)."""
     cfg.validate()
     device, rng, env = prepare(cfg)
     try:
@@ -146,16 +153,19 @@ def train(cfg: A2CConfig) -> dict[str, Any]:
         net = ActorCritic(env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head)
         net = net.to(device)
         optimizer = torch.optim.RMSprop(net.parameters(), lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
-        run = open_run(cfg, "a2c", device, rng, env)
+        if resume is not None:
+            check_resume_env(resume, env)
+            load_into(resume, model=net, optimizer=optimizer)
+        run = open_run(cfg, "a2c", device, rng, env, resume)
         try:
-            return _loop(cfg, run, net, optimizer)
+            return _loop(cfg, run, net, optimizer, resume)
         finally:
             run.logger.close()
     finally:
         env.close()
 
 
-def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
+def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optimizer, resume) -> dict[str, Any]:
     env, device, logger = run.env, run.device, run.logger
     T, N = cfg.n_steps, cfg.num_envs
     obs_space = env.single_observation_space
@@ -167,102 +177,108 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
     rollout_terminals = torch.zeros((T, N), dtype=torch.bool, device=device)
     rollout_valid = torch.zeros((T, N), dtype=torch.bool, device=device)
 
-    obs, _ = env.reset(seed=cfg.seed)
+    step = resume.step if resume is not None else 0
+    updates = int(resume.state["updates"]) if resume is not None else 0
+    # Envs restart on resume (their state is not saved); a different seed gives new episodes.
+    obs, _ = env.reset(seed=cfg.seed + step)
     obs_t = obs_to_device(obs, device)
-    step = updates = 0
     init_left = cfg.init_rollouts if not is_initialized(net) else 0
     init_obs: list[torch.Tensor] = []
-    next_log, next_ckpt = cfg.log_every, cfg.checkpoint_every
+    next_log = (step // cfg.log_every + 1) * cfg.log_every
+    next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     sums = {k: torch.zeros((), device=device) for k in ("policy_loss", "value_loss", "entropy")}
     n_sums = 0
     last_values = last_returns = None
-    throughput = Throughput()
-    lr = cfg.learning_rate
+    throughput = Throughput(step)
+    lr = cfg.learning_rate * (max(0.0, 1.0 - step / cfg.total_steps) if cfg.lr_decay else 1.0)
 
     def checkpoint() -> None:
+        check_finite(step, run, net, *sums.values())  # never save a diverged network
         save_run_checkpoint(
             run, cfg, "a2c", step, updates=updates, model=net.state_dict(), optimizer=optimizer.state_dict()
         )
 
-    while step < cfg.total_steps:
-        # 1. Roll out T steps of the current policy in N envs.
-        net.eval()  # batch-norm nets act with running statistics
-        for t in range(T):
+    with StopRequest() as stop:
+        while step < cfg.total_steps and not stop:
+            # 1. Roll out T steps of the current policy in N envs.
+            net.eval()  # batch-norm nets act with running statistics
+            for t in range(T):
+                with torch.no_grad():
+                    logits, _ = net(obs_t)
+                    actions = torch.distributions.Categorical(logits=logits).sample()
+                rollout_obs[t] = obs_t
+                rollout_actions[t] = actions
+                next_obs, reward, terminated, truncated, info = env.step(actions.cpu().numpy())
+                step += N
+                rollout_rewards[t] = torch.from_numpy(learning_reward(cfg, reward)).to(device, non_blocking=True)
+                rollout_terminals[t] = torch.from_numpy(learning_terminal(cfg, terminated, info)).to(device)
+                # An autoreset step's action did nothing: it is masked from the loss.
+                rollout_valid[t] = torch.from_numpy(~info["autoreset"]).to(device)
+                obs_t = obs_to_device(next_obs, device)
+                logger.episodes_from(info, step)
             with torch.no_grad():
-                logits, _ = net(obs_t)
-                actions = torch.distributions.Categorical(logits=logits).sample()
-            rollout_obs[t] = obs_t
-            rollout_actions[t] = actions
-            next_obs, reward, terminated, truncated, info = env.step(actions.cpu().numpy())
-            step += N
-            rollout_rewards[t] = torch.from_numpy(learning_reward(cfg, reward)).to(device, non_blocking=True)
-            rollout_terminals[t] = torch.from_numpy(learning_terminal(cfg, terminated, info)).to(device)
-            # An autoreset step's action did nothing: it is masked from the loss.
-            rollout_valid[t] = torch.from_numpy(~info["autoreset"]).to(device)
-            obs_t = obs_to_device(next_obs, device)
-            logger.episodes_from(info, step)
-        with torch.no_grad():
-            _, bootstrap = net(obs_t)  # V(o_T), to bootstrap the last steps of the rollout
-        net.train()
+                _, bootstrap = net(obs_t)  # V(o_T), to bootstrap the last steps of the rollout
+            net.train()
 
-        if init_left > 0:
-            # Weight norm's data-dependent init on observations of the initial policy (not bare
-            # reset frames); these rollouts serve only for it, not for a gradient step.
-            init_obs.append(rollout_obs.flatten(0, 1).clone())
-            init_left -= 1
-            if init_left == 0:
-                data_dependent_init(net, torch.cat(init_obs))
-                init_obs.clear()
-            continue
+            if init_left > 0:
+                # Weight norm's data-dependent init on observations of the initial policy (not bare
+                # reset frames); these rollouts serve only for it, not for a gradient step.
+                init_obs.append(rollout_obs.flatten(0, 1).clone())
+                init_left -= 1
+                if init_left == 0:
+                    data_dependent_init(net, torch.cat(init_obs))
+                    init_obs.clear()
+                continue
 
-        # 2. One forward with gradients over the whole rollout; its detached values (of the current
-        # parameters) give the advantages.
-        if cfg.lr_decay:
-            lr = cfg.learning_rate * max(0.0, 1.0 - step / cfg.total_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-        logits, values = net(rollout_obs.flatten(0, 1))
-        values_tn = torch.cat([values.detach().view(T, N), bootstrap.unsqueeze(0)])
-        advantages, returns = gae_advantages(
-            rollout_rewards, values_tn, rollout_terminals, rollout_valid, cfg.gamma, cfg.gae_lambda
-        )
-        loss, parts = a2c_loss(
-            logits,
-            values,
-            rollout_actions.flatten(),
-            advantages.flatten(),
-            returns.flatten(),
-            rollout_valid.flatten(),
-            cfg,
-        )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        updates += 1
-        for k in sums:
-            sums[k] += parts[k].detach()
-        n_sums += 1
-        mask = rollout_valid.flatten()
-        last_values, last_returns = values.detach()[mask], returns.flatten()[mask]
+            # 2. One forward with gradients over the whole rollout; its detached values (of the current
+            # parameters) give the advantages.
+            if cfg.lr_decay:
+                lr = cfg.learning_rate * max(0.0, 1.0 - step / cfg.total_steps)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+            logits, values = net(rollout_obs.flatten(0, 1))
+            values_tn = torch.cat([values.detach().view(T, N), bootstrap.unsqueeze(0)])
+            advantages, returns = gae_advantages(
+                rollout_rewards, values_tn, rollout_terminals, rollout_valid, cfg.gamma, cfg.gae_lambda
+            )
+            loss, parts = a2c_loss(
+                logits,
+                values,
+                rollout_actions.flatten(),
+                advantages.flatten(),
+                returns.flatten(),
+                rollout_valid.flatten(),
+                cfg,
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            updates += 1
+            for k in sums:
+                sums[k] += parts[k].detach()
+            n_sums += 1
+            mask = rollout_valid.flatten()
+            last_values, last_returns = values.detach()[mask], returns.flatten()[mask]
 
-        if step >= next_log or step >= cfg.total_steps:
-            next_log += cfg.log_every
-            sps = throughput.sps(step)
-            logger.scalars({"charts/SPS": sps, "charts/learning_rate": lr}, step)
-            if n_sums:  # one host sync per log, not per update
-                logger.scalars({f"losses/{k}": (v / n_sums).item() for k, v in sums.items()}, step)
-                logger.scalar("losses/explained_variance", explained_variance(last_values, last_returns), step)
-                for v in sums.values():
-                    v.zero_()
-                n_sums = 0
-                log_wn(logger, net, step)
-            logger.progress(step, sps)
-        if step >= next_ckpt:
-            next_ckpt += cfg.checkpoint_every
-            checkpoint()
-    checkpoint()
+            if step >= next_log or step >= cfg.total_steps:
+                next_log += cfg.log_every
+                sps = throughput.sps(step)
+                logger.scalars({"charts/SPS": sps, "charts/learning_rate": lr}, step)
+                if n_sums:  # one host sync per log, not per update
+                    check_finite(step, run, net, *sums.values())
+                    logger.scalars({f"losses/{k}": (v / n_sums).item() for k, v in sums.items()}, step)
+                    logger.scalar("losses/explained_variance", explained_variance(last_values, last_returns), step)
+                    for v in sums.values():
+                        v.zero_()
+                    n_sums = 0
+                    log_wn(logger, net, step)
+                logger.progress(step, sps)
+            if step >= next_ckpt and step < cfg.total_steps:
+                next_ckpt += cfg.checkpoint_every
+                try_checkpoint(checkpoint)
+        try_checkpoint(checkpoint, final=True)
     return {
         "run_dir": run.run_dir,
         "steps": step,
@@ -270,4 +286,5 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
         "episodes": logger.episodes,
         "mean_return": logger.mean_recent_return(),
         "recent_returns": list(logger.recent_returns),
+        "interrupted": bool(stop),
     }

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
+import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +17,7 @@ import torch
 from torch import nn
 
 import envs
-from wnrl.checkpoint import save_checkpoint
+from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from wnrl.config import CliError, CommonConfig
 from wnrl.layers import wn_diagnostics
 from wnrl.logger import Logger
@@ -70,13 +73,138 @@ def prepare(cfg: CommonConfig) -> tuple[torch.device, np.random.Generator, Any]:
     return device, rng, make_env(cfg)
 
 
-def open_run(cfg: CommonConfig, agent: str, device: torch.device, rng: np.random.Generator, env: Any) -> Run:
-    """Creates the run directory (with ``config.json``) and the logger."""
-    run_dir = new_run_dir(cfg.logdir, cfg.run_name or default_run_name(env.env_id, agent, cfg.norm, cfg.seed))
+def open_run(
+    cfg: CommonConfig,
+    agent: str,
+    device: torch.device,
+    rng: np.random.Generator,
+    env: Any,
+    resume: Resume | None = None,
+) -> Run:
+    """Creates the run directory (with ``config.json``) and the logger, or reopens a resumed one.
+
+    A resumed run's TensorBoard log is purged after the checkpoint's step, so the curves continue
+    without duplicated or overlapping steps."""
     config = {"agent": agent, **cfg.to_dict()}
+    if resume is None:
+        run_dir = new_run_dir(cfg.logdir, cfg.run_name or default_run_name(env.env_id, agent, cfg.norm, cfg.seed))
+        start = 0
+    else:
+        run_dir, start = resume.run_dir, resume.step
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    logger = Logger(run_dir, config, cfg.total_steps, progress=cfg.progress)
+    logger = Logger(run_dir, config, cfg.total_steps, start_step=start, progress=cfg.progress)
+    if resume is not None:
+        logger.episodes = int(resume.state.get("episodes", 0))
+        restore_rng(rng, resume.state["rng"])
     return Run(run_dir, device, env, logger, rng)
+
+
+@dataclass
+class Resume:
+    """A run to continue: its directory, the checkpoint used and what it holds."""
+
+    run_dir: Path
+    path: Path
+    state: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def find_resume(run_dir: str | Path, agent: str) -> Resume:
+    """The newest readable checkpoint of ``run_dir``, written by ``agent``. A newest file that is
+    truncated (killed mid-write on a filesystem without atomic rename) falls back to the one before."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise CliError(f"--resume {run_dir}: not a run directory (no config.json)")
+    paths = list_checkpoints(run_dir)
+    if not paths:
+        raise CliError(f"--resume {run_dir}: no checkpoint yet; start the run again instead")
+    errors = []
+    for path in reversed(paths):
+        try:
+            state = load_checkpoint(path)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        if state["agent"] != agent:
+            raise CheckpointError(f"{path}: written by {state['agent']}, not {agent}; resume it with that agent")
+        if errors:
+            print(f"warning: skipped unreadable checkpoint(s): {'; '.join(errors)}", file=sys.stderr)
+        return Resume(run_dir, path, state)
+    raise CheckpointError(errors[0])
+
+
+def load_into(resume: Resume, **modules: Any) -> None:
+    """``load_state_dict`` of each named part of the checkpoint, with a one-line error on a mismatch."""
+    for key, module in modules.items():
+        if key not in resume.state:
+            raise CheckpointError(f"{resume.path}: has no {key!r} state")
+        try:
+            module.load_state_dict(resume.state[key])
+        except (RuntimeError, ValueError, KeyError) as e:
+            first = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{resume.path}: {key} does not match this network/config ({first[:160]})") from None
+
+
+def check_resume_env(resume: Resume, env: Any) -> None:
+    if resume.state.get("env") != env.env_id:
+        raise CheckpointError(f"{resume.path}: written for env {resume.state.get('env')}, not {env.env_id}")
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss or parameter: the run stops without checkpointing the broken state."""
+
+
+def check_finite(step: int, run: Run, net: nn.Module, *losses: torch.Tensor) -> None:
+    bad = [t for t in losses if not bool(torch.isfinite(t).all())]
+    bad_params = [n for n, p in net.named_parameters() if not bool(torch.isfinite(p).all())]
+    if bad or bad_params:
+        what = f"parameters ({', '.join(bad_params[:3])})" if bad_params else "loss"
+        last = list_checkpoints(run.run_dir)
+        keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
+        raise TrainingDiverged(
+            f"non-finite {what} at step {step}; stopped, {keep}; "
+            "resume from it with a lower --learning-rate or --max-grad-norm"
+        )
+
+
+class StopRequest:
+    """SIGINT/SIGTERM ask the training loop to stop after the current step, checkpoint and return.
+
+    A second signal while stopping is ignored: the checkpoint being written must finish."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+def try_checkpoint(save, final: bool = False) -> None:
+    """Writes a checkpoint; a failure to write (disk full) leaves the previous one valid and, except
+    for the final checkpoint, lets training go on."""
+    try:
+        save()
+    except OSError as e:
+        if final:
+            raise CliError(f"could not write the final checkpoint ({e.strerror}); the previous one is kept") from None
+        print(f"warning: checkpoint not written ({e.strerror}); the previous one is kept", file=sys.stderr)
 
 
 def learning_reward(cfg: CommonConfig, reward: np.ndarray) -> np.ndarray:

@@ -7,7 +7,9 @@ Options off by default: Double DQN, a dueling head, n-step returns.
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,19 +18,26 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.common import (
+    Resume,
+    StopRequest,
     Throughput,
     check_common,
+    check_finite,
+    check_resume_env,
     env_family,
     learning_reward,
     learning_terminal,
+    load_into,
     log_wn,
     obs_to_device,
     open_run,
     prepare,
     save_run_checkpoint,
+    try_checkpoint,
 )
 from agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer
 from agents.returns import q_learning_targets
+from wnrl.checkpoint import CHECKPOINT_DIR, save_atomic
 from wnrl.config import COMMON_FAMILY_DEFAULTS, CliError, CommonConfig, build_config, doc
 from wnrl.layers import data_dependent_init, is_initialized
 from wnrl.nets import QHead, make_trunk
@@ -55,6 +64,9 @@ class DQNConfig(CommonConfig):
     n_step: int = doc("n-step returns", 1)
     init_batch_size: int = doc("replay transitions for weight norm's data-dependent init", 256)
     wn_head: bool = doc("weight-normalize the Q output layer too (with --norm wn)", False)
+    save_replay: bool = doc(
+        "save the replay buffer with each checkpoint (resume without refilling; Atari: ~7 GB)", False
+    )
     replay_on_device: bool = doc("keep the replay buffer in GPU memory (when it fits)", False)
 
     @classmethod
@@ -178,8 +190,9 @@ def build_buffer(cfg: DQNConfig, env, device: torch.device) -> ReplayBuffer:
         raise CliError(str(e)) from None
 
 
-def train(cfg: DQNConfig) -> dict[str, Any]:
-    """Trains DQN as ``cfg`` says; returns a summary (run_dir, steps, episodes, mean recent return)."""
+def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
+    """Trains DQN as ``cfg`` says (continuing ``resume`` if given); returns a summary (run_dir,
+    steps, updates, episodes, recent returns, whether a signal interrupted it)."""
     cfg.validate()
     device, rng, env = prepare(cfg)
     try:
@@ -191,109 +204,147 @@ def train(cfg: DQNConfig) -> dict[str, Any]:
         target.eval()
         # fused: one kernel for all parameters instead of a Python loop over them
         optimizer = torch.optim.Adam(q.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+        if resume is not None:
+            check_resume_env(resume, env)
+            load_into(resume, model=q, target=target, optimizer=optimizer)
         rb = build_buffer(cfg, env, device)  # checks free memory before the run directory exists
-        run = open_run(cfg, "dqn", device, rng, env)
+        run = open_run(cfg, "dqn", device, rng, env, resume)
         try:
-            return _loop(cfg, run, q, target, optimizer, rb, n_actions)
+            return _loop(cfg, run, q, target, optimizer, rb, n_actions, resume)
         finally:
             run.logger.close()
     finally:
         env.close()
 
 
-def _loop(cfg, run, q, target, optimizer, rb, n_actions) -> dict[str, Any]:
+def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, Any]:
     env, device, logger, rng = run.env, run.device, run.logger, run.rng
-    obs, _ = env.reset(seed=cfg.seed)
+    counters = {"updates": 0, "target_syncs": 0, "last_sync": -1, "pending": 0}
+    step, learn_from = 0, cfg.learning_starts
+    if resume is not None:
+        counters.update(resume.state["counters"])
+        step = resume.step
+        replay = replay_path(run.run_dir)
+        learn_from = step + cfg.learning_starts  # without the saved replay, refill before learning again
+        if cfg.save_replay and replay.is_file() and _replay_step(replay) == step:
+            try:
+                rb.load_state_dict(torch.load(replay, weights_only=True))
+                rb.mark_stream_break()
+                learn_from = step
+            except (ValueError, RuntimeError) as e:
+                print(f"warning: {replay} not used ({e}); refilling the buffer", file=sys.stderr)
+    learning = False
+    # Envs restart on resume (their state is not saved); a different seed gives new episodes.
+    obs, _ = env.reset(seed=cfg.seed + step)
     first = np.ones(cfg.num_envs, dtype=bool)
-    step = updates = target_syncs = 0
-    last_sync = None  # agent step of the last target copy (None: learning has not started)
-    next_log, next_ckpt = cfg.log_every, cfg.checkpoint_every
+    next_log = (step // cfg.log_every + 1) * cfg.log_every
+    next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
     loss_sum = torch.zeros((), device=device)
     q_sum = torch.zeros((), device=device)
     n_loss = 0
-    throughput = Throughput()
+    throughput = Throughput(step)
     decay_steps = cfg.exploration_fraction * cfg.total_steps
 
     def checkpoint() -> None:
+        check_finite(step, run, q, loss_sum)  # never save a diverged network
         save_run_checkpoint(
             run,
             cfg,
             "dqn",
             step,
-            updates=updates,
+            counters=dict(counters),
             model=q.state_dict(),
             target=target.state_dict(),
             optimizer=optimizer.state_dict(),
         )
+        if cfg.save_replay:
+            save_atomic(replay_path(run.run_dir), {"step": step, **rb.state_dict()})
 
-    while step < cfg.total_steps:
-        epsilon = linear_schedule(cfg.start_epsilon, cfg.end_epsilon, decay_steps, step)
-        actions = act(q, obs_to_device(obs, device), epsilon, rng, n_actions)
-        next_obs, reward, terminated, truncated, info = env.step(actions)
-        step += cfg.num_envs
-        # The transition from obs is real unless this step only reset the env (NextStep autoreset).
-        rb.add(
-            obs,
-            actions,
-            learning_reward(cfg, reward),
-            learning_terminal(cfg, terminated, info),
-            ~info["autoreset"],
-            first,
-        )
-        first = info["autoreset"]
-        obs = next_obs
-        logger.episodes_from(info, step)
+    with StopRequest() as stop:
+        while step < cfg.total_steps and not stop:
+            epsilon = linear_schedule(cfg.start_epsilon, cfg.end_epsilon, decay_steps, step)
+            actions = act(q, obs_to_device(obs, device), epsilon, rng, n_actions)
+            next_obs, reward, terminated, truncated, info = env.step(actions)
+            step += cfg.num_envs
+            # The transition from obs is real unless this step only reset the env (NextStep autoreset).
+            rb.add(
+                obs,
+                actions,
+                learning_reward(cfg, reward),
+                learning_terminal(cfg, terminated, info),
+                ~info["autoreset"],
+                first,
+            )
+            first = info["autoreset"]
+            obs = next_obs
+            logger.episodes_from(info, step)
 
-        if step >= cfg.learning_starts and rb.num_sampleable() > 0:
-            if last_sync is None and not is_initialized(q):
-                # Weight norm's data-dependent init, on random-play frames from the buffer (not reset
-                # frames), before the first update; the target starts as a copy.
-                data_dependent_init(q, rb.sample(max(cfg.init_batch_size, 2)).obs)
-            if last_sync is None:
-                target.load_state_dict(q.state_dict())
-                last_sync, target_syncs = step, target_syncs + 1
-            # Fixed replay ratio: one update per train_frequency agent steps, whatever num_envs is.
-            while updates < (step - cfg.learning_starts) // cfg.train_frequency + 1:
-                loss, q_taken = td_loss(q, target, rb.sample(cfg.batch_size), cfg.double_dqn)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if cfg.max_grad_norm > 0:
-                    nn.utils.clip_grad_norm_(q.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                updates += 1
-                loss_sum += loss.detach()
-                q_sum += q_taken.mean()
-                n_loss += 1
-            if step - last_sync >= cfg.target_update_frequency:
-                target.load_state_dict(q.state_dict())
-                last_sync, target_syncs = step, target_syncs + 1
+            if not learning and step >= learn_from and rb.num_sampleable() > 0:
+                learning = True
+                counters["pending"] = cfg.train_frequency  # the first update comes at once
+                if not is_initialized(q):
+                    # Weight norm's data-dependent init, on random-play frames from the buffer (not
+                    # reset frames), before the first update; the target starts as a copy.
+                    data_dependent_init(q, rb.sample(max(cfg.init_batch_size, 2)).obs)
+                if counters["last_sync"] < 0:
+                    target.load_state_dict(q.state_dict())
+                    counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
+            elif learning:
+                counters["pending"] += cfg.num_envs
+            if learning:
+                # Fixed replay ratio: one update per train_frequency agent steps, whatever num_envs is.
+                while counters["pending"] >= cfg.train_frequency:
+                    counters["pending"] -= cfg.train_frequency
+                    loss, q_taken = td_loss(q, target, rb.sample(cfg.batch_size), cfg.double_dqn)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    if cfg.max_grad_norm > 0:
+                        nn.utils.clip_grad_norm_(q.parameters(), cfg.max_grad_norm)
+                    optimizer.step()
+                    counters["updates"] += 1
+                    loss_sum += loss.detach()
+                    q_sum += q_taken.mean()
+                    n_loss += 1
+                if step - counters["last_sync"] >= cfg.target_update_frequency:
+                    target.load_state_dict(q.state_dict())
+                    counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
 
-        if step >= next_log or step >= cfg.total_steps:
-            next_log += cfg.log_every
-            sps = throughput.sps(step)
-            logger.scalars({"charts/SPS": sps, "charts/epsilon": epsilon}, step)
-            if n_loss:  # one host sync per log, not per update
-                logger.scalars(
-                    {
-                        "losses/td_loss": (loss_sum / n_loss).item(),
-                        "losses/q_values": (q_sum / n_loss).item(),
-                    },
-                    step,
-                )
-                loss_sum.zero_(), q_sum.zero_()
-                n_loss = 0
-                log_wn(logger, q, step)
-            logger.progress(step, sps)
-        if step >= next_ckpt:
-            next_ckpt += cfg.checkpoint_every
-            checkpoint()
-    checkpoint()
+            if step >= next_log or step >= cfg.total_steps:
+                next_log += cfg.log_every
+                sps = throughput.sps(step)
+                logger.scalars({"charts/SPS": sps, "charts/epsilon": epsilon}, step)
+                if n_loss:  # one host sync per log, not per update
+                    check_finite(step, run, q, loss_sum)
+                    logger.scalars(
+                        {"losses/td_loss": (loss_sum / n_loss).item(), "losses/q_values": (q_sum / n_loss).item()},
+                        step,
+                    )
+                    loss_sum.zero_(), q_sum.zero_()
+                    n_loss = 0
+                    log_wn(logger, q, step)
+                logger.progress(step, sps)
+            if step >= next_ckpt and step < cfg.total_steps:
+                next_ckpt += cfg.checkpoint_every
+                try_checkpoint(checkpoint)
+        try_checkpoint(checkpoint, final=True)
     return {
         "run_dir": run.run_dir,
         "steps": step,
-        "updates": updates,
-        "target_syncs": target_syncs,
+        "updates": counters["updates"],
+        "target_syncs": counters["target_syncs"],
         "episodes": logger.episodes,
         "mean_return": logger.mean_recent_return(),
         "recent_returns": list(logger.recent_returns),
+        "interrupted": bool(stop),
     }
+
+
+def replay_path(run_dir) -> Path:
+    return Path(run_dir) / CHECKPOINT_DIR / "replay.pt"
+
+
+def _replay_step(path: Path) -> int | None:
+    try:
+        return int(torch.load(path, weights_only=True, mmap=True)["step"])
+    except Exception:  # an unreadable replay file is simply not used: the buffer refills
+        return None

@@ -19,10 +19,12 @@ observation (truncation). Atari frames cost 84·84 = 7,056 bytes per transition,
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+
+_STORED = ("frames", "actions", "rewards", "terminals", "firsts", "valids")
 
 
 class ReplayBatch(NamedTuple):
@@ -134,6 +136,33 @@ class ReplayBuffer:
         self.firsts[:, p] = torch.as_tensor(first).to(dev)
         self.pos = (p + 1) % self.per_env
         self.added += 1
+
+    def mark_stream_break(self) -> None:
+        """The newest entry of every stream loses its successor (a resumed run resets its envs):
+        it can no longer start a transition, and n-step windows stop before it."""
+        if self.added:
+            self.valids[:, (self.pos - 1) % self.per_env] = False
+
+    def state_dict(self) -> dict[str, Any]:
+        """What is stored, compactly: frames once each, only the slots written so far."""
+        n = min(self.added, self.per_env)
+        return {
+            "pos": self.pos,
+            "added": self.added,
+            "shape": [self.num_envs, self.per_env, *self.frame_shape],
+            **{k: getattr(self, k)[:, :n].cpu() for k in _STORED},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if list(state["shape"]) != [self.num_envs, self.per_env, *self.frame_shape]:
+            raise ValueError(
+                f"replay of shape {state['shape']} does not fit this buffer ({self.num_envs} envs × "
+                f"{self.per_env} × {list(self.frame_shape)})"
+            )
+        n = state["frames"].shape[1]
+        for k in _STORED:
+            getattr(self, k)[:, :n] = state[k].to(self.storage_device)
+        self.pos, self.added = int(state["pos"]), int(state["added"])
 
     def num_sampleable(self) -> int:
         """Entries per stream that can start a transition (enough history behind, n steps ahead)."""

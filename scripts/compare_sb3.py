@@ -27,8 +27,18 @@ def sb3_dqn(seconds: float, learning_starts: int) -> float:
     gym.register_envs(ale_py)
     env = VecFrameStack(make_atari_env("BreakoutNoFrameskip-v4", n_envs=1, seed=0), n_stack=4)
     rate = Rate(learning_starts, seconds)
-    model = DQN("CnnPolicy", env, buffer_size=50_000, learning_starts=learning_starts, batch_size=32,
-                train_freq=4, gradient_steps=1, optimize_memory_usage=False, verbose=0, device="cpu")
+    model = DQN(
+        "CnnPolicy",
+        env,
+        buffer_size=50_000,
+        learning_starts=learning_starts,
+        batch_size=32,
+        train_freq=4,
+        gradient_steps=1,
+        optimize_memory_usage=False,
+        verbose=0,
+        device="cpu",
+    )
 
     class Cb(BaseCallback):
         def _on_step(self) -> bool:
@@ -88,14 +98,27 @@ def wnrl_rate(agent: str, seconds: float, num_envs: int, learning_starts: int) -
     if agent == "dqn":
         from agents.dqn import DQNConfig, train
 
-        cfg = DQNConfig.for_env("Breakout", num_envs=num_envs, learning_starts=learning_starts, buffer_size=50_000,
-                                logdir=logdir, progress=False, log_every=800,
-                                total_steps=learning_starts + int(seconds * 150))
+        cfg = DQNConfig.for_env(
+            "Breakout",
+            num_envs=num_envs,
+            learning_starts=learning_starts,
+            buffer_size=50_000,
+            logdir=logdir,
+            progress=False,
+            log_every=800,
+            total_steps=learning_starts + int(seconds * 150),
+        )
     else:
         from agents.a2c import A2CConfig, train
 
-        cfg = A2CConfig.for_env("Breakout", num_envs=num_envs, logdir=logdir, progress=False, log_every=1600,
-                                total_steps=2_000 + int(seconds * 700))
+        cfg = A2CConfig.for_env(
+            "Breakout",
+            num_envs=num_envs,
+            logdir=logdir,
+            progress=False,
+            log_every=1600,
+            total_steps=2_000 + int(seconds * 700),
+        )
         learning_starts = 2_000
     summary = train(cfg)
     events = EventAccumulator(str(summary["run_dir"]))

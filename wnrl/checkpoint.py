@@ -42,12 +42,20 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int =
     """Writes ``state`` as the checkpoint of ``step``: temp file, flush, fsync, rename; then keeps
     only the newest ``keep``. A failure while writing (disk full) leaves earlier checkpoints intact."""
     path = checkpoint_path(run_dir, step)
+    save_atomic(path, {**state, "step": step, "wnrl_version": wnrl.__version__})
+    for old in list_checkpoints(run_dir)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def save_atomic(path: Path, obj: Any) -> None:
+    """``torch.save`` to a temp file in the same directory, flush, fsync, rename over ``path``."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    state = {**state, "step": step, "wnrl_version": wnrl.__version__}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=".pt")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            torch.save(obj, f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -57,9 +65,6 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int =
         except OSError:
             pass
         raise
-    for old in list_checkpoints(run_dir)[:-keep]:
-        old.unlink(missing_ok=True)
-    return path
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
