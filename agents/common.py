@@ -95,6 +95,7 @@ def open_run(
     logger = Logger(run_dir, config, cfg.total_steps, start_step=start, progress=cfg.progress)
     if resume is not None:
         logger.episodes = int(resume.state.get("episodes", 0))
+        logger.recent_returns.extend(resume.state.get("recent_returns", torch.zeros(0)).tolist())
         restore_rng(rng, resume.state["rng"])
     return Run(run_dir, device, env, logger, rng)
 
@@ -236,6 +237,7 @@ def save_run_checkpoint(run: Run, cfg: CommonConfig, agent: str, step: int, **pa
         "env": run.env.env_id,
         "config": cfg.to_dict(),
         "episodes": run.logger.episodes,
+        "recent_returns": torch.tensor(list(run.logger.recent_returns), dtype=torch.float64),
         "rng": rng_state(run.rng),
         **parts,
     }

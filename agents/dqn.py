@@ -220,7 +220,7 @@ def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
 def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, Any]:
     env, device, logger, rng = run.env, run.device, run.logger, run.rng
     counters = {"updates": 0, "target_syncs": 0, "last_sync": -1, "pending": 0}
-    step, learn_from = 0, cfg.learning_starts
+    step, learn_from, learning = 0, cfg.learning_starts, False
     if resume is not None:
         counters.update(resume.state["counters"])
         step = resume.step
@@ -230,10 +230,9 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, An
             try:
                 rb.load_state_dict(torch.load(replay, weights_only=True))
                 rb.mark_stream_break()
-                learn_from = step
+                learn_from, learning = step, True  # learning goes on where it stopped
             except (ValueError, RuntimeError) as e:
                 print(f"warning: {replay} not used ({e}); refilling the buffer", file=sys.stderr)
-    learning = False
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
     obs, _ = env.reset(seed=cfg.seed + step)
     first = np.ones(cfg.num_envs, dtype=bool)

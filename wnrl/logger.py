@@ -16,9 +16,9 @@ class Logger:
     """Tags are namespaced: ``charts/…`` (returns, SPS, schedules), ``losses/…``, ``wn/…``."""
 
     def __init__(self, run_dir: Path, config: dict[str, Any], total_steps: int, start_step: int = 0, progress=True):
-        # purge_step drops events a killed run wrote after its last checkpoint, so resumed curves
-        # continue without overlapping steps.
-        self.writer = SummaryWriter(str(run_dir), purge_step=start_step if start_step > 0 else None)
+        # purge_step drops the events a killed run wrote after its last checkpoint (steps above
+        # start_step), so resumed curves continue without overlapping steps.
+        self.writer = SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step > 0 else None)
         if start_step == 0:
             table = "\n".join(f"| {k} | {json.dumps(v)} |" for k, v in config.items())
             self.writer.add_text("config", "| field | value |\n|---|---|\n" + table, 0)

@@ -1,0 +1,234 @@
+"""Nothing loses a run: kill -9 and resume, Ctrl-C, broken checkpoints, divergence, a full disk."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agents.dqn import DQNConfig, QNetwork, train
+from tests.helpers import ROOT, cli, scalars
+from tests.test_replay import reference, simulate
+from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+
+COMMON = ["--env", "CartPole-v1", "--progress", "false", "--log-every", "500", "--checkpoint-every", "1000"]
+
+
+def start(tmp_path, *args):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.Popen(
+        [sys.executable, "-m", "wnrl.train", "dqn", *COMMON, "--logdir", str(tmp_path), "--run-name", "r", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+def wait_for_checkpoint(run_dir, min_step, proc, timeout=120):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        steps = [int(p.stem.split("_")[1]) for p in list_checkpoints(run_dir)]
+        if steps and max(steps) >= min_step:
+            return max(steps)
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.1)
+    raise AssertionError("no checkpoint in time")
+
+
+def assert_continuous(run_dir, total):
+    tags = scalars(run_dir)
+    steps = [s for s, _ in tags["charts/SPS"]]
+    assert steps == sorted(set(steps)), steps  # no duplicated or overlapping steps
+    assert steps[-1] == total
+    assert steps == list(range(500, total + 1, 500))  # and no gap
+
+
+def test_sigkill_then_resume_finishes_with_continuous_curves(tmp_path):
+    proc = start(tmp_path, "--total-steps", "8000")
+    run_dir = tmp_path / "r"
+    wait_for_checkpoint(run_dir, 3000, proc)
+    time.sleep(0.3)
+    proc.kill()
+    proc.wait()
+    killed_at = max(int(p.stem.split("_")[1]) for p in list_checkpoints(run_dir))
+    assert killed_at < 8000
+    r = cli("dqn", "--resume", str(run_dir), "--progress", "false")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "done: 8,000 steps" in r.stdout
+    state = load_checkpoint(list_checkpoints(run_dir)[-1])
+    assert state["step"] == 8000
+    assert_continuous(run_dir, 8000)
+    q = QNetwork((4,), 2)
+    q.load_state_dict(state["model"])
+    out = q(torch.randn(16, 4))
+    assert torch.isfinite(out).all() and out.shape == (16, 2)
+    assert state["counters"]["updates"] > 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_checkpoints_and_exits_zero_then_resume(tmp_path, sig):
+    proc = start(tmp_path, "--total-steps", "100000")
+    run_dir = tmp_path / "r"
+    wait_for_checkpoint(run_dir, 1000, proc)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err[-2000:]
+    assert "Resume with" in out and f"--resume {run_dir}" in out
+    stopped = load_checkpoint(list_checkpoints(run_dir)[-1])["step"]
+    assert 1000 <= stopped < 100000 and stopped % 4 == 0
+    r = cli("dqn", "--resume", str(run_dir), "--total-steps", str(stopped + 1000), "--progress", "false")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert load_checkpoint(list_checkpoints(run_dir)[-1])["step"] == stopped + 1000
+
+
+def _finished_run(tmp_path, **kw):
+    cfg = DQNConfig.for_env(
+        "CartPole-v1",
+        logdir=str(tmp_path),
+        run_name="r",
+        progress=False,
+        total_steps=1000,
+        learning_starts=200,
+        checkpoint_every=500,
+        **kw,
+    )
+    return train(cfg)["run_dir"]
+
+
+def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
+    run_dir = _finished_run(tmp_path)
+    newest, older = list_checkpoints(run_dir)[-1], list_checkpoints(run_dir)[0]
+    data = newest.read_bytes()
+    newest.write_bytes(data[: len(data) // 2])  # truncated
+    with pytest.raises(CheckpointError, match=f"{newest.name}.*truncated or corrupt"):
+        load_checkpoint(newest)
+    # resume falls back to the older good one, and says so
+    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
+    assert r.returncode == 0 and "skipped unreadable checkpoint" in r.stderr
+    # with every checkpoint broken: one line, exit 2
+    for p in list_checkpoints(run_dir):
+        p.write_bytes(b"\x00garbage" * 100)
+    r = cli("dqn", "--resume", str(run_dir), "--progress", "false")
+    assert r.returncode == 2 and "truncated or corrupt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert older.name in r.stderr or "step_" in r.stderr
+
+
+def test_checkpoint_of_the_other_agent_or_another_shape(tmp_path):
+    run_dir = _finished_run(tmp_path)
+    r = cli("a2c", "--resume", str(run_dir), "--progress", "false")
+    assert r.returncode == 2 and "not a a2c run" in r.stderr
+    config = json.loads((run_dir / "config.json").read_text())
+    config["hidden_sizes"] = [32]
+    (run_dir / "config.json").write_text(json.dumps(config))
+    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
+    assert r.returncode == 2 and "does not match" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    config["hidden_sizes"], config["env"] = [64, 64], "Acrobot-v1"
+    (run_dir / "config.json").write_text(json.dumps(config))
+    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
+    assert r.returncode == 2 and "written for env CartPole-v1, not Acrobot-v1" in r.stderr
+
+
+def test_non_finite_training_stops_naming_the_step_and_keeps_good_checkpoints(tmp_path):
+    r = cli(
+        "dqn",
+        *COMMON,
+        "--total-steps",
+        "20000",
+        "--learning-starts",
+        "200",
+        "--learning-rate",
+        "1e30",
+        "--max-grad-norm",
+        "0",
+        "--checkpoint-every",
+        "100",
+        "--logdir",
+        str(tmp_path),
+        "--run-name",
+        "r",
+    )
+    assert r.returncode == 1, (r.stdout[-500:], r.stderr[-2000:])
+    assert "non-finite" in r.stderr and "at step" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    for p in list_checkpoints(tmp_path / "r"):
+        for t in load_checkpoint(p)["model"].values():
+            assert torch.isfinite(t.float()).all()
+
+
+def test_disk_full_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    save_checkpoint(tmp_path, 100, {"agent": "dqn", "x": torch.ones(3)})
+
+    def full_disk(obj, f):
+        f.write(b"partial")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", full_disk)
+    with pytest.raises(OSError):
+        save_checkpoint(tmp_path, 200, {"agent": "dqn", "x": torch.zeros(3)})
+    monkeypatch.undo()
+    files = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    assert files == ["step_000000000100.pt"]  # no temp file left, the old one intact
+    torch.testing.assert_close(load_checkpoint(tmp_path / "checkpoints" / files[0])["x"], torch.ones(3))
+
+
+def test_resume_with_saved_replay_learns_at_once(tmp_path):
+    run_dir = _finished_run(tmp_path, save_replay=True)
+    assert (run_dir / "checkpoints" / "replay.pt").is_file()
+    before = load_checkpoint(list_checkpoints(run_dir)[-1])["counters"]["updates"]
+    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1400", "--progress", "false")
+    assert r.returncode == 0, r.stderr
+    after = load_checkpoint(list_checkpoints(run_dir)[-1])["counters"]["updates"]
+    assert after - before == 400  # 400 more steps at 1 update per step (classic), no refill pause
+
+
+def test_resume_without_replay_refills_first(tmp_path):
+    run_dir = _finished_run(tmp_path)
+    before = load_checkpoint(list_checkpoints(run_dir)[-1])["counters"]["updates"]
+    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1400", "--progress", "false")
+    assert r.returncode == 0, r.stderr
+    after = load_checkpoint(list_checkpoints(run_dir)[-1])["counters"]["updates"]
+    assert after - before == 400 - 200 + 1  # learning waits for learning_starts (200) new transitions
+
+
+def test_unwritable_logdir(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    r = cli("dqn", "--env", "CartPole-v1", "--logdir", str(blocker / "runs"), "--total-steps", "100")
+    assert r.returncode == 2 and "--logdir" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    num_envs=st.integers(1, 4),
+    per_env=st.integers(8, 40),
+    steps=st.integers(10, 120),
+    n_step=st.integers(1, 3),
+    p_end=st.floats(0.0, 0.6),
+    seed=st.integers(0, 10_000),
+)
+def test_replay_matches_reference_under_random_streams(num_envs, per_env, steps, n_step, p_end, seed):
+    from agents.replay import ReplayBuffer
+
+    calls, naive = simulate(num_envs, steps, 4, seed=seed, p_end=p_end)
+    rb = ReplayBuffer(per_env * num_envs, num_envs, (4, 1, 2), torch.uint8, gamma=0.9, n_step=n_step)
+    for c in calls:
+        rb.add(*c)
+    lo, hi = max(0, steps - per_env) + 3, steps - 1 - n_step
+    assert rb.num_sampleable() == max(0, hi - lo + 1)
+    for e in range(num_envs):
+        for t in range(lo, hi + 1):
+            if not naive[e][t][4]:
+                continue
+            b = rb._gather(torch.tensor([e]), torch.tensor([t % per_env]))
+            obs, a, ret, disc, next_obs = reference(naive[e], t, 0.9, n_step)
+            np.testing.assert_array_equal(b.obs[0].numpy(), obs)
+            np.testing.assert_array_equal(b.next_obs[0].numpy(), next_obs)
+            assert b.returns[0].item() == pytest.approx(ret, abs=1e-5) and b.discounts[0].item() == pytest.approx(disc)
