@@ -232,3 +232,40 @@ def test_replay_matches_reference_under_random_streams(num_envs, per_env, steps,
             np.testing.assert_array_equal(b.obs[0].numpy(), obs)
             np.testing.assert_array_equal(b.next_obs[0].numpy(), next_obs)
             assert b.returns[0].item() == pytest.approx(ret, abs=1e-5) and b.discounts[0].item() == pytest.approx(disc)
+
+
+def test_a2c_resume_continues_the_step_axis(tmp_path):
+    r = cli(
+        "a2c",
+        "--env",
+        "CartPole-v1",
+        "--total-steps",
+        "2560",
+        "--checkpoint-every",
+        "1280",
+        "--log-every",
+        "640",
+        "--logdir",
+        str(tmp_path),
+        "--run-name",
+        "r",
+        "--progress",
+        "false",
+    )
+    assert r.returncode == 0, r.stderr
+    r = cli("a2c", "--resume", str(tmp_path / "r"), "--total-steps", "5120", "--progress", "false")
+    assert r.returncode == 0, r.stderr
+    state = load_checkpoint(list_checkpoints(tmp_path / "r")[-1])
+    assert state["step"] == 5120 and state["agent"] == "a2c"
+    steps = [s for s, _ in scalars(tmp_path / "r")["charts/SPS"]]
+    assert steps == list(range(640, 5121, 640))
+
+
+def test_unknown_agent_is_one_line(tmp_path):
+    r = cli("ppo", "--env", "CartPole-v1")
+    assert r.returncode == 2 and "invalid choice: 'ppo'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_resume_of_a_missing_run(tmp_path):
+    r = cli("dqn", "--resume", str(tmp_path / "nope"))
+    assert r.returncode == 2 and "not a run directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
