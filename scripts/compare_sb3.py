@@ -10,10 +10,7 @@ A2C: 16 envs, 5-step rollouts. SB3 is not a dependency of wnrl; this script is f
 from __future__ import annotations
 
 import argparse
-import tempfile
 import time
-
-import numpy as np
 
 
 def sb3_dqn(seconds: float, learning_starts: int) -> float:
@@ -91,40 +88,9 @@ class Rate:
 
 
 def wnrl_rate(agent: str, seconds: float, num_envs: int, learning_starts: int) -> float:
-    """Runs wnrl's agent past learning start and reads its SPS log over about ``seconds``."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from wnrl.bench import agent_rate
 
-    logdir = tempfile.mkdtemp()
-    if agent == "dqn":
-        from agents.dqn import DQNConfig, train
-
-        cfg = DQNConfig.for_env(
-            "Breakout",
-            num_envs=num_envs,
-            learning_starts=learning_starts,
-            buffer_size=50_000,
-            logdir=logdir,
-            progress=False,
-            log_every=800,
-            total_steps=learning_starts + int(seconds * 150),
-        )
-    else:
-        from agents.a2c import A2CConfig, train
-
-        cfg = A2CConfig.for_env(
-            "Breakout",
-            num_envs=num_envs,
-            logdir=logdir,
-            progress=False,
-            log_every=1600,
-            total_steps=2_000 + int(seconds * 700),
-        )
-        learning_starts = 2_000
-    summary = train(cfg)
-    events = EventAccumulator(str(summary["run_dir"]))
-    events.Reload()
-    sps = [e.value for e in events.Scalars("charts/SPS") if e.step > learning_starts + cfg.log_every]
-    return float(np.median(sps))
+    return agent_rate(agent, num_envs, seconds, device="cpu", learning_starts=learning_starts)
 
 
 def main() -> None:

@@ -6,6 +6,10 @@ Sections:
   ``torch.nn.utils.parametrizations.weight_norm``; ratios to plain.
 * ``env``: raw steps/s of the Atari vector env at several ``num_envs`` (random actions): the
   ceiling any agent can reach on this machine.
+* ``agents``: DQN and A2C end-to-end agent steps/s on Breakout after learning has started (DQN at
+  its default replay ratio, one update of 32 per 4 agent steps), as a fraction of the raw env at the
+  same ``num_envs``; A2C at several ``num_envs`` (the scaling curve).
+* ``memory``: replay bytes per stored Atari transition, and the process's peak memory.
 
 Only ratios measured in one run on the same machine are worth comparing.
 """
@@ -125,6 +129,58 @@ def bench_env(num_envs_list: list[int], seconds: float, game: str = "Breakout") 
     return rows
 
 
+def agent_rate(agent: str, num_envs: int, seconds: float, device: str = "auto", learning_starts: int = 2_000) -> float:
+    """Median agent steps/s of a real training run on Breakout, measured after learning starts."""
+    import tempfile
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logdir = tempfile.mkdtemp(prefix="wnrl-bench-")
+    # No step budget: the run is stopped (as Ctrl-C would) ``seconds`` after it starts learning.
+    common = dict(
+        num_envs=num_envs, logdir=logdir, progress=False, device=device, checkpoint_every=10**9, total_steps=10**9
+    )
+    if agent == "dqn":
+        from agents.dqn import DQNConfig, train
+
+        cfg = DQNConfig.for_env(
+            "Breakout", learning_starts=learning_starts, buffer_size=50_000, log_every=max(400, num_envs * 50), **common
+        )
+    else:
+        from agents.a2c import A2CConfig, train
+
+        learning_starts = 0
+        cfg = A2CConfig.for_env("Breakout", log_every=num_envs * 5 * 10, **common)
+    summary = _with_deadline(train, cfg, seconds + 10)
+    events = EventAccumulator(str(summary["run_dir"]))
+    events.Reload()
+    sps = [e.value for e in events.Scalars("charts/SPS") if e.step > learning_starts + cfg.log_every]
+    return float(statistics.median(sps)) if sps else float("nan")
+
+
+def _with_deadline(train, cfg, seconds: float) -> dict:
+    """Runs ``train`` and stops it (as Ctrl-C would) once ``seconds`` have passed."""
+    import os
+    import signal
+    import threading
+
+    timer = threading.Timer(seconds, lambda: os.kill(os.getpid(), signal.SIGINT))
+    timer.start()
+    try:
+        return train(cfg)
+    finally:
+        timer.cancel()
+
+
+def peak_memory_mb(device: torch.device) -> dict:
+    import resource
+
+    out = {"process_peak_rss_MB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    if device.type == "cuda":
+        out["cuda_peak_allocated_MB"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return out
+
+
 def _print_table(title: str, rows: list[dict]) -> None:
     if not rows:
         return
@@ -148,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer repeats and sizes (under a minute)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
-    p.add_argument("--sections", default="layers,env", help="comma-separated: layers, env")
+    p.add_argument(
+        "--sections", default="layers,env,agents,memory", help="comma-separated: layers, env, agents, memory"
+    )
     args = p.parse_args(argv)
     if args.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -174,6 +232,28 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [8, 16] if args.quick else [1, 8, 16, 32, 64]
         result["env"] = bench_env(sizes, seconds=1.0 if args.quick else 3.0)
         _print_table("Raw Atari vector env (random actions)", result["env"])
+    if "agents" in sections:
+        secs = 15.0 if args.quick else 45.0
+        raw = {r["num_envs"]: r["steps_per_s"] for r in result.get("env", [])}
+        rows = []
+        for agent, sizes in (("dqn", [8]), ("a2c", [16] if args.quick else [1, 8, 16, 32, 64])):
+            for n in sizes:
+                if n not in raw:
+                    raw[n] = bench_env([n], seconds=1.0)[0]["steps_per_s"]
+                sps = agent_rate(agent, n, secs, device=str(device))
+                rows.append({"agent": agent, "num_envs": n, "steps_per_s": sps, "of_raw_env": sps / raw[n]})
+        result["agents"] = rows
+        _print_table("Agents end-to-end on Breakout, after learning starts", rows)
+    if "memory" in sections:
+        from agents.replay import ReplayBuffer
+
+        rb = ReplayBuffer(1_000, 8, (4, 84, 84), torch.uint8)
+        result["memory"] = {
+            "replay_bytes_per_transition": rb.bytes_per_transition,
+            "replay_GB_per_million": rb.bytes_per_transition * 1e6 / 1e9,
+            **peak_memory_mb(device),
+        }
+        _print_table("Memory", [result["memory"]])
     if args.json:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)

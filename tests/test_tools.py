@@ -1,0 +1,130 @@
+"""evaluate, plot and grid on real (tiny) runs."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from agents.a2c import A2CConfig
+from agents.a2c import train as train_a2c
+from agents.dqn import DQNConfig
+from agents.dqn import train as train_dqn
+from tests.helpers import ROOT
+from wnrl.evaluate import evaluate
+from wnrl.plot import load_groups, plot
+
+
+def run_module(module, *args, timeout=300):
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    for seed in (1, 2):
+        for norm in ("wn", "none"):
+            train_dqn(
+                DQNConfig.for_env(
+                    "CartPole-v1",
+                    logdir=str(root),
+                    progress=False,
+                    total_steps=1500,
+                    learning_starts=200,
+                    seed=seed,
+                    norm=norm,
+                    run_name=f"dqn_{norm}_{seed}",
+                )
+            )
+    train_a2c(A2CConfig.for_env("Catch", logdir=str(root), progress=False, total_steps=1600, run_name="a2c_catch"))
+    return root
+
+
+def test_evaluate_a_dqn_run(runs):
+    r = evaluate(str(runs / "dqn_wn_1"), episodes=5, epsilon=0.05)
+    assert r["agent"] == "dqn" and r["env"] == "CartPole-v1" and r["episodes"] == 5 and r["step"] == 1500
+    assert len(r["scores"]) == 5 and r["min"] <= r["mean"] <= r["max"]
+    assert all(s >= 8 for s in r["scores"])  # CartPole scores are episode lengths
+    # the same seed plays the same games
+    assert evaluate(str(runs / "dqn_wn_1"), episodes=5)["scores"] == r["scores"]
+
+
+def test_evaluate_cli_with_video(runs, tmp_path):
+    gif = tmp_path / "catch.gif"
+    r = run_module("wnrl.evaluate", str(runs / "a2c_catch"), "--episodes", "4", "--greedy", "--video", str(gif))
+    assert r.returncode == 0, r.stderr
+    assert "a2c on Catch at step 1,600" in r.stdout and "over 4 episodes" in r.stdout
+    from PIL import Image
+
+    with Image.open(gif) as im:
+        assert im.size == (252, 252) and im.n_frames >= 6  # one Catch game, 84×84 frames at 3×
+
+
+def test_evaluate_errors_are_one_line(tmp_path):
+    r = run_module("wnrl.evaluate", str(tmp_path / "missing"))
+    assert r.returncode == 2 and "no such run directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    r = run_module("wnrl.evaluate", str(bad))
+    assert r.returncode == 2 and "truncated or corrupt" in r.stderr
+
+
+def test_plot_groups_seeds_and_writes_png(runs, tmp_path):
+    groups = load_groups([str(runs)])
+    assert {k: len(v) for k, v in groups.items()} == {
+        ("dqn", "CartPole-v1", "wn"): 2,
+        ("dqn", "CartPole-v1", "none"): 2,
+        ("a2c", "Catch", "wn"): 1,
+    }
+    out = plot([str(runs)], str(tmp_path / "curves.png"))
+    data = out.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
+
+
+def test_plot_without_event_files_fails_clearly(tmp_path):
+    (tmp_path / "empty").mkdir()
+    r = run_module("wnrl.plot", str(tmp_path / "empty"), "-o", str(tmp_path / "x.png"))
+    assert r.returncode == 2 and "no TensorBoard event files" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_grid_runs_and_resumes(tmp_path):
+    args = [
+        "--agents",
+        "dqn,a2c",
+        "--envs",
+        "CartPole-v1",
+        "--norms",
+        "wn,none",
+        "--seeds",
+        "1",
+        "--jobs",
+        "2",
+        "--logdir",
+        str(tmp_path),
+        "--dqn-args",
+        "--total-steps 400 --learning-starts 100",
+        "--a2c-args",
+        "--total-steps 640",
+    ]
+    r = run_module("wnrl.grid", *args)
+    assert r.returncode == 0, r.stdout + r.stderr
+    names = {p.name for p in tmp_path.iterdir() if p.is_dir()}
+    assert names == {f"CartPole-v1__{a}__{n}__s1" for a in ("dqn", "a2c") for n in ("wn", "none")}
+    for name in names:
+        cfg = json.loads((tmp_path / name / "config.json").read_text())
+        assert cfg["norm"] in name and cfg["agent"] in name
+        assert (tmp_path / f"{name}.log").is_file()
+    assert "4 of 4 runs finished" in r.stdout
+    again = run_module("wnrl.grid", *args)  # a second call resumes (finished runs end at once)
+    assert again.returncode == 0 and "4 of 4 runs finished" in again.stdout
+
+
+def test_grid_bad_input(tmp_path):
+    r = run_module("wnrl.grid", "--norms", "wn,bn", "--logdir", str(tmp_path))
+    assert r.returncode == 2 and "unknown agent or norm: bn" in r.stderr
+    r = run_module("wnrl.grid", "--seeds", "x", "--logdir", str(tmp_path))
+    assert r.returncode == 2 and "--seeds" in r.stderr

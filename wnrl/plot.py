@@ -1,0 +1,131 @@
+"""``python -m wnrl.plot RUN_DIR... -o curves.png``: learning curves from TensorBoard event files.
+
+Each argument is a run directory or a directory holding runs. Runs are grouped by agent, env and
+norm (from their ``config.json``); each group is drawn as the mean over its seeds with a band from
+the lowest to the highest seed, episodic return against agent steps, one panel per agent and env.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import warnings
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from wnrl.config import CliError
+
+TAG = "charts/episodic_return"
+
+
+def find_runs(paths: list[str]) -> list[Path]:
+    """Run directories (holding ``config.json``) at or under ``paths``."""
+    runs: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise CliError(f"{p}: no such directory")
+        if (p / "config.json").is_file():
+            runs.append(p)
+        else:
+            runs += sorted(c.parent for c in p.rglob("config.json"))
+    return runs
+
+
+def read_curve(run_dir: Path, tag: str = TAG) -> tuple[np.ndarray, np.ndarray]:
+    """(steps, values) of one scalar tag; empty arrays if the run logged none."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    if tag not in events.Tags()["scalars"]:
+        return np.zeros(0), np.zeros(0)
+    s = events.Scalars(tag)
+    return np.array([e.step for e in s], dtype=np.float64), np.array([e.value for e in s], dtype=np.float64)
+
+
+def smooth_on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Mean of the episodes that ended in each bin of ``grid`` (carried forward over empty bins)."""
+    out = np.full(len(grid), np.nan)
+    idx = np.searchsorted(grid, steps, side="left").clip(0, len(grid) - 1)
+    sums, counts = np.bincount(idx, values, len(grid)), np.bincount(idx, minlength=len(grid))
+    have = counts > 0
+    out[have] = sums[have] / counts[have]
+    for i in range(1, len(out)):  # carry the last value forward
+        if np.isnan(out[i]):
+            out[i] = out[i - 1]
+    return out
+
+
+def load_groups(paths: list[str], tag: str = TAG) -> dict[tuple[str, str, str], list[dict]]:
+    """Runs with event data, grouped by (agent, env, norm)."""
+    runs = find_runs(paths)
+    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for run in runs:
+        cfg = json.loads((run / "config.json").read_text())
+        steps, values = read_curve(run, tag)
+        if len(steps):
+            groups[(cfg["agent"], cfg["env"], cfg["norm"])].append(
+                {"run": run, "seed": cfg["seed"], "steps": steps, "values": values, "total": cfg["total_steps"]}
+            )
+    if not groups:
+        where = ", ".join(paths)
+        raise CliError(f"no TensorBoard event files with {tag} under {where}; point at run directories")
+    return groups
+
+
+def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = load_groups(paths, tag)
+    panels = sorted({(a, e) for a, e, _ in groups})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    for ax, (agent, env) in zip(axes[0], panels):
+        for (a, e, norm), runs in sorted(groups.items()):
+            if (a, e) != (agent, env):
+                continue
+            end = max(r["total"] for r in runs)
+            grid = np.linspace(end / bins, end, bins)
+            curves = np.stack([smooth_on_grid(r["steps"], r["values"], grid) for r in runs])
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # bins before any episode ended are NaN
+                mean, lo, hi = np.nanmean(curves, 0), np.nanmin(curves, 0), np.nanmax(curves, 0)
+            (line,) = ax.plot(grid, mean, label=f"{norm} (n={len(runs)})")
+            ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2)
+        ax.set_title(f"{agent} on {env}")
+        ax.set_xlabel("agent steps")
+        ax.set_ylabel(tag.split("/")[-1].replace("_", " "))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    out_path = Path(out)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=100)
+    plt.close(fig)
+    return out_path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m wnrl.plot", description=__doc__.split("\n\n")[0])
+    p.add_argument("runs", nargs="+", help="run directories, or directories that hold runs")
+    p.add_argument("-o", "--output", default="curves.png", help="PNG to write (default: curves.png)")
+    p.add_argument("--tag", default=TAG, help=f"scalar to plot (default: {TAG})")
+    p.add_argument("--bins", type=int, default=50, help="points per curve (default: 50)")
+    p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")
+    args = p.parse_args(argv)
+    try:
+        path = plot(args.runs, args.output, args.tag, args.bins)
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
