@@ -23,7 +23,6 @@ from agents.common import (
     check_common,
     check_finite,
     check_resume_env,
-    env_family,
     learning_reward,
     learning_terminal,
     load_into,
@@ -35,7 +34,7 @@ from agents.common import (
     try_checkpoint,
 )
 from agents.returns import gae_advantages
-from wnrl.config import COMMON_FAMILY_DEFAULTS, CliError, CommonConfig, build_config, doc
+from wnrl.config import CommonConfig, doc
 from wnrl.layers import data_dependent_init, is_initialized
 from wnrl.nets import ActorCriticHead, make_trunk
 
@@ -59,27 +58,15 @@ class A2CConfig(CommonConfig):
     wn_head: bool = doc("weight-normalize the policy and value output layers too (with --norm wn)", False)
     init_rollouts: int = doc("rollouts of the initial policy used for weight norm's data-dependent init", 1)
 
-    @classmethod
-    def for_env(cls, env: str = "Breakout", **overrides: Any) -> A2CConfig:
-        """The config with ``env``'s family defaults, then ``overrides``."""
-        family = env_family(env)
-        defaults = {**COMMON_FAMILY_DEFAULTS[family], **FAMILY_DEFAULTS[family]}
-        return build_config(cls, defaults, {"env": env, **overrides})
-
     def validate(self) -> None:
         check_common(self)
-        for name in ("n_steps", "init_rollouts"):
-            if getattr(self, name) < 1:
-                raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if not 0.0 < self.gamma <= 1.0:
-            raise CliError(f"--gamma must be in (0, 1], got {self.gamma}")
-        if not 0.0 <= self.gae_lambda <= 1.0:
-            raise CliError(f"--gae-lambda must be in [0, 1], got {self.gae_lambda}")
-        if self.learning_rate <= 0:
-            raise CliError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        self.require_at_least(1, "n_steps", "init_rollouts")
+        self.require_in("gamma", 0.0, 1.0, low_open=True)
+        self.require_in("gae_lambda", 0.0, 1.0)
+        self.require_in("learning_rate", 0.0, float("inf"), low_open=True)
 
 
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+A2CConfig.FAMILY_DEFAULTS = {
     "atari": {},
     # measured on CartPole-v1: mean return 80-140 after 60k steps over seeds 1-3 (5-step rollouts
     # without entropy bonus oscillate between 11 and 80 at 100k)

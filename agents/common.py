@@ -27,22 +27,12 @@ from wnrl.runtime import default_run_name, new_run_dir, resolve_device, seed_eve
 
 def check_common(cfg: CommonConfig) -> None:
     """Rejects bad values with a message that says what to do."""
-    for name in ("total_steps", "num_envs", "checkpoint_every", "log_every"):
-        if getattr(cfg, name) < 1:
-            raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(cfg, name)}")
+    cfg.require_at_least(1, "total_steps", "num_envs", "checkpoint_every", "log_every")
     if cfg.norm not in NORMS:
         raise CliError(f"unknown --norm {cfg.norm!r}: choose one of {', '.join(NORMS)}")
-    if not 0.0 <= cfg.sticky_actions <= 1.0:
-        raise CliError(f"--sticky-actions must be a probability in [0, 1], got {cfg.sticky_actions}")
+    cfg.require_in("sticky_actions", 0.0, 1.0)
     if not cfg.hidden_sizes or min(cfg.hidden_sizes) < 1:
         raise CliError(f"--hidden-sizes must be positive integers like 64,64, got {cfg.hidden_sizes}")
-
-
-def env_family(env_id: str) -> str:
-    try:
-        return envs.resolve(env_id)[0]
-    except ValueError as e:
-        raise CliError(str(e)) from None
 
 
 def make_env(cfg: CommonConfig, num_envs: int | None = None, seed: int | None = None):

@@ -24,7 +24,6 @@ from agents.common import (
     check_common,
     check_finite,
     check_resume_env,
-    env_family,
     learning_reward,
     learning_terminal,
     load_into,
@@ -38,7 +37,7 @@ from agents.common import (
 from agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer
 from agents.returns import q_learning_targets
 from wnrl.checkpoint import CHECKPOINT_DIR, save_atomic
-from wnrl.config import COMMON_FAMILY_DEFAULTS, CliError, CommonConfig, build_config, doc
+from wnrl.config import CliError, CommonConfig, doc
 from wnrl.layers import data_dependent_init, is_initialized
 from wnrl.nets import QHead, make_trunk
 
@@ -69,33 +68,19 @@ class DQNConfig(CommonConfig):
     )
     replay_on_device: bool = doc("keep the replay buffer in GPU memory (when it fits)", False)
 
-    @classmethod
-    def for_env(cls, env: str = "Breakout", **overrides: Any) -> DQNConfig:
-        """The config with ``env``'s family defaults, then ``overrides``."""
-        family = env_family(env)
-        return build_config(
-            cls, {**COMMON_FAMILY_DEFAULTS[family], **FAMILY_DEFAULTS[family]}, {"env": env, **overrides}
-        )
-
     def validate(self) -> None:
         check_common(self)
-        for name in ("buffer_size", "batch_size", "train_frequency", "target_update_frequency", "n_step"):
-            if getattr(self, name) < 1:
-                raise CliError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(self, name)}")
-        if self.learning_starts < 0:
-            raise CliError(f"--learning-starts must be >= 0, got {self.learning_starts}")
+        self.require_at_least(1, "buffer_size", "batch_size", "train_frequency", "target_update_frequency", "n_step")
+        self.require_at_least(0, "learning_starts")
         if self.batch_size > self.buffer_size:
             raise CliError(f"--batch-size {self.batch_size} exceeds --buffer-size {self.buffer_size}; lower it")
-        if not 0.0 < self.gamma <= 1.0:
-            raise CliError(f"--gamma must be in (0, 1], got {self.gamma}")
-        if self.learning_rate <= 0:
-            raise CliError(f"--learning-rate must be > 0, got {self.learning_rate}")
+        self.require_in("gamma", 0.0, 1.0, low_open=True)
+        self.require_in("learning_rate", 0.0, float("inf"), low_open=True)
         for name in ("exploration_fraction", "start_epsilon", "end_epsilon"):
-            if not 0.0 <= getattr(self, name) <= 1.0:
-                raise CliError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(self, name)}")
+            self.require_in(name, 0.0, 1.0)
 
 
-FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+DQNConfig.FAMILY_DEFAULTS = {
     "atari": {},
     "classic": {
         "total_steps": 100_000,

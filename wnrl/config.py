@@ -12,7 +12,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 
 def doc(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
@@ -43,8 +43,43 @@ class CommonConfig:
     clip_rewards: bool = doc("learn from sign(reward) (logged returns stay raw game scores)", True)
     progress: bool = doc("show a progress bar on the console", True)
 
+    # The agent's overrides per env family ("atari", "classic", "catch"), on top of the common ones.
+    FAMILY_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def for_env(cls, env: str = "Breakout", **overrides: Any):
+        """The config with ``env``'s family defaults, then ``overrides``."""
+        family = env_family(env)
+        return cls(**{**COMMON_FAMILY_DEFAULTS[family], **cls.FAMILY_DEFAULTS.get(family, {}), "env": env, **overrides})
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def require_at_least(self, low: float, *names: str) -> None:
+        for name in names:
+            if getattr(self, name) < low:
+                raise CliError(f"{_flag(name)} must be at least {low}, got {getattr(self, name)}")
+
+    def require_in(self, name: str, low: float, high: float, low_open: bool = False) -> None:
+        v = getattr(self, name)
+        if not (low < v <= high if low_open else low <= v <= high):
+            if high == float("inf"):
+                raise CliError(f"{_flag(name)} must be {'>' if low_open else '>='} {low:g}, got {v}")
+            raise CliError(f"{_flag(name)} must be in {'(' if low_open else '['}{low:g}, {high:g}], got {v}")
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def env_family(env_id: str) -> str:
+    """ "atari", "classic" or "catch"; an unknown id is a CliError naming the closest ones."""
+    import envs
+
+    try:
+        return envs.resolve(env_id)[0]
+    except ValueError as e:
+        raise CliError(str(e)) from None
 
 
 # Overrides per env family, shared by every agent; an agent adds its own on top.
@@ -132,8 +167,3 @@ def _show(v: Any) -> str:
     if isinstance(v, int) and not isinstance(v, bool) and abs(v) >= 10_000:
         return f"{v:_}"
     return str(v)
-
-
-def build_config(cls: type, family_defaults: dict[str, Any], user: dict[str, Any]) -> Any:
-    """The config: class defaults, then the env family's overrides, then what the user set."""
-    return cls(**{**family_defaults, **user})
