@@ -128,3 +128,16 @@ def test_grid_bad_input(tmp_path):
     assert r.returncode == 2 and "unknown agent or norm: bn" in r.stderr
     r = run_module("wnrl.grid", "--seeds", "x", "--logdir", str(tmp_path))
     assert r.returncode == 2 and "--seeds" in r.stderr
+
+
+def test_summary_table(runs):
+    from wnrl.plot import markdown_table, summarize
+
+    rows = summarize([str(runs)], threshold=15.0)
+    by_norm = {(r["agent"], r["norm"]): r for r in rows}
+    wn = by_norm[("dqn", "wn")]
+    assert wn["seeds"] == 2 and wn["ms_per_1k_steps"] > 0 and 0 <= wn["reached"] <= 2
+    table = markdown_table(rows, 15.0)
+    assert table.splitlines()[0].startswith("| agent | env | norm | seeds |") and len(table.splitlines()) == 2 + len(
+        rows
+    )

@@ -110,12 +110,64 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
     return out_path
 
 
+def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, tag: str = TAG) -> list[dict]:
+    """Per (agent, env, norm): final return (episodes in the last 10% of steps; mean ± std over
+    seeds), steps until the smoothed curve first reaches ``threshold`` (median over the seeds that
+    reach it), and wall-clock per 1,000 agent steps (median of the run's SPS)."""
+    rows = []
+    for (agent, env, norm), runs in sorted(load_groups(paths, tag).items()):
+        finals, reach, ms = [], [], []
+        for r in runs:
+            late = r["steps"] >= 0.9 * r["total"]
+            finals.append(float(r["values"][late].mean() if late.any() else r["values"][-1]))
+            grid = np.linspace(r["total"] / bins, r["total"], bins)
+            curve = smooth_on_grid(r["steps"], r["values"], grid)
+            hit = np.flatnonzero(curve >= threshold) if threshold is not None else []
+            if len(hit):
+                reach.append(float(grid[hit[0]]))
+            _, sps = read_curve(r["run"], "charts/SPS")
+            if len(sps):
+                ms.append(1000.0 / float(np.median(sps)) * 1000.0)
+        rows.append(
+            {
+                "agent": agent,
+                "env": env,
+                "norm": norm,
+                "seeds": len(runs),
+                "final_mean": float(np.mean(finals)),
+                "final_std": float(np.std(finals)),
+                "reached": len(reach),
+                "steps_to_threshold": float(np.median(reach)) if reach else None,
+                "ms_per_1k_steps": float(np.mean(ms)) if ms else None,
+            }
+        )
+    return rows
+
+
+def markdown_table(rows: list[dict], threshold: float | None) -> str:
+    head = "| agent | env | norm | seeds | final return (mean ± std) | "
+    head += f"steps to {threshold:g} (median; seeds reaching) | " if threshold is not None else ""
+    head += "ms per 1k steps |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        line = f"| {r['agent']} | {r['env']} | {r['norm']} | {r['seeds']} | "
+        line += f"{r['final_mean']:.2f} ± {r['final_std']:.2f} | "
+        if threshold is not None:
+            reach = f"{r['steps_to_threshold']:,.0f}" if r["steps_to_threshold"] is not None else "—"
+            line += f"{reach} ({r['reached']}/{r['seeds']}) | "
+        line += f"{r['ms_per_1k_steps']:,.0f} |" if r["ms_per_1k_steps"] is not None else "— |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m wnrl.plot", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="run directories, or directories that hold runs")
     p.add_argument("-o", "--output", default="curves.png", help="PNG to write (default: curves.png)")
     p.add_argument("--tag", default=TAG, help=f"scalar to plot (default: {TAG})")
     p.add_argument("--bins", type=int, default=50, help="points per curve (default: 50)")
+    p.add_argument("--summary", action="store_true", help="also print a markdown table of final returns and speed")
+    p.add_argument("--threshold", type=float, default=None, help="with --summary: report steps to reach this return")
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")
     args = p.parse_args(argv)
     try:
@@ -124,6 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
+    if args.summary:
+        print(markdown_table(summarize(args.runs, args.threshold, args.bins, args.tag), args.threshold))
     return 0
 
 
