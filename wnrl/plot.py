@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from wnrl.config import CliError
+from wnrl.nets import NORMS
 
 TAG = "charts/episodic_return"
 
@@ -95,8 +96,9 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # bins before any episode ended are NaN
                 mean, lo, hi = np.nanmean(curves, 0), np.nanmin(curves, 0), np.nanmax(curves, 0)
-            (line,) = ax.plot(grid, mean, label=f"{norm} (n={len(runs)})")
-            ax.fill_between(grid, lo, hi, color=line.get_color(), alpha=0.2)
+            color = f"C{NORMS.index(norm)}" if norm in NORMS else None  # one colour per norm in every panel
+            ax.plot(grid, mean, label=f"{norm} (n={len(runs)})", color=color)
+            ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
         ax.set_title(f"{agent} on {env}")
         ax.set_xlabel("agent steps")
         ax.set_ylabel(tag.split("/")[-1].replace("_", " "))
