@@ -86,5 +86,4 @@ def make_atari(
         reward_clipping=False,  # logged returns are game scores; agents clip for learning
         use_fire_reset=True,
     )
-    env.spec_id = game_title(rom)
     return env

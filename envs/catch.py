@@ -31,7 +31,6 @@ class CatchVectorEnv(VectorEnv):
         self.single_action_space = spaces.Discrete(3)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self.spec_id = "Catch"
         self._frames = np.zeros((num_envs, frame_stack, h, w), dtype=np.uint8)
         self._ball_row = np.zeros(num_envs, dtype=np.int64)
         self._ball_col = np.zeros(num_envs, dtype=np.int64)

@@ -32,5 +32,4 @@ def make_classic(env_id: str, num_envs: int, *, vectorization_mode: str = "sync"
             f"{env_id} has observations {space}; wnrl takes Atari games, Catch, "
             "or gymnasium envs whose observations are flat vectors"
         )
-    env.spec_id = env_id
     return env
