@@ -36,8 +36,8 @@ def checkpoint_file(path: str) -> Path:
 
 def build_policy(state: dict, env, device: torch.device):
     """The network the checkpoint holds, loaded, in eval mode; and its agent's name."""
-    from agents.a2c import A2CConfig, ActorCritic
-    from agents.dqn import DQNConfig, QNetwork
+    from agents.a2c import ActorCritic
+    from agents.dqn import QNetwork
 
     agent, cfg = state["agent"], state["config"]
     obs_shape, n_actions = env.single_observation_space.shape, int(env.single_action_space.n)
@@ -52,8 +52,7 @@ def build_policy(state: dict, env, device: torch.device):
         net.load_state_dict(state["model"])
     except RuntimeError as e:
         raise CheckpointError(f"model does not match its config ({str(e).splitlines()[-1].strip()[:160]})") from None
-    config_cls = DQNConfig if agent == "dqn" else A2CConfig
-    return net.to(device).eval(), agent, config_cls
+    return net.to(device).eval(), agent
 
 
 @torch.no_grad()
@@ -96,7 +95,7 @@ def evaluate(
     )
     env = make_env(cfg, num_envs=n, seed=seed)
     try:
-        net, agent, _ = build_policy(state, env, dev)
+        net, agent = build_policy(state, env, dev)
         # Each env plays its own quota of games, so short games are not over-represented.
         quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
         scores: list[list[float]] = [[] for _ in range(n)]

@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import json
 import sys
+from pathlib import Path
 
 from agents.common import TrainingDiverged, find_resume
 from wnrl.checkpoint import CheckpointError
@@ -53,9 +55,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def resumed_config(cls, agent: str, run_dir: str, overrides: dict):
     """The config saved in ``run_dir``, with the overrides a resumed run may take (e.g. --total-steps)."""
-    import json
-    from pathlib import Path
-
     path = Path(run_dir) / "config.json"
     try:
         saved = json.loads(path.read_text())
@@ -68,8 +67,7 @@ def resumed_config(cls, agent: str, run_dir: str, overrides: dict):
         flags = ", ".join("--" + k.replace("_", "-") for k in frozen)
         raise CliError(f"{flags} cannot change when resuming {run_dir}; start a new run instead")
     fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
-    cfg = cls(**{**fields, **overrides})
-    return cfg
+    return cls(**{**fields, **overrides})
 
 
 def main(argv: list[str] | None = None) -> int:
