@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.common import (
+    Every,
     Resume,
     Run,
     StopRequest,
@@ -31,6 +32,7 @@ from agents.common import (
     open_run,
     prepare,
     save_run_checkpoint,
+    summary,
     try_checkpoint,
 )
 from agents.returns import gae_advantages
@@ -171,8 +173,7 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
     obs_t = obs_to_device(obs, device)
     init_left = cfg.init_rollouts if not is_initialized(net) else 0
     init_obs: list[torch.Tensor] = []
-    next_log = (step // cfg.log_every + 1) * cfg.log_every
-    next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    log_due, ckpt_due = Every(cfg.log_every, step), Every(cfg.checkpoint_every, step)
     sums = {k: torch.zeros((), device=device) for k in ("policy_loss", "value_loss", "entropy")}
     n_sums = 0
     last_values = last_returns = None
@@ -249,8 +250,7 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
             mask = rollout_valid.flatten()
             last_values, last_returns = values.detach()[mask], returns.flatten()[mask]
 
-            if step >= next_log or step >= cfg.total_steps:
-                next_log += cfg.log_every
+            if log_due.due(step) or step >= cfg.total_steps:
                 sps = throughput.sps(step)
                 logger.scalars({"charts/SPS": sps, "charts/learning_rate": lr}, step)
                 if n_sums:  # one host sync per log, not per update
@@ -262,16 +262,7 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
                     n_sums = 0
                     log_wn(logger, net, step)
                 logger.progress(step, sps)
-            if step >= next_ckpt and step < cfg.total_steps:
-                next_ckpt += cfg.checkpoint_every
+            if ckpt_due.due(step) and step < cfg.total_steps:
                 try_checkpoint(checkpoint)
         try_checkpoint(checkpoint, final=True)
-    return {
-        "run_dir": run.run_dir,
-        "steps": step,
-        "updates": updates,
-        "episodes": logger.episodes,
-        "mean_return": logger.mean_recent_return(),
-        "recent_returns": list(logger.recent_returns),
-        "interrupted": bool(stop),
-    }
+    return summary(run, step, bool(stop), updates=updates)

@@ -244,6 +244,34 @@ def restore_rng(rng: np.random.Generator, state: dict[str, Any]) -> None:
     torch.set_rng_state(state["torch"])
 
 
+class Every:
+    """Fires once per ``period`` agent steps, counting from multiples of it (so a resumed run keeps
+    the same logging and checkpoint steps)."""
+
+    def __init__(self, period: int, step: int = 0):
+        self.period = period
+        self.next = (step // period + 1) * period
+
+    def due(self, step: int) -> bool:
+        if step < self.next:
+            return False
+        self.next += self.period
+        return True
+
+
+def summary(run: Run, step: int, interrupted: bool, **extra: Any) -> dict[str, Any]:
+    """What ``train`` returns: where the run is, how far it got and how it was doing."""
+    return {
+        "run_dir": run.run_dir,
+        "steps": step,
+        "episodes": run.logger.episodes,
+        "mean_return": run.logger.mean_recent_return(),
+        "recent_returns": list(run.logger.recent_returns),
+        "interrupted": interrupted,
+        **extra,
+    }
+
+
 class Throughput:
     """Agent steps per second since the last call of ``sps``."""
 

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.common import (
+    Every,
     Resume,
     StopRequest,
     Throughput,
@@ -32,6 +33,7 @@ from agents.common import (
     open_run,
     prepare,
     save_run_checkpoint,
+    summary,
     try_checkpoint,
 )
 from agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer
@@ -221,8 +223,7 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, An
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
     obs, _ = env.reset(seed=cfg.seed + step)
     first = np.ones(cfg.num_envs, dtype=bool)
-    next_log = (step // cfg.log_every + 1) * cfg.log_every
-    next_ckpt = (step // cfg.checkpoint_every + 1) * cfg.checkpoint_every
+    log_due, ckpt_due = Every(cfg.log_every, step), Every(cfg.checkpoint_every, step)
     loss_sum = torch.zeros((), device=device)
     q_sum = torch.zeros((), device=device)
     n_loss = 0
@@ -293,8 +294,7 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, An
                     target.load_state_dict(q.state_dict())
                     counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
 
-            if step >= next_log or step >= cfg.total_steps:
-                next_log += cfg.log_every
+            if log_due.due(step) or step >= cfg.total_steps:
                 sps = throughput.sps(step)
                 logger.scalars({"charts/SPS": sps, "charts/epsilon": epsilon}, step)
                 if n_loss:  # one host sync per log, not per update
@@ -307,20 +307,10 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, An
                     n_loss = 0
                     log_wn(logger, q, step)
                 logger.progress(step, sps)
-            if step >= next_ckpt and step < cfg.total_steps:
-                next_ckpt += cfg.checkpoint_every
+            if ckpt_due.due(step) and step < cfg.total_steps:
                 try_checkpoint(checkpoint)
         try_checkpoint(checkpoint, final=True)
-    return {
-        "run_dir": run.run_dir,
-        "steps": step,
-        "updates": counters["updates"],
-        "target_syncs": counters["target_syncs"],
-        "episodes": logger.episodes,
-        "mean_return": logger.mean_recent_return(),
-        "recent_returns": list(logger.recent_returns),
-        "interrupted": bool(stop),
-    }
+    return summary(run, step, bool(stop), updates=counters["updates"], target_syncs=counters["target_syncs"])
 
 
 def replay_path(run_dir) -> Path:
