@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.common import (
+    Compiled,
     Every,
     Resume,
     Run,
@@ -186,13 +187,28 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
             run, cfg, "a2c", step, updates=updates, model=net.state_dict(), optimizer=optimizer.state_dict()
         )
 
+    forward = Compiled(net, cfg.compile, "the A2C forward pass")
+
+    def losses(logits, values, bootstrap):
+        values_tn = torch.cat([values.detach().view(T, N), bootstrap.unsqueeze(0)])
+        advantages, returns = gae_advantages(
+            rollout_rewards, values_tn, rollout_terminals, rollout_valid, cfg.gamma, cfg.gae_lambda
+        )
+        flat_returns = returns.flatten()
+        loss, parts = a2c_loss(
+            logits, values, rollout_actions.flatten(), advantages.flatten(), flat_returns, rollout_valid.flatten(), cfg
+        )
+        return loss, parts, flat_returns
+
+    compiled_losses = Compiled(losses, cfg.compile, "the A2C loss")
+
     with StopRequest() as stop:
         while step < cfg.total_steps and not stop:
             # 1. Roll out T steps of the current policy in N envs.
             net.eval()  # batch-norm nets act with running statistics
             for t in range(T):
                 with torch.no_grad():
-                    logits, _ = net(obs_t)
+                    logits, _ = forward(obs_t)
                     actions = torch.distributions.Categorical(logits=logits).sample()
                 rollout_obs[t] = obs_t
                 rollout_actions[t] = actions
@@ -205,7 +221,8 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
                 obs_t = obs_to_device(next_obs, device)
                 logger.episodes_from(info, step)
             with torch.no_grad():
-                _, bootstrap = net(obs_t)  # V(o_T), to bootstrap the last steps of the rollout
+                # V(o_T), to bootstrap the last steps of the rollout (a copy: it outlives the next call)
+                bootstrap = forward(obs_t)[1].clone()
             net.train()
 
             if init_left > 0:
@@ -224,31 +241,20 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
                 lr = cfg.learning_rate * max(0.0, 1.0 - step / cfg.total_steps)
                 for group in optimizer.param_groups:
                     group["lr"] = lr
-            logits, values = net(rollout_obs.flatten(0, 1))
-            values_tn = torch.cat([values.detach().view(T, N), bootstrap.unsqueeze(0)])
-            advantages, returns = gae_advantages(
-                rollout_rewards, values_tn, rollout_terminals, rollout_valid, cfg.gamma, cfg.gae_lambda
-            )
-            loss, parts = a2c_loss(
-                logits,
-                values,
-                rollout_actions.flatten(),
-                advantages.flatten(),
-                returns.flatten(),
-                rollout_valid.flatten(),
-                cfg,
-            )
+            logits, values = forward(rollout_obs.flatten(0, 1))
+            loss, parts, returns = compiled_losses(logits, values, bootstrap)
+            # What is logged is copied out before the next compiled call can reuse its memory.
+            for k in sums:
+                sums[k] += parts[k].detach()
+            n_sums += 1
+            mask = rollout_valid.flatten()
+            last_values, last_returns = values.detach()[mask], returns[mask]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.max_grad_norm > 0:
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
             optimizer.step()
             updates += 1
-            for k in sums:
-                sums[k] += parts[k].detach()
-            n_sums += 1
-            mask = rollout_valid.flatten()
-            last_values, last_returns = values.detach()[mask], returns.flatten()[mask]
 
             if log_due.due(step) or step >= cfg.total_steps:
                 sps = throughput.sps(step)

@@ -33,6 +33,42 @@ def check_common(cfg: CommonConfig) -> None:
     cfg.require_in("sticky_actions", 0.0, 1.0)
     if not cfg.hidden_sizes or min(cfg.hidden_sizes) < 1:
         raise CliError(f"--hidden-sizes must be positive integers like 64,64, got {cfg.hidden_sizes}")
+    if cfg.compile not in COMPILE_MODES:
+        raise CliError(f"unknown --compile {cfg.compile!r}: choose one of {', '.join(COMPILE_MODES)}")
+
+
+COMPILE_MODES = ("off", "default", "reduce-overhead")
+
+
+class Compiled:
+    """``fn``, through ``torch.compile`` unless ``mode`` is "off". If compiling fails (no C++
+    compiler, an unsupported op), one warning is printed and ``fn`` runs as it is from then on: the
+    run goes on. ``fn`` must be safe to run again after a failed call (set gradients to None first)."""
+
+    def __init__(self, fn, mode: str = "off", name: str = ""):
+        self.eager = fn
+        self.name = name or getattr(fn, "__name__", "function")
+        self.mode = mode
+        self.fn = fn if mode == "off" else torch.compile(fn, mode=mode)
+
+    @property
+    def compiled(self) -> bool:
+        return self.fn is not self.eager
+
+    def __call__(self, *args: Any) -> Any:
+        if self.fn is self.eager:
+            return self.eager(*args)
+        try:
+            return self.fn(*args)
+        except Exception as e:  # a compiler failure must not end the run
+            first = (str(e).strip().splitlines() or [""])[0][:200]
+            print(
+                f"warning: --compile {self.mode} failed for {self.name} ({type(e).__name__}: {first}); "
+                "running it uncompiled (--compile off hides this)",
+                file=sys.stderr,
+            )
+            self.fn = self.eager
+            return self.eager(*args)
 
 
 def make_env(cfg: CommonConfig, num_envs: int | None = None, seed: int | None = None):

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from agents.common import (
+    Compiled,
     Every,
     Resume,
     StopRequest,
@@ -36,7 +37,7 @@ from agents.common import (
     summary,
     try_checkpoint,
 )
-from agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer
+from agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer, available_memory, transition_bytes
 from agents.returns import q_learning_targets
 from wnrl.checkpoint import CHECKPOINT_DIR, save_atomic
 from wnrl.config import CliError, CommonConfig, doc
@@ -68,7 +69,16 @@ class DQNConfig(CommonConfig):
     save_replay: bool = doc(
         "save the replay buffer with each checkpoint (resume without refilling; Atari: ~7 GB)", False
     )
-    replay_on_device: bool = doc("keep the replay buffer in GPU memory (when it fits)", False)
+    replay_on_device: str = doc(
+        "keep the replay buffer in GPU memory: auto (when training on a GPU and it takes at most half the free "
+        "GPU memory) | yes | no",
+        "auto",
+    )
+    overlap_env: bool = doc(
+        "update the network while the envs step (each update then samples the replay as it was one vector step "
+        "earlier)",
+        True,
+    )
 
     def validate(self) -> None:
         check_common(self)
@@ -80,6 +90,10 @@ class DQNConfig(CommonConfig):
         self.require_in("learning_rate", 0.0, float("inf"), low_open=True)
         for name in ("exploration_fraction", "start_epsilon", "end_epsilon"):
             self.require_in(name, 0.0, 1.0)
+        if isinstance(self.replay_on_device, bool):  # configs saved before "auto" existed
+            self.replay_on_device = "yes" if self.replay_on_device else "no"
+        if self.replay_on_device not in ("auto", "yes", "no"):
+            raise CliError(f"--replay-on-device must be auto, yes or no, got {self.replay_on_device!r}")
 
 
 DQNConfig.FAMILY_DEFAULTS = {
@@ -144,8 +158,11 @@ def td_loss(q: nn.Module, target: nn.Module, batch: ReplayBatch, double: bool) -
 
 
 @torch.no_grad()
-def act(q: nn.Module, obs: torch.Tensor, epsilon: float, rng: np.random.Generator, n_actions: int) -> np.ndarray:
-    """ε-greedy actions for a batch of observations (the net is skipped while ε = 1)."""
+def act(
+    q: nn.Module, obs: torch.Tensor, epsilon: float, rng: np.random.Generator, n_actions: int, greedy=None
+) -> np.ndarray:
+    """ε-greedy actions for a batch of observations (the net is skipped while ε = 1). ``greedy``
+    (obs -> argmax actions) replaces ``q(obs).argmax(1)``, e.g. a compiled version of it."""
     n = obs.shape[0]
     explore = rng.random(n) < epsilon
     random_actions = rng.integers(0, n_actions, size=n)
@@ -153,20 +170,35 @@ def act(q: nn.Module, obs: torch.Tensor, epsilon: float, rng: np.random.Generato
         return random_actions
     was_training = q.training
     q.eval()  # batch-norm nets act with running statistics
-    greedy = q(obs).argmax(dim=1).cpu().numpy()
+    best = greedy(obs) if greedy is not None else greedy_actions(q, obs)
     q.train(was_training)
-    return np.where(explore, random_actions, greedy)
+    return np.where(explore, random_actions, best.cpu().numpy())
+
+
+def greedy_actions(q: nn.Module, obs: torch.Tensor) -> torch.Tensor:
+    return q(obs).argmax(dim=1)
+
+
+def replay_storage(cfg: DQNConfig, bytes_needed: int, device: torch.device) -> torch.device:
+    """Where the replay lives: on the training GPU when asked, or (auto) when it fits in half its free memory."""
+    if device.type != "cuda" or cfg.replay_on_device == "no":
+        return torch.device("cpu")
+    if cfg.replay_on_device == "yes":
+        return device
+    free = available_memory(device)
+    return device if free is not None and bytes_needed <= free // 2 else torch.device("cpu")
 
 
 def build_buffer(cfg: DQNConfig, env, device: torch.device) -> ReplayBuffer:
     obs_space = env.single_observation_space
-    storage = device if cfg.replay_on_device else torch.device("cpu")
+    dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
+    storage = replay_storage(cfg, transition_bytes(obs_space.shape, dtype) * cfg.buffer_size, device)
     try:
         return ReplayBuffer(
             cfg.buffer_size,
             cfg.num_envs,
             obs_space.shape,
-            torch.uint8 if obs_space.dtype == np.uint8 else torch.float32,
+            dtype,
             gamma=cfg.gamma,
             n_step=cfg.n_step,
             device=device,
@@ -245,11 +277,42 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, An
         if cfg.save_replay:
             save_atomic(replay_path(run.run_dir), {"step": step, **rb.state_dict()})
 
+    def update(batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradients of one TD loss; no host sync (losses stay on the device until logged)."""
+        optimizer.zero_grad(set_to_none=True)
+        loss, q_taken = td_loss(q, target, batch, cfg.double_dqn)
+        loss.backward()
+        return loss.detach(), q_taken.mean()
+
+    compiled_update = Compiled(update, cfg.compile, "the DQN update")
+    greedy = Compiled(lambda o: greedy_actions(q, o), cfg.compile, "action selection")
+
+    def learn() -> None:
+        """The updates due (fixed replay ratio: one per train_frequency agent steps, whatever
+        num_envs is), then the target copy if one is due."""
+        nonlocal n_loss
+        while counters["pending"] >= cfg.train_frequency:
+            counters["pending"] -= cfg.train_frequency
+            loss, q_mean = compiled_update(rb.sample(cfg.batch_size))
+            if cfg.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(q.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            counters["updates"] += 1
+            loss_sum.add_(loss)
+            q_sum.add_(q_mean)
+            n_loss += 1
+        if step - counters["last_sync"] >= cfg.target_update_frequency:
+            target.load_state_dict(q.state_dict())
+            counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
+
     with StopRequest() as stop:
         while step < cfg.total_steps and not stop:
             epsilon = linear_schedule(cfg.start_epsilon, cfg.end_epsilon, decay_steps, step)
-            actions = act(q, obs_to_device(obs, device), epsilon, rng, n_actions)
-            next_obs, reward, terminated, truncated, info = env.step(actions)
+            actions = act(q, obs_to_device(obs, device), epsilon, rng, n_actions, greedy)
+            env.step_async(actions)
+            if learning and cfg.overlap_env:
+                learn()  # while the envs step: from the replay as it was before this step
+            next_obs, reward, terminated, truncated, info = env.step_wait()
             step += cfg.num_envs
             # The transition from obs is real unless this step only reset the env (NextStep autoreset).
             rb.add(
@@ -276,23 +339,8 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, An
                     counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
             elif learning:
                 counters["pending"] += cfg.num_envs
-            if learning:
-                # Fixed replay ratio: one update per train_frequency agent steps, whatever num_envs is.
-                while counters["pending"] >= cfg.train_frequency:
-                    counters["pending"] -= cfg.train_frequency
-                    loss, q_taken = td_loss(q, target, rb.sample(cfg.batch_size), cfg.double_dqn)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if cfg.max_grad_norm > 0:
-                        nn.utils.clip_grad_norm_(q.parameters(), cfg.max_grad_norm)
-                    optimizer.step()
-                    counters["updates"] += 1
-                    loss_sum += loss.detach()
-                    q_sum += q_taken.mean()
-                    n_loss += 1
-                if step - counters["last_sync"] >= cfg.target_update_frequency:
-                    target.load_state_dict(q.state_dict())
-                    counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
+            if learning and (not cfg.overlap_env or step >= cfg.total_steps):
+                learn()
 
             if log_due.due(step) or step >= cfg.total_steps:
                 sps = throughput.sps(step)

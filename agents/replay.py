@@ -56,6 +56,15 @@ def available_memory(device: torch.device) -> int | None:
     return None
 
 
+def transition_bytes(obs_shape: tuple[int, ...], obs_dtype: torch.dtype, frame_stack: int | None = None) -> int:
+    """Bytes one stored transition takes: its newest frame (the whole observation for vectors),
+    action, reward and three flags."""
+    if frame_stack is None:
+        frame_stack = obs_shape[0] if len(obs_shape) == 3 else 1
+    frame = obs_shape[1:] if frame_stack > 1 else obs_shape
+    return int(np.prod(frame)) * torch.empty((), dtype=obs_dtype).element_size() + 8 + 4 + 3
+
+
 class ReplayBuffer:
     def __init__(
         self,
@@ -71,6 +80,7 @@ class ReplayBuffer:
         storage_device: torch.device | str = "cpu",
         seed: int | None = None,
         memory_margin: float = 0.9,
+        sync_free: bool | None = None,
     ):
         """``frame_stack`` defaults to ``obs_shape[0]`` for ``(S, H, W)`` frames and 1 otherwise.
         Raises :class:`BufferTooLarge` before allocating if the buffer needs more than
@@ -96,8 +106,7 @@ class ReplayBuffer:
         self.device = torch.device(device)
         self.storage_device = torch.device(storage_device)
 
-        frame_bytes = int(np.prod(self.frame_shape)) * torch.empty((), dtype=obs_dtype).element_size()
-        self.bytes_per_transition = frame_bytes + 8 + 4 + 3  # frame, action, reward, 3 flags
+        self.bytes_per_transition = transition_bytes(self.obs_shape, obs_dtype, frame_stack)
         need = self.bytes_per_transition * self.capacity
         free = available_memory(self.storage_device)
         if free is not None and need > memory_margin * free:
@@ -117,7 +126,10 @@ class ReplayBuffer:
         self.added = 0  # entries written per stream so far
         self._gen = torch.Generator(device=dev)
         self._gen.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, ()).item()))
-        self._env_index = torch.arange(E, device=dev)
+        # Sampling without host syncs: the default where the buffer lives on a GPU.
+        self.sync_free = dev.type == "cuda" if sync_free is None else sync_free
+        self._short = torch.zeros((), dtype=torch.int64, device=dev)
+        self._n_sync_free = 0
 
     def __len__(self) -> int:
         """Transitions stored (all streams)."""
@@ -183,23 +195,45 @@ class ReplayBuffer:
         return frames * ~torch.cat([blank, torch.zeros_like(blank[:, :1])], 1)[:, :, None, None]
 
     def sample(self, batch_size: int) -> ReplayBatch:
-        """A uniform batch of valid transitions (with replacement), on ``device``."""
+        """A uniform batch of valid transitions (with replacement), on ``device``.
+
+        Candidates are drawn uniformly and the invalid ones (one per finished game) rejected. On a
+        GPU this happens without a host sync: the first ``batch_size`` valid candidates in draw
+        order are kept by a stable sort, and the rare draw with too few valid ones (it needs over
+        80% of the candidates invalid) is counted on the device and checked every 256 samples."""
         n_ok = self.num_sampleable()
         if n_ok <= 0:
             raise RuntimeError("the replay buffer holds no complete transition yet")
-        dev, C = self.storage_device, self.per_env
-        oldest = (self.pos - min(self.added, C)) % C
+        if self.sync_free:
+            return self._sample_sync_free(batch_size, n_ok)
         # Draw more than needed and keep valid ones (invalid entries are 1 in an episode's length).
         for _ in range(100):
-            m = 2 * batch_size + 16
-            env = torch.randint(0, self.num_envs, (m,), generator=self._gen, device=dev)
-            off = torch.randint(0, n_ok, (m,), generator=self._gen, device=dev)
-            slot = (oldest + self.frame_stack - 1 + off) % C
+            env, slot = self._candidates(2 * batch_size + 16, n_ok)
             ok = self.valids[env, slot]
             if int(ok.sum()) >= batch_size:
                 keep = torch.nonzero(ok).squeeze(1)[:batch_size]
                 return self._gather(env[keep], slot[keep])
         raise RuntimeError("the replay buffer holds too few valid transitions to sample from")
+
+    def _candidates(self, m: int, n_ok: int) -> tuple[torch.Tensor, torch.Tensor]:
+        dev, C = self.storage_device, self.per_env
+        oldest = (self.pos - min(self.added, C)) % C
+        env = torch.randint(0, self.num_envs, (m,), generator=self._gen, device=dev)
+        off = torch.randint(0, n_ok, (m,), generator=self._gen, device=dev)
+        return env, (oldest + self.frame_stack - 1 + off) % C
+
+    def _sample_sync_free(self, batch_size: int, n_ok: int) -> ReplayBatch:
+        env, slot = self._candidates(5 * batch_size + 16, n_ok)
+        ok = self.valids[env, slot]
+        keep = torch.argsort((~ok).to(torch.uint8), stable=True)[:batch_size]  # valid ones first, in draw order
+        self._short += ok.sum() < batch_size
+        self._n_sync_free += 1
+        if self._n_sync_free % 256 == 0 and int(self._short):
+            raise RuntimeError(
+                "the replay buffer holds too few valid transitions to sample from (nearly every stored step "
+                "ends an episode)"
+            )
+        return self._gather(env[keep], slot[keep])
 
     def _gather(self, env: torch.Tensor, slot: torch.Tensor) -> ReplayBatch:
         C = self.per_env

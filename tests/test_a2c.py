@@ -104,6 +104,16 @@ def test_seeded_runs_are_reproducible(tmp_path):
     assert a["recent_returns"] == b["recent_returns"]
 
 
+def test_compiled_run_matches_the_eager_run(tmp_path, capsys):
+    """--compile default changes the speed, not the learning: the same seed gives the same network."""
+    runs = [train(cartpole(tmp_path / mode, seed=4, total_steps=1280, compile=mode)) for mode in ("off", "default")]
+    assert "warning" not in capsys.readouterr().err  # it compiled: no fallback
+    eager, compiled = (load_checkpoint(list_checkpoints(r["run_dir"])[-1])["model"] for r in runs)
+    assert runs[0]["updates"] == runs[1]["updates"] > 0
+    for k in eager:
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("norm", ["none", "batch", "layer", "wn_mobn"])
 def test_other_norms_train(tmp_path, norm):
     assert train(cartpole(tmp_path, norm=norm, total_steps=400))["updates"] > 0

@@ -60,9 +60,12 @@ def test_rewards_clipped_for_learning_and_life_loss_is_terminal():
     np.testing.assert_array_equal(learning_terminal(cfg, np.array([False, True, False]), info), [False, True, False])
 
 
+@pytest.mark.parametrize("overlap_env", [True, False])
 @pytest.mark.parametrize("num_envs", [1, 8])
-def test_replay_ratio_and_target_syncs_do_not_depend_on_num_envs(tmp_path, num_envs):
-    cfg = cartpole(tmp_path, num_envs=num_envs, train_frequency=4, target_update_frequency=500)
+def test_replay_ratio_and_target_syncs_do_not_depend_on_num_envs(tmp_path, num_envs, overlap_env):
+    cfg = cartpole(
+        tmp_path, num_envs=num_envs, train_frequency=4, target_update_frequency=500, overlap_env=overlap_env
+    )
     summary = train(cfg)
     assert summary["steps"] == 2000
     # one update per 4 agent steps from learning_starts on: (2000 - 200) / 4 + 1
@@ -213,3 +216,83 @@ def test_cli_never_overwrites_a_run(tmp_path):
     r = cli("dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "taken", "--total-steps", "100")
     assert r.returncode == 2 and "already exists" in r.stderr
     assert not any((tmp_path / "taken").iterdir())
+
+
+def test_compiled_update_matches_eager_and_runs_compiled(tmp_path, capsys):
+    """--compile default: the same TD gradients as eager, and a run that stays compiled."""
+    from agents.common import Compiled
+    from agents.dqn import td_loss
+    from agents.replay import ReplayBatch
+    from wnrl.layers import data_dependent_init
+
+    torch.manual_seed(0)
+    q, target = QNetwork((4,), 3, "wn"), QNetwork((4,), 3, "wn")
+    data_dependent_init(q, torch.randn(64, 4))
+    batch = ReplayBatch(torch.randn(16, 4), torch.randint(0, 3, (16,)), torch.randn(16), torch.rand(16), torch.randn(16, 4))
+
+    def grads(step):
+        for p in q.parameters():
+            p.grad = None
+        loss = step(batch)
+        return loss, [p.grad.clone() for p in q.parameters()]
+
+    def update(b):
+        loss, _ = td_loss(q, target, b, double=True)
+        loss.backward()
+        return loss.detach()
+
+    compiled = Compiled(update, "default", "test update")
+    eager_loss, eager_grads = grads(update)
+    compiled_loss, compiled_grads = grads(compiled)
+    assert compiled.compiled  # it did compile: no fallback to eager
+    torch.testing.assert_close(compiled_loss, eager_loss)
+    for a, b in zip(compiled_grads, eager_grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+    summary = train(cartpole(tmp_path, total_steps=600, compile="default"))
+    assert summary["updates"] > 0
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch, capsys):
+    from agents.common import Compiled
+
+    def broken_compile(fn, **kw):
+        def fail(*args):
+            raise RuntimeError("no C++ compiler found\nlong details")
+
+        return fail
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    f = Compiled(lambda x: x + 1, "default", "the update")
+    assert f(1) == 2 and f(2) == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        "warning: --compile default failed for the update (RuntimeError: no C++ compiler found); "
+        "running it uncompiled (--compile off hides this)"
+    ]
+    assert not f.compiled
+
+
+def test_bad_compile_and_replay_placement_are_one_line_errors(tmp_path):
+    for flag, value, expect in (
+        ("--compile", "fast", "unknown --compile 'fast'"),
+        ("--replay-on-device", "maybe", "--replay-on-device must be auto, yes or no"),
+    ):
+        r = cli("dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), flag, value)
+        assert r.returncode == 2 and r.stderr.startswith(f"error: {expect}"), r.stderr
+        assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_replay_goes_to_the_gpu_when_it_fits_in_half_its_free_memory(monkeypatch):
+    import agents.dqn as dqn
+
+    monkeypatch.setattr(dqn, "available_memory", lambda device: 10 * 2**30)
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+
+    def where(choice, gib, device=gpu):
+        return dqn.replay_storage(DQNConfig.for_env("Breakout", replay_on_device=choice), gib * 2**30, device)
+
+    assert where("auto", 4) == gpu and where("auto", 6) == cpu  # 10 GiB free
+    assert where("yes", 6) == gpu and where("no", 1) == cpu
+    assert where("auto", 1, cpu) == cpu and where("yes", 1, cpu) == cpu  # training on the CPU

@@ -150,3 +150,34 @@ def test_atari_seeding_is_reproducible():
         runs.append(np.stack([o for o, *_ in _play(env, 40)]))
         env.close()
     np.testing.assert_array_equal(runs[0], runs[1])
+
+
+@pytest.mark.parametrize("env_id", ["Breakout", "Catch", "CartPole-v1"])
+def test_step_async_then_wait_is_step(env_id):
+    """The two halves give exactly what one step gives, with the same statistics in info."""
+    a, b = envs.make(env_id, 3, seed=5), envs.make(env_id, 3, seed=5)
+    try:
+        a.reset(), b.reset()
+        rng = np.random.default_rng(0)
+        for _ in range(60):
+            actions = rng.integers(0, a.single_action_space.n, size=3)
+            one = a.step(actions)
+            b.step_async(actions)
+            two = b.step_wait()
+            for x, y in zip(one[:4], two[:4]):
+                np.testing.assert_array_equal(x, y)
+            for key in ("autoreset", "life_lost", "episode_end", "episode_return", "episode_length"):
+                np.testing.assert_array_equal(one[4][key], two[4][key])
+    finally:
+        a.close(), b.close()
+
+
+def test_step_halves_out_of_order_are_errors():
+    env = envs.make("Catch", 2, seed=0)
+    env.reset()
+    with pytest.raises(RuntimeError, match="without step_async"):
+        env.step_wait()
+    env.step_async(np.zeros(2, dtype=np.int64))
+    with pytest.raises(RuntimeError, match="twice without step_wait"):
+        env.step_async(np.zeros(2, dtype=np.int64))
+    env.close()  # finishes the step in flight

@@ -146,3 +146,47 @@ def test_sampling_an_empty_buffer_is_an_error():
     rb = ReplayBuffer(100, 2, (4,), torch.float32)
     with pytest.raises(RuntimeError, match="no complete transition"):
         rb.sample(4)
+
+
+def _filled(sync_free: bool, p_end: float = 0.3, seed: int = 0) -> tuple[ReplayBuffer, list]:
+    calls, naive = simulate(3, 200, 4, seed=1, p_end=p_end)
+    rb = ReplayBuffer(300, 3, (4, 1, 2), torch.uint8, seed=seed, sync_free=sync_free)
+    for c in calls:
+        rb.add(*c)
+    return rb, naive
+
+
+def test_sync_free_sampling_keeps_only_valid_transitions_uniformly():
+    """The GPU sampler (no host sync) draws the same distribution as the CPU one: uniform over
+    the valid transitions, invalid ones (episode resets) never."""
+    counts = {}
+    for sync_free in (False, True):
+        rb, naive = _filled(sync_free)
+        all_valid = {tuple(o.flatten()) for e in range(3) for o, *_, v in naive[e][-rb.per_env + 3 : -1] if v}
+        seen: dict[tuple, int] = {}
+        for _ in range(200):
+            for o in rb.sample(64).obs.numpy():
+                key = tuple(o.flatten())
+                assert key in all_valid
+                seen[key] = seen.get(key, 0) + 1
+        counts[sync_free] = seen
+    keys = sorted(set(counts[False]) | set(counts[True]))
+    n = 200 * 64
+    # Every valid observation appears in both, with frequencies that agree within sampling noise.
+    assert len(keys) == len(counts[False]) == len(counts[True])
+    freq = np.array([[counts[s].get(k, 0) / n for k in keys] for s in (False, True)])
+    expected = 1.0 / len(keys)
+    sd = np.sqrt(expected * (1 - expected) / n)
+    assert np.abs(freq[0] - freq[1]).max() < 6 * np.sqrt(2) * sd
+    assert np.abs(freq - expected).max() < 6 * sd
+
+
+def test_sync_free_sampling_reports_a_buffer_of_resets():
+    calls, _ = simulate(1, 60, 4, seed=3, p_end=0.0)
+    rb = ReplayBuffer(50, 1, (4, 1, 2), torch.uint8, seed=0, sync_free=True)
+    for c in calls:
+        rb.add(*c)
+    rb.valids[:] = False  # as if every stored step had only reset its env
+    with pytest.raises(RuntimeError, match="too few valid transitions"):
+        for _ in range(256):
+            rb.sample(8)

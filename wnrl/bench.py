@@ -129,8 +129,11 @@ def bench_env(num_envs_list: list[int], seconds: float, game: str = "Breakout") 
     return rows
 
 
-def agent_rate(agent: str, num_envs: int, seconds: float, device: str = "auto", learning_starts: int = 2_000) -> float:
-    """Median agent steps/s of a real training run on Breakout, measured after learning starts."""
+def agent_rate(
+    agent: str, num_envs: int, seconds: float, device: str = "auto", learning_starts: int = 2_000, **overrides
+) -> float:
+    """Median agent steps/s of a real training run on Breakout, measured after learning starts
+    (``overrides``: config fields, e.g. ``overlap_env=False``)."""
     import tempfile
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -140,6 +143,7 @@ def agent_rate(agent: str, num_envs: int, seconds: float, device: str = "auto", 
     common = dict(
         num_envs=num_envs, logdir=logdir, progress=False, device=device, checkpoint_every=10**9, total_steps=10**9
     )
+    common.update(overrides)
     if agent == "dqn":
         from agents.dqn import DQNConfig, train
 

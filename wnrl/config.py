@@ -42,6 +42,11 @@ class CommonConfig:
     )
     clip_rewards: bool = doc("learn from sign(reward) (logged returns stay raw game scores)", True)
     progress: bool = doc("show a progress bar on the console", True)
+    compile: str = doc(
+        "torch.compile the update and the action selection: off | default | reduce-overhead (adds CUDA graphs "
+        "on a GPU); the first updates are slow while it compiles",
+        "off",
+    )
 
     # The agent's overrides per env family ("atari", "classic", "catch"), on top of the common ones.
     FAMILY_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
