@@ -63,9 +63,7 @@ def test_rewards_clipped_for_learning_and_life_loss_is_terminal():
 @pytest.mark.parametrize("overlap_env", [True, False])
 @pytest.mark.parametrize("num_envs", [1, 8])
 def test_replay_ratio_and_target_syncs_do_not_depend_on_num_envs(tmp_path, num_envs, overlap_env):
-    cfg = cartpole(
-        tmp_path, num_envs=num_envs, train_frequency=4, target_update_frequency=500, overlap_env=overlap_env
-    )
+    cfg = cartpole(tmp_path, num_envs=num_envs, train_frequency=4, target_update_frequency=500, overlap_env=overlap_env)
     summary = train(cfg)
     assert summary["steps"] == 2000
     # one update per 4 agent steps from learning_starts on: (2000 - 200) / 4 + 1
@@ -228,7 +226,9 @@ def test_compiled_update_matches_eager_and_runs_compiled(tmp_path, capsys):
     torch.manual_seed(0)
     q, target = QNetwork((4,), 3, "wn"), QNetwork((4,), 3, "wn")
     data_dependent_init(q, torch.randn(64, 4))
-    batch = ReplayBatch(torch.randn(16, 4), torch.randint(0, 3, (16,)), torch.randn(16), torch.rand(16), torch.randn(16, 4))
+    batch = ReplayBatch(
+        torch.randn(16, 4), torch.randint(0, 3, (16,)), torch.randn(16), torch.rand(16), torch.randn(16, 4)
+    )
 
     def grads(step):
         for p in q.parameters():
