@@ -1,14 +1,18 @@
-"""Speed figures, side by side in one run: ``python -m wnrl.bench [--quick] [--device cuda] [--json F]``.
+"""Speed figures, side by side in one run:
+``python -m wnrl.bench [--quick] [--device cuda] [--compile MODE] [--json F] [--png F]``.
 
 Sections:
 * ``layers``: forward+backward time of the Nature trunk (plus a Q head) with plain layers, with
   wnrl's WN layers (both ways of applying g/‖v‖ to a conv), and with
-  ``torch.nn.utils.parametrizations.weight_norm``; ratios to plain.
+  ``torch.nn.utils.parametrizations.weight_norm``; ratios to plain. Then one whole DQN update
+  (online forward+backward, target forward, clip, Adam), whose time bounds DQN's steps/s at its
+  replay ratio on this machine.
 * ``env``: raw steps/s of the Atari vector env at several ``num_envs`` (random actions): the
   ceiling any agent can reach on this machine.
 * ``agents``: DQN and A2C end-to-end agent steps/s on Breakout after learning has started (DQN at
   its default replay ratio, one update of 32 per 4 agent steps), as a fraction of the raw env at the
-  same ``num_envs``; A2C at several ``num_envs`` (the scaling curve).
+  same ``num_envs`` (and, for DQN, of the update bound), at several ``num_envs``: the scaling curve
+  (``--png`` draws it).
 * ``memory``: replay bytes per stored Atari transition, and the process's peak memory.
 
 Only ratios measured in one run on the same machine are worth comparing.
@@ -30,6 +34,9 @@ from torch import nn
 
 from wnrl.layers import WNConv2d
 from wnrl.nets import QHead, WNConvNet
+
+# num_envs per agent for the scaling curve (DQN at its default replay ratio: 1 update of 32 per 4 steps)
+AGENT_SIZES = {"quick": {"dqn": [8], "a2c": [16]}, "full": {"dqn": [1, 8, 32], "a2c": [1, 8, 16, 32, 64]}}
 
 
 def _sync(device: torch.device) -> None:
@@ -107,6 +114,40 @@ def bench_layers(device: torch.device, batch: int = 32, repeats: int = 30) -> li
     return rows
 
 
+def bench_dqn_update(device: torch.device, batch: int = 32, repeats: int = 30) -> float:
+    """Seconds per DQN gradient step with wnrl's WN Q-network on Atari frames: online forward and
+    backward, target forward, gradient clip and Adam. At one update per ``train_frequency`` agent
+    steps, no DQN with this network can run faster than ``train_frequency / t`` steps/s here."""
+    import copy
+
+    from agents.dqn import QNetwork, td_loss
+    from agents.replay import ReplayBatch
+
+    q = QNetwork((4, 84, 84), 4, "wn").to(device)
+    target = copy.deepcopy(q)
+    opt = torch.optim.Adam(q.parameters(), lr=1e-4, fused=True)
+
+    def frames():
+        return torch.randint(0, 256, (batch, 4, 84, 84), dtype=torch.uint8, device=device)
+
+    b = ReplayBatch(
+        frames(),
+        torch.randint(0, 4, (batch,), device=device),
+        torch.randn(batch, device=device),
+        torch.full((batch,), 0.99, device=device),
+        frames(),
+    )
+
+    def step() -> None:
+        opt.zero_grad(set_to_none=True)
+        loss, _ = td_loss(q, target, b, double=False)
+        loss.backward()
+        nn.utils.clip_grad_norm_(q.parameters(), 10.0)
+        opt.step()
+
+    return time_fn(step, device, repeats)
+
+
 def bench_env(num_envs_list: list[int], seconds: float, game: str = "Breakout") -> list[dict]:
     """Raw vector-env steps/s (agent steps summed over envs) with random actions."""
     import envs
@@ -134,31 +175,35 @@ def agent_rate(
 ) -> float:
     """Median agent steps/s of a real training run on Breakout, measured after learning starts
     (``overrides``: config fields, e.g. ``overlap_env=False``)."""
+    import shutil
     import tempfile
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logdir = tempfile.mkdtemp(prefix="wnrl-bench-")
-    # No step budget: the run is stopped (as Ctrl-C would) ``seconds`` after it starts learning.
-    common = dict(
+    # No step budget: the run is stopped (as Ctrl-C would) ``seconds`` (plus 10 s of start-up) after it starts.
+    fields = dict(
         num_envs=num_envs, logdir=logdir, progress=False, device=device, checkpoint_every=10**9, total_steps=10**9
     )
-    common.update(overrides)
     if agent == "dqn":
-        from agents.dqn import DQNConfig, train
+        from agents.dqn import DQNConfig as Config
+        from agents.dqn import train
 
-        cfg = DQNConfig.for_env(
-            "Breakout", learning_starts=learning_starts, buffer_size=50_000, log_every=max(400, num_envs * 50), **common
-        )
+        fields.update(learning_starts=learning_starts, buffer_size=50_000, log_every=max(400, num_envs * 50))
     else:
-        from agents.a2c import A2CConfig, train
+        from agents.a2c import A2CConfig as Config
+        from agents.a2c import train
 
         learning_starts = 0
-        cfg = A2CConfig.for_env("Breakout", log_every=num_envs * 5 * 10, **common)
-    summary = _with_deadline(train, cfg, seconds + 10)
-    events = EventAccumulator(str(summary["run_dir"]))
-    events.Reload()
-    sps = [e.value for e in events.Scalars("charts/SPS") if e.step > learning_starts + cfg.log_every]
+        fields.update(log_every=num_envs * 5 * 10)
+    cfg = Config.for_env("Breakout", **{**fields, **overrides})
+    try:
+        summary = _with_deadline(train, cfg, seconds + 10)
+        events = EventAccumulator(str(summary["run_dir"]))
+        events.Reload()
+        sps = [e.value for e in events.Scalars("charts/SPS") if e.step > learning_starts + cfg.log_every]
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
     return float(statistics.median(sps)) if sps else float("nan")
 
 
@@ -198,6 +243,8 @@ def _print_table(title: str, rows: list[dict]) -> None:
 
 
 def _fmt(v: object) -> str:
+    if v is None:
+        return "-"
     if isinstance(v, float):
         return f"{v:,.3f}" if abs(v) < 10 else f"{v:,.0f}"
     return str(v)
@@ -208,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--quick", action="store_true", help="fewer repeats and sizes (under a minute)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--png", default=None, help="also draw steps/s against num_envs (env and agents) to this PNG")
+    p.add_argument(
+        "--compile", default="off", choices=["off", "default", "reduce-overhead"], help="the agents' --compile"
+    )
     p.add_argument(
         "--sections", default="layers,env,agents,memory", help="comma-separated: layers, env, agents, memory"
     )
@@ -232,20 +283,38 @@ def main(argv: list[str] | None = None) -> int:
     if "layers" in sections:
         result["layers"] = bench_layers(device, repeats=10 if args.quick else 40)
         _print_table("Nature Q-network, forward+backward+Adam, batch 32", result["layers"])
+    if "layers" in sections or "agents" in sections:
+        t = bench_dqn_update(device, repeats=10 if args.quick else 30)
+        result["dqn_update"] = {"ms": t * 1e3, "update_bound_steps_per_s": 4 / t}
+        _print_table(
+            "DQN update (online fwd+bwd, target fwd, clip, Adam; batch 32) and the steps/s it allows at 1 per 4 steps",
+            [result["dqn_update"]],
+        )
     if "env" in sections:
         sizes = [8, 16] if args.quick else [1, 8, 16, 32, 64]
         result["env"] = bench_env(sizes, seconds=1.0 if args.quick else 3.0)
         _print_table("Raw Atari vector env (random actions)", result["env"])
     if "agents" in sections:
-        secs = 15.0 if args.quick else 45.0
+        secs = 15.0 if args.quick else 25.0
         raw = {r["num_envs"]: r["steps_per_s"] for r in result.get("env", [])}
         rows = []
-        for agent, sizes in (("dqn", [8]), ("a2c", [16] if args.quick else [1, 8, 16, 32, 64])):
+        for agent, sizes in AGENT_SIZES["quick" if args.quick else "full"].items():
             for n in sizes:
                 if n not in raw:
                     raw[n] = bench_env([n], seconds=1.0)[0]["steps_per_s"]
-                sps = agent_rate(agent, n, secs, device=str(device))
-                rows.append({"agent": agent, "num_envs": n, "steps_per_s": sps, "of_raw_env": sps / raw[n]})
+                sps = agent_rate(agent, n, secs, device=str(device), compile=args.compile)
+                rows.append(
+                    {
+                        "agent": agent,
+                        "num_envs": n,
+                        "compile": args.compile,
+                        "steps_per_s": sps,
+                        "of_raw_env": sps / raw[n],
+                        "of_update_bound": sps / result["dqn_update"]["update_bound_steps_per_s"]
+                        if agent == "dqn"
+                        else None,
+                    }
+                )
         result["agents"] = rows
         _print_table("Agents end-to-end on Breakout, after learning starts", rows)
     if "memory" in sections:
@@ -262,7 +331,36 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.json, "w") as f:
             json.dump(result, f, indent=2)
         print(f"\nwrote {args.json}")
+    if args.png:
+        plot_scaling(result, args.png)
+        print(f"wrote {args.png}")
     return 0
+
+
+def plot_scaling(result: dict, path: str) -> None:
+    """Steps/s against num_envs: the raw env (the ceiling) and each agent, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    env_rows = result.get("env", [])
+    if env_rows:
+        ax.plot([r["num_envs"] for r in env_rows], [r["steps_per_s"] for r in env_rows], "k--o", label="raw env")
+    for agent in sorted({r["agent"] for r in result.get("agents", [])}):
+        rows = [r for r in result["agents"] if r["agent"] == agent]
+        ax.plot([r["num_envs"] for r in rows], [r["steps_per_s"] for r in rows], "-o", label=agent)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("num_envs")
+    ax.set_ylabel("agent steps/s (Breakout)")
+    ax.set_title(f"wnrl bench: {result['machine']['device']}", fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":
