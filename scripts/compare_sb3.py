@@ -75,7 +75,7 @@ class Rate:
         return (self.s1 - self.s0) / (self.t1 - self.t0)
 
 
-def wnrl_rate(agent: str, seconds: float, num_envs: int, learning_starts: int) -> float:
+def wnrl_rate(agent: str, seconds: float, num_envs: int, learning_starts: int) -> float | None:
     from wnrl.bench import agent_rate
 
     return agent_rate(agent, num_envs, seconds, device="cpu", learning_starts=learning_starts)
@@ -100,7 +100,8 @@ def main() -> None:
         ]
     print("Breakout, CPU, agent steps/s after learning starts", flush=True)
     for name, job in jobs:
-        print(f"  {name:22s} {job():8.0f}", flush=True)
+        rate = job()
+        print(f"  {name:22s} {'-' if rate is None else f'{rate:8.0f}'}", flush=True)
 
 
 if __name__ == "__main__":

@@ -172,7 +172,7 @@ def bench_env(num_envs_list: list[int], seconds: float, game: str = "Breakout") 
 
 def agent_rate(
     agent: str, num_envs: int, seconds: float, device: str = "auto", learning_starts: int = 2_000, **overrides
-) -> float:
+) -> float | None:
     """Median agent steps/s of a real training run on Breakout, measured after learning starts
     (``overrides``: config fields, e.g. ``overlap_env=False``)."""
     import shutil
@@ -189,7 +189,7 @@ def agent_rate(
         from agents.dqn import DQNConfig as Config
         from agents.dqn import train
 
-        fields.update(learning_starts=learning_starts, buffer_size=50_000, log_every=max(400, num_envs * 50))
+        fields.update(learning_starts=learning_starts, buffer_size=50_000, log_every=max(400, num_envs * 20))
     else:
         from agents.a2c import A2CConfig as Config
         from agents.a2c import train
@@ -204,7 +204,7 @@ def agent_rate(
         sps = [e.value for e in events.Scalars("charts/SPS") if e.step > learning_starts + cfg.log_every]
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
-    return float(statistics.median(sps)) if sps else float("nan")
+    return float(statistics.median(sps)) if sps else None  # the run was too short to log after learning
 
 
 def _with_deadline(train, cfg, seconds: float) -> dict:
@@ -309,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
                         "num_envs": n,
                         "compile": args.compile,
                         "steps_per_s": sps,
-                        "of_raw_env": sps / raw[n],
+                        "of_raw_env": None if sps is None else sps / raw[n],
                         "of_update_bound": sps / result["dqn_update"]["update_bound_steps_per_s"]
-                        if agent == "dqn"
+                        if agent == "dqn" and sps is not None
                         else None,
                     }
                 )
