@@ -221,6 +221,21 @@ def _with_deadline(train, cfg, seconds: float) -> dict:
         timer.cancel()
 
 
+def device_name(device: torch.device) -> str:
+    """ "NVIDIA H100 80GB HBM3" or "AMD EPYC, 2 cores"."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    import os
+
+    name = platform.processor() or "cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return f"{name}, {os.cpu_count()} cores"
+
+
 def peak_memory_mb(device: torch.device) -> dict:
     import resource
 
@@ -275,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+            "device": device_name(device),
             "torch_threads": torch.get_num_threads(),
         }
     }
@@ -340,24 +355,32 @@ def main(argv: list[str] | None = None) -> int:
 def plot_scaling(result: dict, path: str) -> None:
     """Steps/s against num_envs: the raw env (the ceiling) and each agent, log-log."""
     import matplotlib
+    import matplotlib.ticker
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6, 4.6))
     env_rows = result.get("env", [])
     if env_rows:
         ax.plot([r["num_envs"] for r in env_rows], [r["steps_per_s"] for r in env_rows], "k--o", label="raw env")
     for agent in sorted({r["agent"] for r in result.get("agents", [])}):
         rows = [r for r in result["agents"] if r["agent"] == agent]
         ax.plot([r["num_envs"] for r in rows], [r["steps_per_s"] for r in rows], "-o", label=agent)
+    bound = result.get("dqn_update", {}).get("update_bound_steps_per_s")
+    if bound:
+        ax.axhline(bound, color="tab:orange", linestyle=":", label="DQN update bound (1 update per 4 steps)")
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    sizes = sorted({r["num_envs"] for r in env_rows + result.get("agents", [])})
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(sizes))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([str(n) for n in sizes]))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
     ax.set_xlabel("num_envs")
     ax.set_ylabel("agent steps/s (Breakout)")
     ax.set_title(f"wnrl bench: {result['machine']['device']}", fontsize=9)
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.15), ncol=2, frameon=False)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
