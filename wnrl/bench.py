@@ -181,7 +181,7 @@ def agent_rate(
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logdir = tempfile.mkdtemp(prefix="wnrl-bench-")
-    # No step budget: the run is stopped (as Ctrl-C would) ``seconds`` (plus 10 s of start-up) after it starts.
+    # No step budget: the run is stopped (as Ctrl-C would) ``seconds`` (plus 6 s of start-up) after it starts.
     fields = dict(
         num_envs=num_envs, logdir=logdir, progress=False, device=device, checkpoint_every=10**9, total_steps=10**9
     )
@@ -198,7 +198,7 @@ def agent_rate(
         fields.update(log_every=num_envs * 5 * 10)
     cfg = Config.for_env("Breakout", **{**fields, **overrides})
     try:
-        summary = _with_deadline(train, cfg, seconds + 10)
+        summary = _with_deadline(train, cfg, seconds + 6)
         events = EventAccumulator(str(summary["run_dir"]))
         events.Reload()
         sps = [e.value for e in events.Scalars("charts/SPS") if e.step > learning_starts + cfg.log_every]
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         result["env"] = bench_env(sizes, seconds=1.0 if args.quick else 3.0)
         _print_table("Raw Atari vector env (random actions)", result["env"])
     if "agents" in sections:
-        secs = 15.0 if args.quick else 25.0
+        secs = 10.0 if args.quick else 25.0
         raw = {r["num_envs"]: r["steps_per_s"] for r in result.get("env", [])}
         rows = []
         for agent, sizes in AGENT_SIZES["quick" if args.quick else "full"].items():
