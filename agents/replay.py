@@ -197,43 +197,33 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> ReplayBatch:
         """A uniform batch of valid transitions (with replacement), on ``device``.
 
-        Candidates are drawn uniformly and the invalid ones (one per finished game) rejected. On a
-        GPU this happens without a host sync: the first ``batch_size`` valid candidates in draw
-        order are kept by a stable sort, and the rare draw with too few valid ones (it needs over
-        80% of the candidates invalid) is counted on the device and checked every 256 samples."""
+        Candidates are drawn uniformly and the invalid ones (one per finished game) rejected: a
+        stable sort keeps the first ``batch_size`` valid candidates in draw order. A draw with too
+        few valid ones (it needs over 80% of them invalid) is drawn again; with ``sync_free`` (a
+        buffer on a GPU) it is only counted on the device and checked every 256 samples, so
+        sampling never waits for the GPU."""
         n_ok = self.num_sampleable()
         if n_ok <= 0:
             raise RuntimeError("the replay buffer holds no complete transition yet")
-        if self.sync_free:
-            return self._sample_sync_free(batch_size, n_ok)
-        # Draw more than needed and keep valid ones (invalid entries are 1 in an episode's length).
+        dev, C, m = self.storage_device, self.per_env, 5 * batch_size + 16
+        first = (self.pos - min(self.added, C) + self.frame_stack - 1) % C  # oldest slot with a full stack
         for _ in range(100):
-            env, slot = self._candidates(2 * batch_size + 16, n_ok)
+            env = torch.randint(0, self.num_envs, (m,), generator=self._gen, device=dev)
+            slot = (first + torch.randint(0, n_ok, (m,), generator=self._gen, device=dev)) % C
             ok = self.valids[env, slot]
-            if int(ok.sum()) >= batch_size:
-                keep = torch.nonzero(ok).squeeze(1)[:batch_size]
+            keep = torch.argsort((~ok).to(torch.uint8), stable=True)[:batch_size]
+            if self.sync_free:
+                self._short += ok.sum() < batch_size
+                self._n_sync_free += 1
+                if self._n_sync_free % 256 == 0 and int(self._short):
+                    break
                 return self._gather(env[keep], slot[keep])
-        raise RuntimeError("the replay buffer holds too few valid transitions to sample from")
-
-    def _candidates(self, m: int, n_ok: int) -> tuple[torch.Tensor, torch.Tensor]:
-        dev, C = self.storage_device, self.per_env
-        oldest = (self.pos - min(self.added, C)) % C
-        env = torch.randint(0, self.num_envs, (m,), generator=self._gen, device=dev)
-        off = torch.randint(0, n_ok, (m,), generator=self._gen, device=dev)
-        return env, (oldest + self.frame_stack - 1 + off) % C
-
-    def _sample_sync_free(self, batch_size: int, n_ok: int) -> ReplayBatch:
-        env, slot = self._candidates(5 * batch_size + 16, n_ok)
-        ok = self.valids[env, slot]
-        keep = torch.argsort((~ok).to(torch.uint8), stable=True)[:batch_size]  # valid ones first, in draw order
-        self._short += ok.sum() < batch_size
-        self._n_sync_free += 1
-        if self._n_sync_free % 256 == 0 and int(self._short):
-            raise RuntimeError(
-                "the replay buffer holds too few valid transitions to sample from (nearly every stored step "
-                "ends an episode)"
-            )
-        return self._gather(env[keep], slot[keep])
+            if int(ok.sum()) >= batch_size:
+                return self._gather(env[keep], slot[keep])
+        raise RuntimeError(
+            "the replay buffer holds too few valid transitions to sample from (nearly every stored step ends "
+            "an episode)"
+        )
 
     def _gather(self, env: torch.Tensor, slot: torch.Tensor) -> ReplayBatch:
         C = self.per_env

@@ -161,7 +161,7 @@ def test_sync_free_sampling_keeps_only_valid_transitions_uniformly():
     the valid transitions, invalid ones (episode resets) never."""
     counts = {}
     for sync_free in (False, True):
-        rb, naive = _filled(sync_free)
+        rb, naive = _filled(sync_free, seed=int(sync_free))  # independent draws
         all_valid = {tuple(o.flatten()) for e in range(3) for o, *_, v in naive[e][-rb.per_env + 3 : -1] if v}
         seen: dict[tuple, int] = {}
         for _ in range(200):

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -114,12 +115,14 @@ def bench_layers(device: torch.device, batch: int = 32, repeats: int = 30) -> li
     return rows
 
 
-def bench_dqn_update(device: torch.device, batch: int = 32, repeats: int = 30) -> float:
-    """Seconds per DQN gradient step with wnrl's WN Q-network on Atari frames: online forward and
-    backward, target forward, gradient clip and Adam. At one update per ``train_frequency`` agent
-    steps, no DQN with this network can run faster than ``train_frequency / t`` steps/s here."""
+def bench_dqn_update(device: torch.device, batch: int = 32, repeats: int = 30, compile: str = "off") -> float:
+    """Seconds per DQN gradient step with wnrl's WN Q-network on Atari frames, made as the agent
+    makes it (``compile``: its --compile): online forward and backward, target forward, gradient
+    clip and Adam. At one update per ``train_frequency`` agent steps, no DQN with this network can
+    run faster than ``train_frequency / t`` steps/s here."""
     import copy
 
+    from agents.common import Compiled
     from agents.dqn import QNetwork, td_loss
     from agents.replay import ReplayBatch
 
@@ -138,10 +141,14 @@ def bench_dqn_update(device: torch.device, batch: int = 32, repeats: int = 30) -
         frames(),
     )
 
-    def step() -> None:
+    def grads() -> None:
         opt.zero_grad(set_to_none=True)
-        loss, _ = td_loss(q, target, b, double=False)
-        loss.backward()
+        td_loss(q, target, b, double=False)[0].backward()
+
+    compiled_grads = Compiled(grads, compile, "the DQN update")
+
+    def step() -> None:
+        compiled_grads()
         nn.utils.clip_grad_norm_(q.parameters(), 10.0)
         opt.step()
 
@@ -209,7 +216,6 @@ def agent_rate(
 
 def _with_deadline(train, cfg, seconds: float) -> dict:
     """Runs ``train`` and stops it (as Ctrl-C would) once ``seconds`` have passed."""
-    import os
     import signal
     import threading
 
@@ -225,8 +231,6 @@ def device_name(device: torch.device) -> str:
     """ "NVIDIA H100 80GB HBM3" or "AMD EPYC, 2 cores"."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    import os
-
     name = platform.processor() or "cpu"
     try:
         with open("/proc/cpuinfo") as f:
@@ -266,14 +270,14 @@ def _fmt(v: object) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from agents.common import COMPILE_MODES
+
     p = argparse.ArgumentParser(prog="python -m wnrl.bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats and sizes (under a minute)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file")
     p.add_argument("--png", default=None, help="also draw steps/s against num_envs (env and agents) to this PNG")
-    p.add_argument(
-        "--compile", default="off", choices=["off", "default", "reduce-overhead"], help="the agents' --compile"
-    )
+    p.add_argument("--compile", default="off", choices=COMPILE_MODES, help="the agents' --compile")
     p.add_argument(
         "--sections", default="layers,env,agents,memory", help="comma-separated: layers, env, agents, memory"
     )
@@ -299,8 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         result["layers"] = bench_layers(device, repeats=10 if args.quick else 40)
         _print_table("Nature Q-network, forward+backward+Adam, batch 32", result["layers"])
     if "layers" in sections or "agents" in sections:
-        t = bench_dqn_update(device, repeats=10 if args.quick else 30)
-        result["dqn_update"] = {"ms": t * 1e3, "update_bound_steps_per_s": 4 / t}
+        from agents.dqn import DQNConfig
+
+        every = DQNConfig.for_env("Breakout").train_frequency
+        t = bench_dqn_update(device, repeats=10 if args.quick else 30, compile=args.compile)
+        result["dqn_update"] = {"compile": args.compile, "ms": t * 1e3, "update_bound_steps_per_s": every / t}
         _print_table(
             "DQN update (online fwd+bwd, target fwd, clip, Adam; batch 32) and the steps/s it allows at 1 per 4 steps",
             [result["dqn_update"]],
