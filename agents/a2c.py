@@ -25,6 +25,7 @@ from agents.common import (
     check_common,
     check_finite,
     check_resume_env,
+    continued_schedule,
     learning_reward,
     learning_terminal,
     load_into,
@@ -37,21 +38,29 @@ from agents.common import (
     try_checkpoint,
 )
 from agents.returns import gae_advantages
-from wnrl.config import CommonConfig, doc
-from wnrl.layers import data_dependent_init, is_initialized
+from wnrl.config import CliError, CommonConfig, doc
+from wnrl.layers import init_from_data, needs_data_init, set_v_init_norm
 from wnrl.nets import ActorCriticHead, make_trunk
+from wnrl.optim import OPTIMIZERS, make_optimizer
+from wnrl.schedules import LinearSchedule
 
 
 @dataclass
 class A2CConfig(CommonConfig):
-    """Atari defaults (16 envs, 5-step rollouts, RMSprop as in the A3C paper)."""
+    """Atari defaults: OpenAI baselines' A2C (16 envs, 5-step rollouts, TF-style RMSprop, learning
+    rate decayed linearly), which rl-baselines3-zoo's tuned Atari A2C also uses."""
 
     num_envs: int = doc("environments stepped together", 16)
     n_steps: int = doc("rollout length per env between updates", 5)
-    learning_rate: float = doc("RMSprop learning rate", 7e-4)
-    lr_decay: bool = doc("decay the learning rate linearly to 0 over total_steps", False)
+    optimizer: str = doc(
+        "rmsprop_tf (TensorFlow's RMSprop, as baselines' A2C: squares start at 1, eps inside the root) | "
+        "rmsprop (torch's) | adam",
+        "rmsprop_tf",
+    )
+    learning_rate: float = doc("optimizer learning rate", 7e-4)
+    lr_decay: bool = doc("decay the learning rate linearly to 0 over total_steps", True)
     rms_alpha: float = doc("RMSprop smoothing constant", 0.99)
-    rms_eps: float = doc("RMSprop epsilon", 1e-5)
+    rms_eps: float = doc("RMSprop (or Adam) epsilon", 1e-5)
     gamma: float = doc("discount factor", 0.99)
     gae_lambda: float = doc("GAE lambda (1: plain n-step advantages)", 1.0)
     ent_coef: float = doc("entropy bonus coefficient", 0.01)
@@ -59,7 +68,11 @@ class A2CConfig(CommonConfig):
     max_grad_norm: float = doc("gradient-norm clip (0: off)", 0.5)
     normalize_advantage: bool = doc("normalize advantages per batch", False)
     wn_head: bool = doc("weight-normalize the policy and value output layers too (with --norm wn)", False)
-    init_rollouts: int = doc("rollouts of the initial policy used for weight norm's data-dependent init", 1)
+    init_rollouts: int = doc(
+        "rollouts of the initial policy (not trained on) whose observations set weight norm's data-dependent "
+        "init and batch norm's running statistics",
+        20,
+    )
 
     def validate(self) -> None:
         check_common(self)
@@ -67,35 +80,70 @@ class A2CConfig(CommonConfig):
         self.require_in("gamma", 0.0, 1.0, low_open=True)
         self.require_in("gae_lambda", 0.0, 1.0)
         self.require_in("learning_rate", 0.0, float("inf"), low_open=True)
+        if self.optimizer not in OPTIMIZERS:
+            raise CliError(f"unknown --optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
 
 
 A2CConfig.FAMILY_DEFAULTS = {
     "atari": {},
-    # measured on CartPole-v1: mean return 80-140 after 60k steps over seeds 1-3 (5-step rollouts
-    # without entropy bonus oscillate between 11 and 80 at 100k)
+    # rl-baselines3-zoo's CartPole A2C (its n_steps 5, RMSprop 7e-4, no entropy bonus, 8 envs) on
+    # SB3's network shape: separate actor and critic MLPs with tanh. Measured on CartPole-v1
+    # (docs/results.md): ReLU MLPs, a shared MLP or the TF-style RMSprop (whose squares start at 1,
+    # so the first few hundred updates barely move a small net) kept A2C at 80-230 in 300k steps.
     "classic": {
-        "total_steps": 100_000,
+        "total_steps": 300_000,
         "num_envs": 8,
-        "n_steps": 16,
-        "learning_rate": 1e-3,
-        "lr_decay": True,
-        "gae_lambda": 0.95,
+        "n_steps": 5,
+        "activation": "tanh",
+        "optimizer": "rmsprop",
+        "learning_rate": 7e-4,
+        "lr_decay": False,
+        "gae_lambda": 1.0,
+        "ent_coef": 0.0,
+        "init_rollouts": 4,
         "life_loss_terminal": False,
     },
-    "catch": {"total_steps": 50_000, "num_envs": 16, "life_loss_terminal": False},
+    # Catch's runs are a few hundred updates long: torch's RMSprop, which moves from the first update
+    "catch": {
+        "total_steps": 50_000,
+        "num_envs": 16,
+        "optimizer": "rmsprop",
+        "lr_decay": False,
+        "life_loss_terminal": False,
+    },
 }
 
 
 class ActorCritic(nn.Module):
-    """Shared trunk with policy logits and a value head, all with ``norm``."""
+    """Policy logits and a state value, all layers with ``norm``.
 
-    def __init__(self, obs_shape, n_actions: int, norm: str = "wn", hidden_sizes=(64, 64), wn_head: bool = False):
+    Frames: one shared conv trunk under both heads (A3C's network). Vectors: a separate MLP for the
+    critic (``critic_trunk``), as Stable-Baselines3 and CleanRL build theirs: with a shared MLP the
+    critic's squared error on unclipped returns (CartPole's reach ~100) dominates the clipped
+    gradient and the policy barely moves.
+    """
+
+    def __init__(
+        self,
+        obs_shape,
+        n_actions: int,
+        norm: str = "wn",
+        hidden_sizes=(64, 64),
+        wn_head: bool = False,
+        activation: str = "relu",
+    ):
         super().__init__()
-        self.trunk = make_trunk(obs_shape, norm, hidden_sizes)
+        self.trunk = make_trunk(obs_shape, norm, hidden_sizes, activation=activation)
+        self.critic_trunk = (
+            make_trunk(obs_shape, norm, hidden_sizes, activation=activation) if len(obs_shape) == 1 else None
+        )
         self.head = ActorCriticHead(self.trunk.features_dim, n_actions, wn_head and norm.startswith("wn"))
 
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head(self.trunk(obs))
+        features = self.trunk(obs)
+        if self.critic_trunk is None:
+            return self.head(features)
+        return self.head.policy(features), self.head.value(self.critic_trunk(obs)).squeeze(-1)
 
 
 def a2c_loss(
@@ -140,9 +188,12 @@ def train(cfg: A2CConfig, resume: Resume | None = None) -> dict[str, Any]:
     device, rng, env = prepare(cfg)
     try:
         n_actions = int(env.single_action_space.n)
-        net = ActorCritic(env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head)
+        net = ActorCritic(
+            env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head, cfg.activation
+        )
+        set_v_init_norm(net, cfg.wn_init_norm)
         net = net.to(device)
-        optimizer = torch.optim.RMSprop(net.parameters(), lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps)
+        optimizer = make_optimizer(cfg.optimizer, net.parameters(), cfg.learning_rate, cfg.rms_alpha, cfg.rms_eps)
         if resume is not None:
             check_resume_env(resume, env)
             load_into(resume, model=net, optimizer=optimizer)
@@ -153,6 +204,11 @@ def train(cfg: A2CConfig, resume: Resume | None = None) -> dict[str, Any]:
             run.logger.close()
     finally:
         env.close()
+
+
+def lr_schedule(cfg: A2CConfig) -> LinearSchedule:
+    """The learning rate's factor: 1 → 0 over total_steps with lr_decay, else 1."""
+    return LinearSchedule.from_start(1.0, 0.0 if cfg.lr_decay else 1.0, cfg.total_steps)
 
 
 def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optimizer, resume) -> dict[str, Any]:
@@ -172,19 +228,27 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
     obs, _ = env.reset(seed=cfg.seed + step)
     obs_t = obs_to_device(obs, device)
-    init_left = cfg.init_rollouts if not is_initialized(net) else 0
+    init_left = cfg.init_rollouts if needs_data_init(net) else 0
     init_obs: list[torch.Tensor] = []
     log_due, ckpt_due = Every(cfg.log_every, step), Every(cfg.checkpoint_every, step)
     sums = {k: torch.zeros((), device=device) for k in ("policy_loss", "value_loss", "entropy")}
     n_sums = 0
     last_values = last_returns = None
     throughput = Throughput(step)
-    lr = cfg.learning_rate * (max(0.0, 1.0 - step / cfg.total_steps) if cfg.lr_decay else 1.0)
+    lr_factor = continued_schedule(resume, "lr", lr_schedule, cfg)
+    lr = cfg.learning_rate * lr_factor(step)
 
     def checkpoint() -> None:
         check_finite(step, run, net, *sums.values())  # never save a diverged network
         save_run_checkpoint(
-            run, cfg, "a2c", step, updates=updates, model=net.state_dict(), optimizer=optimizer.state_dict()
+            run,
+            cfg,
+            "a2c",
+            step,
+            updates=updates,
+            model=net.state_dict(),
+            optimizer=optimizer.state_dict(),
+            schedules={"lr": lr_factor.to_list()},
         )
 
     forward = Compiled(net, cfg.compile, "the A2C forward pass")
@@ -226,21 +290,23 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
             net.train()
 
             if init_left > 0:
-                # Weight norm's data-dependent init on observations of the initial policy (not bare
-                # reset frames); these rollouts serve only for it, not for a gradient step.
+                # Weight norm's data-dependent init (and batch norm's running statistics) on
+                # observations of the initial policy over several rollouts: the first rollout alone
+                # is near-identical game starts and the zero frames that pad a reset's frame stack,
+                # and an init on it leaves a third of the dense units dead on later frames. These
+                # rollouts serve only for the init, not for a gradient step.
                 init_obs.append(rollout_obs.flatten(0, 1).clone())
                 init_left -= 1
                 if init_left == 0:
-                    data_dependent_init(net, torch.cat(init_obs))
+                    init_from_data(net, torch.cat(init_obs))
                     init_obs.clear()
                 continue
 
             # 2. One forward with gradients over the whole rollout; its detached values (of the current
             # parameters) give the advantages.
-            if cfg.lr_decay:
-                lr = cfg.learning_rate * max(0.0, 1.0 - step / cfg.total_steps)
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+            lr = cfg.learning_rate * lr_factor(step)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
             logits, values = forward(rollout_obs.flatten(0, 1))
             loss, parts, returns = compiled_losses(logits, values, bootstrap)
             # What is logged is copied out before the next compiled call can reuse its memory.

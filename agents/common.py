@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import signal
 import sys
@@ -21,8 +22,9 @@ from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, 
 from wnrl.config import CliError, CommonConfig
 from wnrl.layers import wn_diagnostics
 from wnrl.logger import Logger
-from wnrl.nets import NORMS
+from wnrl.nets import ACTIVATIONS, NORMS
 from wnrl.runtime import default_run_name, new_run_dir, resolve_device, seed_everything
+from wnrl.schedules import LinearSchedule
 
 
 def check_common(cfg: CommonConfig) -> None:
@@ -31,6 +33,8 @@ def check_common(cfg: CommonConfig) -> None:
     if cfg.norm not in NORMS:
         raise CliError(f"unknown --norm {cfg.norm!r}: choose one of {', '.join(NORMS)}")
     cfg.require_in("sticky_actions", 0.0, 1.0)
+    if cfg.activation not in ACTIVATIONS:
+        raise CliError(f"unknown --activation {cfg.activation!r}: choose one of {', '.join(ACTIVATIONS)}")
     if not cfg.hidden_sizes or min(cfg.hidden_sizes) < 1:
         raise CliError(f"--hidden-sizes must be positive integers like 64,64, got {cfg.hidden_sizes}")
     if cfg.compile not in COMPILE_MODES:
@@ -182,6 +186,22 @@ def check_resume_env(resume: Resume, env: Any) -> None:
 
 class TrainingDiverged(RuntimeError):
     """A non-finite loss or parameter: the run stops without checkpointing the broken state."""
+
+
+def continued_schedule(resume: Resume | None, name: str, make, cfg: CommonConfig) -> LinearSchedule:
+    """``make(cfg)`` for a new run. For a resumed one, the schedule saved in the checkpoint, continued
+    from the resume step to the end ``make(cfg)`` sets: a new --total-steps moves where the schedule
+    ends, never its value at the resume step. (Checkpoints from before schedules were saved: the
+    schedule their own config made.)"""
+    fresh = make(cfg)
+    if resume is None:
+        return fresh
+    saved = resume.state.get("schedules", {}).get(name)
+    if saved is not None:
+        old = LinearSchedule.from_list(saved)
+    else:
+        old = make(dataclasses.replace(cfg, total_steps=int(resume.state["config"]["total_steps"])))
+    return old.continued(resume.step, fresh.s1, fresh.v1)
 
 
 def check_finite(step: int, run: Run, net: nn.Module, *losses: torch.Tensor) -> None:

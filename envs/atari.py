@@ -1,7 +1,8 @@
 """Atari through ale-py's C++ vector env, with the standard DQN preprocessing.
 
-84×84 grayscale, frame skip 4 with a max over the last two frames, 4-frame stack, up to 30 no-op
-starts, FIRE on reset, a 108,000-frame cap (truncation, not termination), sticky actions off unless
+84×84 grayscale, frame skip 4 with a max over the last two frames, 4-frame stack, FIRE then 0–28
+no-ops on reset (ale-py's draw with noop_max=30; FIRE only on reset, never after a lost life, as in
+Dopamine), a 108,000-frame cap (truncation, not termination), sticky actions off unless
 asked (0.25 is Machado et al.'s protocol). Games run to their real end: ale-py's own
 ``episodic_life`` would reset the whole game at every life loss, so it stays off and the life-loss
 signal comes from ``info["lives"]`` (see :mod:`envs.stats`). Rewards are the raw game score;

@@ -11,7 +11,8 @@ from wnrl.layers import is_initialized
 
 
 def cartpole(tmp_path, **kw):
-    base = dict(logdir=str(tmp_path), progress=False, total_steps=2000)
+    # one init rollout keeps these short runs short; the learning tests use the real defaults
+    base = dict(logdir=str(tmp_path), progress=False, total_steps=2000, init_rollouts=1)
     return A2CConfig.for_env("CartPole-v1", **{**base, **kw})
 
 
@@ -31,9 +32,11 @@ def test_family_defaults():
         0.5,
         1.0,
     )
-    assert atari.total_steps == 10_000_000 and atari.clip_rewards and not atari.lr_decay
+    assert atari.total_steps == 10_000_000 and atari.clip_rewards and atari.lr_decay
+    assert atari.optimizer == "rmsprop_tf" and atari.init_rollouts == 20
     classic = A2CConfig.for_env("CartPole-v1")
-    assert classic.num_envs == 8 and classic.n_steps == 16 and not classic.clip_rewards
+    assert classic.num_envs == 8 and classic.n_steps == 5 and not classic.clip_rewards
+    assert classic.activation == "tanh" and classic.optimizer == "rmsprop" and classic.ent_coef == 0.0
 
 
 def test_loss_matches_hand_computation():

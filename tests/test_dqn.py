@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from agents.common import learning_reward, learning_terminal
-from agents.dqn import DQNConfig, QNetwork, act, linear_schedule, train
+from agents.dqn import DQNConfig, QNetwork, act, train
 from tests.helpers import cli, scalars
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.layers import is_initialized
@@ -33,13 +33,6 @@ def test_family_defaults_and_overrides():
     assert atari.exploration_fraction == 0.1 and atari.end_epsilon == 0.01 and atari.clip_rewards
     classic = DQNConfig.for_env("CartPole-v1", buffer_size=123)
     assert classic.buffer_size == 123 and classic.learning_starts == 1_000 and not classic.clip_rewards
-
-
-def test_linear_schedule():
-    assert linear_schedule(1.0, 0.1, 100, 0) == 1.0
-    assert linear_schedule(1.0, 0.1, 100, 50) == pytest.approx(0.55)
-    assert linear_schedule(1.0, 0.1, 100, 100) == pytest.approx(0.1)
-    assert linear_schedule(1.0, 0.1, 100, 10_000) == pytest.approx(0.1)
 
 
 def test_act_is_greedy_at_zero_epsilon_and_random_at_one():
@@ -296,3 +289,44 @@ def test_replay_goes_to_the_gpu_when_it_fits_in_half_its_free_memory(monkeypatch
     assert where("auto", 4) == gpu and where("auto", 6) == cpu  # 10 GiB free
     assert where("yes", 6) == gpu and where("no", 1) == cpu
     assert where("auto", 1, cpu) == cpu and where("yes", 1, cpu) == cpu  # training on the CPU
+
+
+@pytest.mark.parametrize("norm", ["batch", "wn_mobn"])
+def test_batch_norm_target_agrees_with_online_after_a_copy(norm):
+    """Batch-statistics nets: after init, the running statistics are the init batch's, and right
+    after a target copy the target's Q on a batch equals the online net's (both in training mode);
+    the passes over s' leave the online net's running statistics alone."""
+    import copy
+
+    from agents.dqn import td_loss
+    from agents.replay import ReplayBatch
+    from wnrl.layers import frozen_batch_statistics, init_from_data, needs_data_init
+
+    torch.manual_seed(0)
+    q = QNetwork((4,), 3, norm)
+    x = torch.randn(256, 4) * 3 + 2
+    assert needs_data_init(q)
+    init_from_data(q, x)
+    assert not needs_data_init(q)
+    q.eval()
+    eval_q = q(x)
+    q.train()
+    # eval mode on the init batch = train mode (up to batch norm's unbiased running variance, 256/255)
+    torch.testing.assert_close(eval_q, q(x), rtol=1e-2, atol=1e-2)
+    target = copy.deepcopy(q)
+    batch = ReplayBatch(torch.randn(32, 4), torch.randint(0, 3, (32,)), torch.zeros(32), torch.ones(32), x[:32])
+    only_obs = copy.deepcopy(q)
+    only_obs(batch.obs)  # what the gradient pass over s alone does to the running statistics
+    stats = {k: v for k, v in only_obs.state_dict().items() if "running" in k}
+    captured = {}
+    import agents.dqn as dqn
+
+    real = dqn.q_learning_targets
+    try:
+        dqn.q_learning_targets = lambda r, d, q_t, q_t_online: captured.update(q_t=q_t, online=q_t_online) or r + d
+        td_loss(q, target, batch, double=True, freeze=frozen_batch_statistics(q, target))
+    finally:
+        dqn.q_learning_targets = real
+    torch.testing.assert_close(captured["q_t"], captured["online"])  # target == online on s'
+    for k, v in stats.items():
+        torch.testing.assert_close(q.state_dict()[k], v)  # s' did not move the running statistics further

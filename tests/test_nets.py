@@ -49,17 +49,31 @@ def test_unknown_norm_is_rejected():
         WNConvNet(4, norm="bn")
 
 
-@pytest.mark.parametrize("dueling", [False, True])
 @pytest.mark.parametrize("wn_head", [True, False])
-def test_q_head(dueling, wn_head):
-    head = QHead(512, 6, dueling=dueling, wn_head=wn_head)
+def test_q_head(wn_head):
+    head = QHead(512, 6, wn_head=wn_head)
     assert isinstance(head.q, WNLinear if wn_head else nn.Linear)
-    q = head(torch.randn(7, 512))
-    assert q.shape == (7, 6)
-    if dueling:
-        feats = torch.randn(7, 512)
-        a = head.q(feats)
-        torch.testing.assert_close(head(feats), head.v(feats) + a - a.mean(1, keepdim=True))
+    assert head(torch.randn(7, 512)).shape == (7, 6)
+
+
+@pytest.mark.parametrize("obs_shape", [(4, 84, 84), (5,)])
+def test_dueling_streams_have_their_own_hidden_layers(obs_shape):
+    """Wang et al.: the value and advantage streams split after the shared layers, each with its own
+    hidden layer; Q = V + A − mean A."""
+    from agents.dqn import QNetwork
+
+    net = QNetwork(obs_shape, 6, norm="wn", dueling=True, hidden_sizes=(32, 16))
+    hidden = 512 if len(obs_shape) == 3 else 16
+    v_hidden, a_hidden = net.head.value[0], net.head.advantage[0]
+    assert v_hidden is not a_hidden and v_hidden.out_features == a_hidden.out_features == hidden
+    assert net.trunk.features_dim == (3136 if len(obs_shape) == 3 else 32)
+    x = torch.randint(0, 256, (3, *obs_shape), dtype=torch.uint8) if len(obs_shape) == 3 else torch.randn(3, 5)
+    feats = net.trunk(x)
+    a = net.head.advantage(feats)
+    torch.testing.assert_close(net(x), net.head.value(feats) + a - a.mean(1, keepdim=True))
+    # one hidden layer: the streams start from the observation itself
+    flat = QNetwork((5,), 2, norm="none", dueling=True, hidden_sizes=(8,))
+    assert flat.trunk.features_dim == 5 and flat(torch.randn(4, 5)).shape == (4, 2)
 
 
 def test_actor_critic_head_starts_near_uniform_after_init():

@@ -32,6 +32,13 @@ class CommonConfig:
     device: str = doc("auto | cpu | cuda | cuda:N (auto: the GPU if there is one)", "auto")
     norm: str = doc("network normalization: wn | wn_mobn | none | batch | layer", "wn")
     hidden_sizes: tuple[int, ...] = doc("hidden layers of the MLP trunk for vector observations", (64, 64))
+    wn_init_norm: float = doc(
+        "weight norm: the row norm ‖v_i‖ each direction starts with (0: the paper's v ~ N(0, 0.05²), whose norm "
+        "grows with fan-in; 0.577 is a plain PyTorch layer's row norm, so one learning rate turns WN directions "
+        "as fast as plain weights)",
+        0.0,
+    )
+    activation: str = doc("activation of the MLP trunk for vector observations: relu | tanh", "relu")
     logdir: str = doc("directory that holds run directories", "runs")
     run_name: str | None = doc("run directory name (default <env>__<agent>__<norm>__s<seed>__<time>)", None)
     checkpoint_every: int = doc("agent steps between checkpoints (one is always written at the end)", 500_000)

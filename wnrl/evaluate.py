@@ -42,10 +42,12 @@ def build_policy(state: dict, env, device: torch.device):
     agent, cfg = state["agent"], state["config"]
     obs_shape, n_actions = env.single_observation_space.shape, int(env.single_action_space.n)
     hidden = tuple(cfg.get("hidden_sizes", (64, 64)))
+    act = cfg.get("activation", "relu")
     if agent == "dqn":
-        net = QNetwork(obs_shape, n_actions, cfg["norm"], cfg.get("dueling", False), hidden, cfg.get("wn_head", False))
+        dueling, wn_head = cfg.get("dueling", False), cfg.get("wn_head", False)
+        net = QNetwork(obs_shape, n_actions, cfg["norm"], dueling, hidden, wn_head, act)
     elif agent == "a2c":
-        net = ActorCritic(obs_shape, n_actions, cfg["norm"], hidden, cfg.get("wn_head", False))
+        net = ActorCritic(obs_shape, n_actions, cfg["norm"], hidden, cfg.get("wn_head", False), act)
     else:
         raise CheckpointError(f"unknown agent {agent!r} in checkpoint")
     try:

@@ -32,8 +32,20 @@ from torch import nn
 from wnrl.layers import MeanOnlyBatchNorm, WNConv2d, WNLinear
 
 NORMS = ("wn", "wn_mobn", "none", "batch", "layer")
+# Activations of the MLP trunk (the conv trunk is always ReLU, as in the Nature network).
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
-__all__ = ["NORMS", "WNConvNet", "WNMLP", "QHead", "ActorCriticHead", "make_trunk", "check_norm"]
+__all__ = [
+    "NORMS",
+    "ACTIVATIONS",
+    "WNConvNet",
+    "WNMLP",
+    "QHead",
+    "DuelingQHead",
+    "ActorCriticHead",
+    "make_trunk",
+    "check_norm",
+]
 
 
 def check_norm(norm: str) -> str:
@@ -89,8 +101,10 @@ class WNConvNet(nn.Module):
     """The Nature-DQN trunk: 32×8×8/4, 64×4×4/2, 64×3×3/1 convs and a dense layer of 512, ReLUs.
 
     Takes ``(B, C, H, W)`` frames: uint8 are scaled to [0, 1] inside; floating input is used as
-    given. Returns ``(B, features_dim)`` features for a head to use. ``channels_last`` runs the
-    convolutions in NHWC layout (same results; measured ~15% faster updates on CPU).
+    given. Returns ``(B, features_dim)`` features for a head to use; ``features_dim=0`` leaves the
+    dense layer out and returns the flattened conv features (``features_dim`` is then 3136 for
+    84×84 input), for heads with streams of their own. ``channels_last`` runs the convolutions in
+    NHWC layout (same results; measured ~15% faster updates on CPU).
     """
 
     def __init__(
@@ -105,7 +119,6 @@ class WNConvNet(nn.Module):
         self.norm = check_norm(norm)
         self.in_channels = in_channels
         self.channels_last = channels_last
-        self.features_dim = features_dim
         h, w = input_hw
         layers: list[nn.Module] = []
         c = in_channels
@@ -115,7 +128,8 @@ class WNConvNet(nn.Module):
         if h < 1 or w < 1:
             raise ValueError(f"input {input_hw} is too small for the Nature trunk (needs at least 36×36)")
         self.convs = nn.Sequential(*layers, nn.Flatten())
-        self.fc = nn.Sequential(*_dense_block(norm, c * h * w, features_dim))
+        self.fc = nn.Sequential(*_dense_block(norm, c * h * w, features_dim)) if features_dim else nn.Identity()
+        self.features_dim = features_dim or c * h * w
         if channels_last:
             self.convs.to(memory_format=torch.channels_last)
 
@@ -153,29 +167,76 @@ class WNMLP(nn.Module):
         return self.net(x.float())
 
 
-def make_trunk(obs_shape: Sequence[int], norm: str = "wn", hidden_sizes: Sequence[int] = (64, 64)) -> nn.Module:
-    """``WNConvNet`` for ``(C, H, W)`` frames, ``WNMLP`` for flat vectors."""
+class _Flat(nn.Module):
+    """An empty trunk: vector observations as float features."""
+
+    def __init__(self, n: int):
+        super().__init__()
+        self.features_dim = n
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+
+def make_trunk(
+    obs_shape: Sequence[int],
+    norm: str = "wn",
+    hidden_sizes: Sequence[int] = (64, 64),
+    last_layer: bool = True,
+    activation: str = "relu",
+) -> nn.Module:
+    """``WNConvNet`` for ``(C, H, W)`` frames, ``WNMLP`` for flat vectors. ``last_layer=False``
+    leaves out the last hidden layer (the conv trunk's 512 units, the MLP's ``hidden_sizes[-1]``):
+    the shared part for a head that builds that layer once per stream, see :func:`last_hidden_size`.
+    ``activation`` ("relu" or "tanh", see ``ACTIVATIONS``) is the MLP's; the conv trunk uses ReLU."""
     if len(obs_shape) == 3:
-        return WNConvNet(obs_shape[0], norm, input_hw=(obs_shape[1], obs_shape[2]))
+        return WNConvNet(obs_shape[0], norm, 512 if last_layer else 0, input_hw=(obs_shape[1], obs_shape[2]))
     if len(obs_shape) == 1:
-        return WNMLP(obs_shape[0], hidden_sizes, norm)
+        sizes = tuple(hidden_sizes) if last_layer else tuple(hidden_sizes)[:-1]
+        return WNMLP(obs_shape[0], sizes, norm, ACTIVATIONS[activation]) if sizes else _Flat(obs_shape[0])
     raise ValueError(f"no trunk for observations of shape {tuple(obs_shape)}: expected (C, H, W) frames or a vector")
 
 
-class QHead(nn.Module):
-    """Q values from features; with ``dueling``, ``Q = V + A − mean_a A`` (Wang et al., 2016)."""
+def last_hidden_size(obs_shape: Sequence[int], hidden_sizes: Sequence[int] = (64, 64)) -> int:
+    """The width of the layer ``make_trunk(..., last_layer=False)`` leaves out."""
+    return 512 if len(obs_shape) == 3 else int(hidden_sizes[-1])
 
-    def __init__(self, features_dim: int, n_actions: int, dueling: bool = False, wn_head: bool = False):
+
+class QHead(nn.Module):
+    """Q values from features: one output layer."""
+
+    def __init__(self, features_dim: int, n_actions: int, wn_head: bool = False):
         super().__init__()
-        self.dueling = dueling
         self.q = output_layer(features_dim, n_actions, wn_head)
-        self.v = output_layer(features_dim, 1, wn_head) if dueling else None
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        a = self.q(features)
-        if self.v is None:
-            return a
-        return self.v(features) + a - a.mean(dim=1, keepdim=True)
+        return self.q(features)
+
+
+class DuelingQHead(nn.Module):
+    """The dueling architecture (Wang et al., 2016): after the shared layers, a value stream and an
+    advantage stream, each with its own hidden layer of ``hidden`` units (``norm``), and
+    ``Q = V + A − mean_a A``. Put it on ``make_trunk(..., last_layer=False)``."""
+
+    def __init__(
+        self,
+        features_dim: int,
+        hidden: int,
+        n_actions: int,
+        norm: str = "wn",
+        wn_head: bool = False,
+        activation: str = "relu",
+    ):
+        super().__init__()
+        act = ACTIVATIONS[activation]
+        self.value = nn.Sequential(*_dense_block(norm, features_dim, hidden, act), output_layer(hidden, 1, wn_head))
+        self.advantage = nn.Sequential(
+            *_dense_block(norm, features_dim, hidden, act), output_layer(hidden, n_actions, wn_head)
+        )
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        a = self.advantage(features)
+        return self.value(features) + a - a.mean(dim=1, keepdim=True)
 
 
 class ActorCriticHead(nn.Module):

@@ -21,7 +21,18 @@ from wnrl.checkpoint import CheckpointError
 from wnrl.config import CliError, add_config_arguments
 
 # What a resumed run cannot change: they fix its env, network shapes, replay layout and directory.
-FROZEN_ON_RESUME = ("env", "norm", "hidden_sizes", "dueling", "wn_head", "num_envs", "seed", "logdir", "run_name")
+FROZEN_ON_RESUME = (
+    "env",
+    "norm",
+    "hidden_sizes",
+    "activation",
+    "dueling",
+    "wn_head",
+    "num_envs",
+    "seed",
+    "logdir",
+    "run_name",
+)
 
 # agent name -> (module, config class); modules are imported only when chosen
 AGENTS = {"dqn": ("agents.dqn", "DQNConfig"), "a2c": ("agents.a2c", "A2CConfig")}
