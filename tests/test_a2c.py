@@ -114,7 +114,7 @@ def test_compiled_run_matches_the_eager_run(tmp_path, capsys):
     eager, compiled = (load_checkpoint(list_checkpoints(r["run_dir"])[-1])["model"] for r in runs)
     assert runs[0]["updates"] == runs[1]["updates"] > 0
     for k in eager:
-        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("norm", ["none", "batch", "layer", "wn_mobn"])
@@ -123,17 +123,18 @@ def test_other_norms_train(tmp_path, norm):
 
 
 @pytest.mark.slow
-def test_a2c_learns_cartpole(tmp_path):
-    summary = train(cartpole(tmp_path, total_steps=60_000))
-    last = summary["recent_returns"][-20:]
-    assert np.mean(last) > 60, last  # random play: ~22
+def test_a2c_solves_cartpole_with_its_defaults(tmp_path):
+    """The classic-control defaults, half their length: near-solved (500 is the cap; random play ~22)."""
+    cfg = A2CConfig.for_env("CartPole-v1", logdir=str(tmp_path), progress=False, total_steps=150_000, seed=1)
+    last = train(cfg)["recent_returns"][-20:]
+    assert np.mean(last) > 400, last
 
 
 @pytest.mark.slow
 def test_a2c_learns_catch_with_the_conv_net(tmp_path):
-    cfg = A2CConfig.for_env("Catch", logdir=str(tmp_path), progress=False, total_steps=20_000)
+    cfg = A2CConfig.for_env("Catch", logdir=str(tmp_path), progress=False, total_steps=30_000, seed=1)
     last = train(cfg)["recent_returns"][-50:]
-    assert np.mean(last) > 0.3, last  # random play: about -0.6
+    assert np.mean(last) > 0.8, last  # random play: about -0.6; every ball caught: +1
 
 
 def test_cli_smoke_on_breakout(tmp_path):
@@ -155,6 +156,8 @@ def test_cli_smoke_on_breakout(tmp_path):
         "smoke",
         "--progress",
         "false",
+        "--init-rollouts",
+        "2",
     )
     assert r.returncode == 0, r.stderr[-2000:]
     run_dir = tmp_path / "smoke"

@@ -75,7 +75,7 @@ def test_run_writes_config_checkpoints_and_initialized_model(tmp_path):
     assert [p.name for p in ckpts] == ["step_000000001000.pt", "step_000000002000.pt"]
     state = load_checkpoint(ckpts[-1])
     assert state["agent"] == "dqn" and state["env"] == "CartPole-v1" and state["step"] == 2000
-    q = QNetwork((4,), 2, "wn")
+    q = QNetwork((4,), 2, "wn", hidden_sizes=tuple(config["hidden_sizes"]))
     q.load_state_dict(state["model"])
     assert is_initialized(q)  # data-dependent init ran when learning started
     tags = scalars(run_dir)
@@ -106,12 +106,11 @@ def test_double_dueling_n_step_train(tmp_path):
 
 
 @pytest.mark.slow
-def test_dqn_learns_cartpole(tmp_path):
-    cfg = cartpole(tmp_path, total_steps=16_000, learning_starts=1_000, learning_rate=1e-3, train_frequency=2)
-    summary = train(cfg)
-    last = summary["recent_returns"][-20:]
-    # random play averages ~22 per episode
-    assert np.mean(last) > 60, last
+def test_dqn_solves_cartpole_with_its_defaults(tmp_path):
+    """The classic-control defaults, half their length: near-solved (500 is the cap; random play ~22)."""
+    cfg = DQNConfig.for_env("CartPole-v1", logdir=str(tmp_path), progress=False, total_steps=50_000, seed=1)
+    last = train(cfg)["recent_returns"][-20:]
+    assert np.mean(last) > 400, last
 
 
 @pytest.mark.slow
@@ -120,7 +119,7 @@ def test_dqn_learns_catch_with_the_conv_net(tmp_path):
         "Catch",
         logdir=str(tmp_path),
         progress=False,
-        total_steps=4_000,
+        total_steps=8_000,
         learning_starts=500,
         train_frequency=2,
         exploration_fraction=0.3,
@@ -130,7 +129,7 @@ def test_dqn_learns_catch_with_the_conv_net(tmp_path):
     summary = train(cfg)
     last = summary["recent_returns"][-50:]
     # random play scores about -0.6; a perfect catcher +1
-    assert np.mean(last) > 0.3, last
+    assert np.mean(last) > 0.8, last
 
 
 def test_cli_smoke_on_breakout(tmp_path):

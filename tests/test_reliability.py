@@ -67,7 +67,7 @@ def test_sigkill_then_resume_finishes_with_continuous_curves(tmp_path):
     state = load_checkpoint(list_checkpoints(run_dir)[-1])
     assert state["step"] == 8000
     assert_continuous(run_dir, 8000)
-    q = QNetwork((4,), 2)
+    q = QNetwork((4,), 2, hidden_sizes=tuple(state["config"]["hidden_sizes"]))
     q.load_state_dict(state["model"])
     out = q(torch.randn(16, 4))
     assert torch.isfinite(out).all() and out.shape == (16, 2)
@@ -99,6 +99,7 @@ def _finished_run(tmp_path, **kw):
         total_steps=1000,
         learning_starts=200,
         checkpoint_every=500,
+        train_frequency=1,
         **kw,
     )
     return train(cfg)["run_dir"]

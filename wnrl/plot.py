@@ -61,14 +61,18 @@ def smooth_on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> n
 
 
 def load_groups(paths: list[str], tag: str = TAG) -> dict[tuple[str, str, str], list[dict]]:
-    """Runs with event data, grouped by (agent, env, norm)."""
+    """Runs with event data, grouped by (agent, env, norm); a WN run with a set ``wn_init_norm`` is
+    its own group ("wn ‖v‖₀=0.577")."""
     runs = find_runs(paths)
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for run in runs:
         cfg = json.loads((run / "config.json").read_text())
         steps, values = read_curve(run, tag)
         if len(steps):
-            groups[(cfg["agent"], cfg["env"], cfg["norm"])].append(
+            norm = cfg["norm"]
+            if norm.startswith("wn") and cfg.get("wn_init_norm"):
+                norm = f"{norm} ‖v‖₀={cfg['wn_init_norm']:g}"
+            groups[(cfg["agent"], cfg["env"], norm)].append(
                 {"run": run, "seed": cfg["seed"], "steps": steps, "values": values, "total": cfg["total_steps"]}
             )
     if not groups:
@@ -90,14 +94,16 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
         for (a, e, norm), runs in sorted(groups.items()):
             if (a, e) != (agent, env):
                 continue
-            end = max(r["total"] for r in runs)
+            end = max(int(r["steps"][-1]) for r in runs)  # what was logged, not the planned length
             grid = np.linspace(end / bins, end, bins)
             curves = np.stack([smooth_on_grid(r["steps"], r["values"], grid) for r in runs])
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # bins before any episode ended are NaN
                 mean, lo, hi = np.nanmean(curves, 0), np.nanmin(curves, 0), np.nanmax(curves, 0)
-            color = f"C{NORMS.index(norm)}" if norm in NORMS else None  # one colour per norm in every panel
-            ax.plot(grid, mean, label=f"{norm} (n={len(runs)})", color=color)
+            base = norm.split()[0]
+            color = f"C{NORMS.index(base)}" if base in NORMS else None  # one colour per norm in every panel
+            style = "-" if base == norm else "--"
+            ax.plot(grid, mean, style, label=f"{norm} (n={len(runs)})", color=color)
             ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
         ax.set_title(f"{agent} on {env}")
         ax.set_xlabel("agent steps")
