@@ -14,7 +14,9 @@ from wnrl.layers import (
     WNLinear,
     data_dependent_init,
     is_initialized,
+    set_v_init_norm,
     wn_diagnostics,
+    wn_layers,
     wn_weight,
 )
 
@@ -241,3 +243,20 @@ def test_linear_hand_written_backward_matches_numerical_gradient(bias, x_shape):
 
     inputs = (x, *(getattr(layer, n).detach().clone().requires_grad_() for n in names))
     assert torch.autograd.gradcheck(f, inputs)
+
+
+def test_v_init_norm_sets_every_direction_and_survives_data_dependent_init():
+    from wnrl.nets import WNConvNet
+
+    net = WNConvNet(4)
+    set_v_init_norm(net, 0.577)
+    for _, layer in wn_layers(net):
+        norms = layer.v.flatten(1).norm(dim=1)
+        torch.testing.assert_close(norms, torch.full_like(norms, 0.577))
+    data_dependent_init(net, torch.randint(0, 256, (16, 4, 84, 84), dtype=torch.uint8))
+    assert all(abs(v - 0.577) < 1e-5 for k, v in wn_diagnostics(net).items() if k.endswith("v_norm_mean"))
+    # without a norm: the paper's draw, whose row norm grows with fan-in (0.05·√fan_in)
+    plain = WNConvNet(4)
+    set_v_init_norm(plain, 0.0)
+    fc = plain.fc[0].v.norm(dim=1).mean().item()
+    assert 2.6 < fc < 3.0  # 0.05·√3136 = 2.8
