@@ -30,10 +30,12 @@ from agents.common import (
     learning_terminal,
     load_into,
     log_wn,
+    lr_schedule,
     obs_to_device,
     open_run,
     prepare,
     save_run_checkpoint,
+    set_learning_rate,
     summary,
     try_checkpoint,
 )
@@ -42,7 +44,6 @@ from wnrl.config import CliError, CommonConfig, doc
 from wnrl.layers import init_from_data, needs_data_init, set_v_init_norm
 from wnrl.nets import ActorCriticHead, make_trunk
 from wnrl.optim import OPTIMIZERS, make_optimizer
-from wnrl.schedules import LinearSchedule
 
 
 @dataclass
@@ -210,11 +211,6 @@ def train(cfg: A2CConfig, resume: Resume | None = None) -> dict[str, Any]:
         env.close()
 
 
-def lr_schedule(cfg: A2CConfig) -> LinearSchedule:
-    """The learning rate's factor: 1 → 0 over total_steps with lr_decay, else 1."""
-    return LinearSchedule.from_start(1.0, 0.0 if cfg.lr_decay else 1.0, cfg.total_steps)
-
-
 def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optimizer, resume) -> dict[str, Any]:
     env, device, logger = run.env, run.device, run.logger
     T, N = cfg.n_steps, cfg.num_envs
@@ -297,7 +293,8 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
                 # Weight norm's data-dependent init (and batch norm's running statistics) on
                 # observations of the initial policy over several rollouts: the first rollout alone
                 # is near-identical game starts and the zero frames that pad a reset's frame stack,
-                # and an init on it leaves a third of the dense units dead on later frames. These
+                # and an init on it leaves dense units dead or always on for later frames (Pong:
+                # 15% and 17% after one rollout, none after 20). These
                 # rollouts serve only for the init, not for a gradient step.
                 init_obs.append(rollout_obs.flatten(0, 1).clone())
                 init_left -= 1
@@ -309,8 +306,7 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
             # 2. One forward with gradients over the whole rollout; its detached values (of the current
             # parameters) give the advantages.
             lr = cfg.learning_rate * lr_factor(step)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
+            set_learning_rate(optimizer, lr)
             logits, values = forward(rollout_obs.flatten(0, 1))
             loss, parts, returns = compiled_losses(logits, values, bootstrap)
             # What is logged is copied out before the next compiled call can reuse its memory.

@@ -204,6 +204,16 @@ def continued_schedule(resume: Resume | None, name: str, make, cfg: CommonConfig
     return old.continued(resume.step, fresh.s1, fresh.v1)
 
 
+def lr_schedule(cfg: Any) -> LinearSchedule:
+    """The learning rate's factor for an agent config with ``lr_decay``: 1 → 0 over total_steps, else 1."""
+    return LinearSchedule.from_start(1.0, 0.0 if cfg.lr_decay else 1.0, cfg.total_steps)
+
+
+def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+
+
 def check_finite(step: int, run: Run, net: nn.Module, *losses: torch.Tensor) -> None:
     bad = [t for t in losses if not bool(torch.isfinite(t).all())]
     bad_params = [n for n, p in net.named_parameters() if not bool(torch.isfinite(p).all())]

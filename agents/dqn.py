@@ -32,10 +32,12 @@ from agents.common import (
     learning_terminal,
     load_into,
     log_wn,
+    lr_schedule,
     obs_to_device,
     open_run,
     prepare,
     save_run_checkpoint,
+    set_learning_rate,
     summary,
     try_checkpoint,
 )
@@ -163,11 +165,6 @@ class QNetwork(nn.Module):
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.head(self.trunk(obs))
-
-
-def lr_schedule(cfg: DQNConfig) -> LinearSchedule:
-    """The learning rate's factor: 1 → 0 over total_steps with lr_decay, else 1."""
-    return LinearSchedule.from_start(1.0, 0.0 if cfg.lr_decay else 1.0, cfg.total_steps)
 
 
 def epsilon_schedule(cfg: DQNConfig) -> LinearSchedule:
@@ -357,8 +354,7 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, An
             epsilon = epsilon_at(step)
             lr = cfg.learning_rate * lr_factor(step)
             if lr != optimizer.param_groups[0]["lr"]:
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
+                set_learning_rate(optimizer, lr)
             actions = act(q, obs_to_device(obs, device), epsilon, rng, n_actions, greedy)
             env.step_async(actions)
             if learning and cfg.overlap_env:
