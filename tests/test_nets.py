@@ -110,3 +110,23 @@ def test_plain_policy_head_starts_near_uniform():
     data_dependent_init(net, x)
     logits, _ = net(x)
     assert isinstance(net[1].policy, nn.Linear) and logits.std(0).max() < 0.05
+
+
+@pytest.mark.parametrize("norm", ["none", "batch", "layer"])
+def test_conv_trunk_plain_layers_start_orthogonal_with_gain_sqrt2(norm):
+    net = WNConvNet(4, norm=norm)
+    plain = [m for m in net.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    assert len(plain) == 4
+    for m in plain:
+        w = m.weight.detach().flatten(1)  # (out, in): fewer rows than inputs in every trunk layer
+        torch.testing.assert_close(w @ w.T, 2.0 * torch.eye(w.shape[0]), atol=1e-4, rtol=0)
+        if m.bias is not None:
+            assert not m.bias.any()
+
+
+def test_conv_trunk_keeps_the_scale_of_its_input_under_plain_init():
+    # PyTorch's default init shrinks the signal ~30x over the four ReLU layers; orthogonal √2 keeps it
+    torch.manual_seed(0)
+    x = torch.rand(64, 4, 84, 84)
+    feats = WNConvNet(4, norm="none")(x)
+    assert 0.2 < feats.pow(2).mean().sqrt() / x.pow(2).mean().sqrt() < 2.0

@@ -4,7 +4,8 @@ Every net takes one ``norm`` argument so the same agent can run the paper's comp
 
 * ``"wn"``     weight-normalized layers (default);
 * ``"wn_mobn"`` weight norm plus mean-only batch norm on hidden layers (the paper's §3 combination);
-* ``"none"``   plain ``nn.Conv2d``/``nn.Linear`` with PyTorch's default init;
+* ``"none"``   plain ``nn.Conv2d``/``nn.Linear`` (PyTorch's default init in MLPs; orthogonal with gain √2
+  and zero biases in the conv trunk, as OpenAI baselines', SB3's and CleanRL's Atari nets);
 * ``"batch"``  plain layers followed by BatchNorm on every hidden layer;
 * ``"layer"``  plain layers followed by LayerNorm on every hidden layer (GroupNorm(1, C) for convs).
 
@@ -45,6 +46,7 @@ __all__ = [
     "ActorCriticHead",
     "make_trunk",
     "check_norm",
+    "orthogonal_init",
 ]
 
 
@@ -93,6 +95,24 @@ def output_layer(n_in: int, n_out: int, wn: bool = False, init_scale: float = 1.
     return layer
 
 
+def orthogonal_init(module: nn.Module, gain: float = 2**0.5) -> None:
+    """Orthogonal weights (rows of norm ``gain`` where there are fewer rows than inputs) and zero
+    biases for every plain ``nn.Conv2d``/``nn.Linear`` in ``module``; weight-normalized layers are
+    left alone (their data-dependent init sets their scale).
+
+    The conv trunk's plain layers get it: under PyTorch's default init the four ReLU layers shrink
+    Pong frames (rms 0.46) to features of rms 0.014, and A2C's critic then explained ~0% of the
+    returns for its first 340k steps (docs/results.md); with it the features' rms is 0.29."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.Linear)):
+            w = torch.empty(m.weight.shape)  # a contiguous copy: orthogonal_ cannot fill channels_last views
+            nn.init.orthogonal_(w, gain)
+            with torch.no_grad():
+                m.weight.copy_(w)
+                if m.bias is not None:
+                    m.bias.zero_()
+
+
 def _conv_out(size: int, k: int, stride: int) -> int:
     return (size - k) // stride + 1
 
@@ -130,6 +150,7 @@ class WNConvNet(nn.Module):
         self.convs = nn.Sequential(*layers, nn.Flatten())
         self.fc = nn.Sequential(*_dense_block(norm, c * h * w, features_dim)) if features_dim else nn.Identity()
         self.features_dim = features_dim or c * h * w
+        orthogonal_init(self)
         if channels_last:
             self.convs.to(memory_format=torch.channels_last)
 
