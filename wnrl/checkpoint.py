@@ -19,6 +19,8 @@ import torch
 import wnrl
 
 CHECKPOINT_DIR = "checkpoints"
+# The layout of a checkpoint's dict. Bump it when a field changes meaning; a checkpoint without one is format 1.
+CHECKPOINT_FORMAT = 1
 _NAME = re.compile(r"^step_(\d+)\.pt$")
 
 
@@ -42,7 +44,7 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int =
     """Writes ``state`` as the checkpoint of ``step``: temp file, flush, fsync, rename; then keeps
     only the newest ``keep``. A failure while writing (disk full) leaves earlier checkpoints intact."""
     path = checkpoint_path(run_dir, step)
-    save_atomic(path, {**state, "step": step, "wnrl_version": wnrl.__version__})
+    save_atomic(path, {**state, "step": step, "format": CHECKPOINT_FORMAT, "wnrl_version": wnrl.__version__})
     for old in list_checkpoints(run_dir)[:-keep]:
         old.unlink(missing_ok=True)
     return path
@@ -79,4 +81,10 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {first[:120]})") from None
     if not isinstance(state, dict) or "agent" not in state or "step" not in state:
         raise CheckpointError(f"{path}: not a wnrl checkpoint (no agent/step fields)")
+    fmt = state.get("format", 1)
+    if not isinstance(fmt, int) or fmt > CHECKPOINT_FORMAT:
+        raise CheckpointError(
+            f"{path}: written by a newer wnrl ({state.get('wnrl_version', '?')}, checkpoint format {fmt}; this is "
+            f"{wnrl.__version__}, which reads up to format {CHECKPOINT_FORMAT}): upgrade wnrl to load it"
+        )
     return state

@@ -13,61 +13,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from agents.common import make_env
-from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from wnrl.checkpoint import CheckpointError
 from wnrl.config import CliError
-from wnrl.runtime import resolve_device, seed_everything
-
-
-def checkpoint_file(path: str) -> Path:
-    """A checkpoint file, or the newest one of a run directory."""
-    p = Path(path)
-    if p.is_dir():
-        found = list_checkpoints(p)
-        if not found:
-            raise CliError(f"{p}: no checkpoint in this run directory")
-        return found[-1]
-    if not p.exists():
-        raise CliError(f"{p}: no such run directory or checkpoint file")
-    return p
-
-
-def build_policy(state: dict, env, device: torch.device):
-    """The network the checkpoint holds, loaded, in eval mode; and its agent's name."""
-    from agents.a2c import ActorCritic
-    from agents.dqn import QNetwork
-
-    agent, cfg = state["agent"], state["config"]
-    obs_shape, n_actions = env.single_observation_space.shape, int(env.single_action_space.n)
-    hidden = tuple(cfg.get("hidden_sizes", (64, 64)))
-    act = cfg.get("activation", "relu")
-    if agent == "dqn":
-        dueling, wn_head = cfg.get("dueling", False), cfg.get("wn_head", False)
-        net = QNetwork(obs_shape, n_actions, cfg["norm"], dueling, hidden, wn_head, act)
-    elif agent == "a2c":
-        net = ActorCritic(obs_shape, n_actions, cfg["norm"], hidden, cfg.get("wn_head", False), act)
-    else:
-        raise CheckpointError(f"unknown agent {agent!r} in checkpoint")
-    try:
-        net.load_state_dict(state["model"])
-    except RuntimeError as e:
-        raise CheckpointError(f"model does not match its config ({str(e).splitlines()[-1].strip()[:160]})") from None
-    return net.to(device).eval(), agent
-
-
-@torch.no_grad()
-def choose(net, agent: str, obs: torch.Tensor, rng: np.random.Generator, epsilon: float, greedy: bool) -> np.ndarray:
-    if agent == "dqn":
-        greedy_actions = net(obs).argmax(1).cpu().numpy()
-        n_actions = net.head.q.out_features
-        explore = rng.random(len(greedy_actions)) < epsilon
-        return np.where(explore, rng.integers(0, n_actions, len(greedy_actions)), greedy_actions)
-    logits, _ = net(obs)
-    if greedy:
-        return logits.argmax(1).cpu().numpy()
-    return torch.distributions.Categorical(logits=logits).sample().cpu().numpy()
+from wnrl.runtime import seed_everything
+from wnrl.trained import load
 
 
 def evaluate(
@@ -85,19 +35,14 @@ def evaluate(
         raise CliError(f"--episodes must be at least 1, got {episodes}")
     if not 0.0 <= epsilon <= 1.0:
         raise CliError(f"--epsilon must be in [0, 1], got {epsilon}")
-    file = checkpoint_file(path)
-    state = load_checkpoint(file)
-    dev = resolve_device(device)
-    rng = seed_everything(seed)
+    seed_everything(seed)
+    agent = load(path, device=device, seed=seed)
+    agent.epsilon = epsilon
+    # the evaluation protocols: DQN ε-greedy (ε = 0 is greedy), A2C samples unless --greedy
+    deterministic = greedy if agent.agent == "a2c" else epsilon == 0
     n = num_envs or min(episodes, 8)
-    from agents.dqn import DQNConfig
-
-    cfg = DQNConfig.for_env(
-        state["config"]["env"], sticky_actions=state["config"].get("sticky_actions", 0.0), seed=seed
-    )
-    env = make_env(cfg, num_envs=n, seed=seed)
+    env = agent.make_env(num_envs=n, seed=seed)
     try:
-        net, agent = build_policy(state, env, dev)
         # Each env plays its own quota of games, so short games are not over-represented.
         quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
         scores: list[list[float]] = [[] for _ in range(n)]
@@ -108,8 +53,7 @@ def evaluate(
         while any(len(s) < q for s, q in zip(scores, quota)):
             if recording and obs.ndim == 4:
                 frames.append(obs[0, -1].copy())
-            obs_t = torch.from_numpy(obs).to(dev)
-            obs, _, _, _, info = env.step(choose(net, agent, obs_t, rng, epsilon, greedy))
+            obs, _, _, _, info = env.step(agent.predict(obs, deterministic))
             for k in np.flatnonzero(info["episode_end"]):
                 if len(scores[k]) < quota[k]:
                     scores[k].append(float(info["episode_return"][k]))
@@ -122,10 +66,10 @@ def evaluate(
     if video is not None:
         write_gif(video, frames)
     return {
-        "checkpoint": str(file),
-        "agent": agent,
-        "env": state["env"],
-        "step": int(state["step"]),
+        "checkpoint": str(agent.checkpoint),
+        "agent": agent.agent,
+        "env": agent.env_id,
+        "step": agent.step,
         "episodes": len(all_scores),
         "scores": all_scores.tolist(),
         "mean": float(all_scores.mean()),

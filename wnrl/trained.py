@@ -1,0 +1,150 @@
+"""A trained agent from a checkpoint, for use from Python: ``wnrl.load``.
+
+    import wnrl
+    agent = wnrl.load("runs/Breakout__dqn__wn__1")      # a run directory (its newest checkpoint) or a .pt file
+    env = agent.make_env(num_envs=4, seed=0)             # the env it was trained on, same preprocessing
+    obs, _ = env.reset()
+    actions = agent.predict(obs, deterministic=True)     # numpy in, numpy out
+
+``predict`` takes observations in the env's own format (uint8 frames ``(4, 84, 84)`` for Atari,
+float vectors for classic control), one observation or a batch, and returns integer actions: a
+numpy array for a batch, a numpy integer for one observation.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import envs
+from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from wnrl.runtime import resolve_device
+
+AGENTS = ("dqn", "a2c")
+
+
+def checkpoint_file(path: str | Path) -> Path:
+    """A checkpoint file, or the newest one of a run directory."""
+    p = Path(path)
+    if p.is_dir():
+        found = list_checkpoints(p)
+        if not found:
+            raise CheckpointError(
+                f"{p}: no checkpoint in this run directory (a run saves one every --checkpoint-every steps)"
+            )
+        return found[-1]
+    if not p.exists():
+        raise CheckpointError(f"{p}: no such run directory or checkpoint file")
+    return p
+
+
+def build_network(agent: str, cfg: dict[str, Any], obs_shape: tuple[int, ...], n_actions: int) -> torch.nn.Module:
+    """The network an ``agent`` run with config ``cfg`` trains, freshly built (weights not loaded)."""
+    from agents.a2c import ActorCritic
+    from agents.dqn import QNetwork
+
+    hidden = tuple(cfg.get("hidden_sizes", (64, 64)))
+    act = cfg.get("activation", "relu")
+    wn_head = cfg.get("wn_head", False)
+    if agent == "dqn":
+        return QNetwork(obs_shape, n_actions, cfg["norm"], cfg.get("dueling", False), hidden, wn_head, act)
+    if agent == "a2c":
+        return ActorCritic(obs_shape, n_actions, cfg["norm"], hidden, wn_head, act)
+    raise CheckpointError(f"checkpoint of an unknown agent {agent!r}: this wnrl has {', '.join(AGENTS)}")
+
+
+class TrainedAgent:
+    """A trained DQN or A2C network in eval mode, with what it needs to act: its env id, its
+    observation shape and number of actions.
+
+    ``predict(obs, deterministic=True)`` takes the greedy action (DQN: argmax Q; A2C: the most
+    likely action). ``deterministic=False`` is each agent's evaluation protocol: DQN acts
+    ε-greedily with ``epsilon`` (0.05, the Nature-DQN evaluation), A2C samples its policy. Random
+    draws come from ``seed``.
+    """
+
+    def __init__(
+        self,
+        state: dict[str, Any],
+        device: str | torch.device = "auto",
+        seed: int | None = None,
+        checkpoint: Path | None = None,
+    ):
+        self.checkpoint = checkpoint
+        self.agent: str = state["agent"]
+        self.config: dict[str, Any] = dict(state["config"])
+        self.env_id: str = state.get("env") or self.config["env"]
+        self.step: int = int(state["step"])
+        self.device = resolve_device(device) if isinstance(device, str) else device
+        self.epsilon = 0.05
+        self._rng = np.random.default_rng(seed)
+        if self.agent not in AGENTS:
+            raise CheckpointError(f"checkpoint of an unknown agent {self.agent!r}: this wnrl has {', '.join(AGENTS)}")
+        probe = self.make_env(num_envs=1, seed=0)
+        try:
+            self.obs_shape: tuple[int, ...] = tuple(probe.single_observation_space.shape)
+            self.obs_dtype = probe.single_observation_space.dtype
+            self.n_actions: int = int(probe.single_action_space.n)
+        finally:
+            probe.close()
+        net = build_network(self.agent, self.config, self.obs_shape, self.n_actions)
+        try:
+            net.load_state_dict(state["model"])
+        except RuntimeError as e:
+            detail = str(e).splitlines()[-1].strip()[:160]
+            raise CheckpointError(f"the checkpoint's weights do not match its config ({detail})") from None
+        self.net = net.to(self.device).eval().requires_grad_(False)
+
+    def __repr__(self) -> str:
+        return (
+            f"TrainedAgent({self.agent} on {self.env_id}, norm={self.config.get('norm')}, step={self.step:,}, "
+            f"device={self.device})"
+        )
+
+    def make_env(self, num_envs: int = 1, seed: int | None = None):
+        """A vector env like the one this agent trained on (same game, preprocessing and sticky actions)."""
+        family, _ = envs.resolve(self.env_id)
+        options = {"repeat_action_probability": self.config.get("sticky_actions", 0.0)} if family == "atari" else {}
+        return envs.make(self.env_id, num_envs, seed=seed, **options)
+
+    @torch.no_grad()
+    def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray | np.integer:
+        x = np.asarray(obs)
+        single = x.shape == self.obs_shape
+        if not single and x.shape[1:] != self.obs_shape:
+            raise ValueError(
+                f"observation of shape {x.shape}: this agent ({self.agent} on {self.env_id}) takes one observation "
+                f"of shape {self.obs_shape} or a batch of shape (n, {', '.join(map(str, self.obs_shape))})"
+            )
+        if single:
+            x = x[None]
+        if x.dtype != self.obs_dtype:
+            x = x.astype(self.obs_dtype)
+        actions = self._act(torch.from_numpy(np.ascontiguousarray(x)).to(self.device), deterministic)
+        return actions[0] if single else actions
+
+    def _act(self, obs: torch.Tensor, deterministic: bool) -> np.ndarray:
+        if self.agent == "dqn":
+            greedy = self.net(obs).argmax(1).cpu().numpy()
+            if deterministic or self.epsilon == 0:
+                return greedy
+            explore = self._rng.random(len(greedy)) < self.epsilon
+            return np.where(explore, self._rng.integers(0, self.n_actions, len(greedy)), greedy)
+        logits, _ = self.net(obs)
+        logits = logits.float().cpu().numpy()
+        if deterministic:
+            return logits.argmax(1)
+        return (logits + self._rng.gumbel(size=logits.shape)).argmax(1)  # a draw from softmax(logits)
+
+
+def load(path: str | Path, device: str = "auto", seed: int | None = None) -> TrainedAgent:
+    """The agent a run directory (its newest checkpoint) or a checkpoint file holds, ready to act.
+
+    Raises ``CheckpointError`` (a ``ValueError``) with one line saying what is wrong for a file
+    that is not a wnrl checkpoint, is corrupt, was written by a newer wnrl or by an unknown agent.
+    """
+    file = checkpoint_file(path)
+    return TrainedAgent(load_checkpoint(file), device=device, seed=seed, checkpoint=file)
