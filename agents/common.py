@@ -122,7 +122,14 @@ def open_run(
     else:
         run_dir, start = resume.run_dir, resume.step
     (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    logger = Logger(run_dir, config, cfg.total_steps, start_step=start, progress=cfg.progress)
+    logger = Logger(
+        run_dir,
+        config,
+        cfg.total_steps,
+        start_step=start,
+        progress=cfg.progress,
+        eta_from=getattr(cfg, "learning_starts", 0),  # DQN's random play runs ~10× faster than its learning
+    )
     if resume is not None:
         logger.episodes = int(resume.state.get("episodes", 0))
         logger.recent_returns.extend(resume.state.get("recent_returns", torch.zeros(0)).tolist())

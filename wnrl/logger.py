@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,18 @@ from tqdm import tqdm
 class Logger:
     """Tags are namespaced: ``charts/…`` (returns, SPS, schedules), ``losses/…``, ``wn/…``."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], total_steps: int, start_step: int = 0, progress=True):
+    def __init__(
+        self,
+        run_dir: Path,
+        config: dict[str, Any],
+        total_steps: int,
+        start_step: int = 0,
+        progress=True,
+        eta_from: int = 0,
+    ):
+        """``eta_from``: the step from which the throughput is the run's own (DQN: ``learning_starts``;
+        random play before it runs ~10× faster than learning). The progress bar shows no ETA before
+        it, and after it an ETA from the throughput of the last minute."""
         # purge_step drops the events a killed run wrote after its last checkpoint (steps above
         # start_step), so resumed curves continue without overlapping steps.
         self.writer = SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step > 0 else None)
@@ -24,7 +36,10 @@ class Logger:
             self.writer.add_text("config", "| field | value |\n|---|---|\n" + table, 0)
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.episodes = 0
+        self.total_steps, self.eta_from = total_steps, eta_from
+        self._marks: deque[tuple[float, int]] = deque()  # (time, step) of the last minute, from eta_from on
         self.bar = tqdm(
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
             total=total_steps,
             initial=start_step,
             disable=not progress,
@@ -57,10 +72,26 @@ class Logger:
     def progress(self, step: int, sps: float) -> None:
         self.bar.update(step - self._bar_step)
         self._bar_step = step
-        post = {"sps": f"{sps:,.0f}", "episodes": self.episodes}
+        post = {"sps": f"{sps:,.0f}", "episodes": self.episodes, "eta": self.eta(step)}
         if self.recent_returns:
             post["return"] = f"{self.mean_recent_return():.2f}"
         self.bar.set_postfix(post, refresh=False)
+
+    def eta(self, step: int, now: float | None = None) -> str:
+        """Time left at the throughput of the last minute, as h:mm:ss; before ``eta_from`` (or with
+        less than two marks to measure from) a word saying why there is none yet."""
+        if step < self.eta_from:
+            return "after learning starts"
+        now = time.perf_counter() if now is None else now
+        self._marks.append((now, step))
+        while len(self._marks) > 2 and now - self._marks[1][0] >= 60.0:
+            self._marks.popleft()
+        (t0, s0), (t1, s1) = self._marks[0], self._marks[-1]
+        if s1 <= s0 or t1 <= t0:
+            return "measuring"
+        left = max(self.total_steps - step, 0) * (t1 - t0) / (s1 - s0)
+        h, rem = divmod(int(left), 3600)
+        return f"{h}:{rem // 60:02d}:{rem % 60:02d}"
 
     def close(self) -> None:
         self.bar.close()
