@@ -35,3 +35,42 @@ def test_agent_rate_measures_a_real_run_after_learning_starts():
 
     sps = agent_rate("dqn", 2, seconds=8, device="cpu", learning_starts=200, log_every=100)
     assert 1 < sps < 10_000
+
+
+def test_goals_pass_fail_and_unmeasured():
+    from wnrl.bench import goals
+
+    layers = [{"variant": "plain (nn.Conv2d/Linear)", "vs_plain": 1.0}, {"variant": "wnrl WN", "vs_plain": 1.08}]
+    agents = [
+        {"agent": "dqn", "num_envs": 8, "compile": "off", "steps_per_s": 4_000.0, "of_raw_env": 0.2},
+        {"agent": "dqn", "num_envs": 32, "compile": "off", "steps_per_s": 6_000.0, "of_raw_env": 0.1},
+        # the fastest A2C row decides, not the one with the best fraction
+        {"agent": "a2c", "num_envs": 1, "compile": "off", "steps_per_s": 900.0, "of_raw_env": 0.95},
+        {"agent": "a2c", "num_envs": 64, "compile": "off", "steps_per_s": 30_000.0, "of_raw_env": 0.6},
+    ]
+    by_goal = {g["goal"].split()[0]: g for g in goals({"layers": layers, "agents": agents})}
+    assert by_goal["WN"]["passed"] and "1.080× plain" in by_goal["WN"]["detail"]
+    assert by_goal["DQN"]["passed"] and "6,000 steps/s (32 envs" in by_goal["DQN"]["detail"]
+    assert not by_goal["A2C"]["passed"] and "60% of the raw env" in by_goal["A2C"]["detail"]
+
+    # a section that was not run has no goal; one whose figure is missing fails it
+    only_agents = goals({"agents": [{"agent": "dqn", "num_envs": 8, "compile": "x", "steps_per_s": None}]})
+    assert [(g["goal"].split()[0], g["passed"], g["detail"].split()[0]) for g in only_agents] == [
+        ("DQN", False, "not"),
+        ("A2C", False, "not"),
+    ]
+    slow_wn = goals({"layers": [{"variant": "wnrl WN", "vs_plain": 1.2}]})
+    assert len(slow_wn) == 1 and not slow_wn[0]["passed"]
+
+
+def test_bench_agent_section_with_chosen_sizes_and_goal_lines(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = ["--sections", "agents", "--device", "cpu", "--repeats", "2", "--dqn-envs", "none", "--a2c-envs", "2"]
+    args += ["--agent-seconds", "1.5", "--agent-startup", "2", "--json", str(out)]
+    assert main(args) == 0
+    figures = json.loads(out.read_text())
+    assert [(r["agent"], r["num_envs"]) for r in figures["agents"]] == [("a2c", 2)]
+    assert figures["agents"][0]["steps_per_s"] > 0 and figures["dqn_update"]["ms"] > 0
+    printed = capsys.readouterr().out
+    assert "FAIL DQN >= 5,000 agent steps/s at the default replay ratio: not measured" in printed
+    assert any(line.startswith(("PASS A2C", "FAIL A2C")) for line in printed.splitlines())

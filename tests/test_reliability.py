@@ -105,6 +105,34 @@ def _finished_run(tmp_path, **kw):
     return train(cfg)["run_dir"]
 
 
+def test_time_limit_waits_for_the_training_loop():
+    """The limit's clock starts when the loop listens for Ctrl-C; before that no signal is sent."""
+    from wnrl.train import TimeLimit
+
+    got = []
+    with TimeLimit(0.05) as limit:
+        time.sleep(0.3)  # start-up: SIGINT is still Python's default handler
+        assert not limit.reached and not got
+        previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
+        try:
+            deadline = time.monotonic() + 5
+            while not got and time.monotonic() < deadline:
+                time.sleep(0.01)
+        finally:
+            signal.signal(signal.SIGINT, previous)
+    assert got == [signal.SIGINT] and limit.reached
+
+
+def test_time_limit_stops_like_ctrl_c(tmp_path):
+    r = cli("a2c", "--env", "Catch", "--total-steps", "100000000", "--time-limit", "1", "--logdir", str(tmp_path),
+            "--run-name", "t", "--progress", "false")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "time limit of 1 s reached at step" in r.stdout and "--resume" in r.stdout
+    assert list((tmp_path / "t" / "checkpoints").glob("step_*.pt"))
+    r = cli("a2c", "--time-limit", "0")
+    assert r.returncode == 2 and "positive number of seconds" in r.stderr
+
+
 def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
     run_dir = _finished_run(tmp_path)
     newest, older = list_checkpoints(run_dir)[-1], list_checkpoints(run_dir)[0]

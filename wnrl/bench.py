@@ -178,17 +178,24 @@ def bench_env(num_envs_list: list[int], seconds: float, game: str = "Breakout") 
 
 
 def agent_rate(
-    agent: str, num_envs: int, seconds: float, device: str = "auto", learning_starts: int = 2_000, **overrides
+    agent: str,
+    num_envs: int,
+    seconds: float,
+    device: str = "auto",
+    learning_starts: int = 2_000,
+    startup: float = 6.0,
+    **overrides,
 ) -> float | None:
     """Median agent steps/s of a real training run on Breakout, measured after learning starts
-    (``overrides``: config fields, e.g. ``overlap_env=False``)."""
+    (``overrides``: config fields, e.g. ``overlap_env=False``); the run is stopped ``seconds`` plus
+    ``startup`` seconds after it starts."""
     import shutil
     import tempfile
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logdir = tempfile.mkdtemp(prefix="wnrl-bench-")
-    # No step budget: the run is stopped (as Ctrl-C would) ``seconds`` (plus 6 s of start-up) after it starts.
+    # No step budget: the run is stopped (as Ctrl-C would) ``seconds`` (plus start-up) after it starts.
     fields = dict(
         num_envs=num_envs, logdir=logdir, progress=False, device=device, checkpoint_every=10**9, total_steps=10**9
     )
@@ -205,7 +212,7 @@ def agent_rate(
         fields.update(log_every=num_envs * 5 * 10)
     cfg = Config.for_env("Breakout", **{**fields, **overrides})
     try:
-        summary = _with_deadline(train, cfg, seconds + 6)
+        summary = _with_deadline(train, cfg, seconds + startup)
         events = EventAccumulator(str(summary["run_dir"]))
         events.Reload()
         sps = [e.value for e in events.Scalars("charts/SPS") if e.step > learning_starts + cfg.log_every]
@@ -269,18 +276,71 @@ def _fmt(v: object) -> str:
     return str(v)
 
 
+# The speed goals a GPU machine is held to (goals() checks a bench result against them).
+DQN_GOAL_STEPS_PER_S = 5_000  # DQN at its default replay ratio (one update of 32 per 4 agent steps)
+A2C_GOAL_OF_RAW_ENV = 0.85  # A2C's steps/s as a fraction of the raw vector env at the same num_envs
+WN_GOAL_VS_PLAIN = 1.10  # wnrl's WN Nature Q-network update time over the plain one
+
+
+def goals(result: dict) -> list[dict]:
+    """The goals for the sections ``result`` holds, each ``{"goal", "passed", "detail"}``; a figure
+    its section did not produce (a run too short, or one that failed) fails its goal."""
+    out = []
+    if "layers" in result:
+        wn = next((r for r in result["layers"] if r["variant"] == "wnrl WN"), None)
+        ok = wn is not None and wn["vs_plain"] <= WN_GOAL_VS_PLAIN
+        detail = f"{wn['vs_plain']:.3f}× plain" if wn else "not measured"
+        out.append({"goal": f"WN layer within {WN_GOAL_VS_PLAIN - 1:.0%} of plain", "passed": ok, "detail": detail})
+    if "agents" in result:
+        for agent, goal in (
+            ("dqn", f"DQN >= {DQN_GOAL_STEPS_PER_S:,} agent steps/s at the default replay ratio"),
+            ("a2c", f"A2C >= {A2C_GOAL_OF_RAW_ENV:.0%} of the raw env's steps/s at the same num_envs"),
+        ):
+            rows = [r for r in result["agents"] if r["agent"] == agent and r.get("steps_per_s") is not None]
+            best = max(rows, key=lambda r: r["steps_per_s"], default=None)  # the fastest num_envs
+            if best is None:
+                out.append({"goal": goal, "passed": False, "detail": "not measured (see the agents table)"})
+                continue
+            where = f"{best['num_envs']} envs, compile {best['compile']}"
+            if agent == "dqn":
+                ok = best["steps_per_s"] >= DQN_GOAL_STEPS_PER_S
+                detail = f"{best['steps_per_s']:,.0f} steps/s ({where})"
+            else:
+                ok = best["of_raw_env"] >= A2C_GOAL_OF_RAW_ENV
+                detail = f"{best['of_raw_env']:.0%} of the raw env ({best['steps_per_s']:,.0f} steps/s, {where})"
+            out.append({"goal": goal, "passed": ok, "detail": detail})
+    return out
+
+
+def _sizes(text: str) -> list[int]:
+    """ "8,16" -> [8, 16]; "none" or "" -> [] (that part is skipped)."""
+    if text.strip().lower() == "none":
+        return []
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers like 8,16, got {text!r}") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     from agents.common import COMPILE_MODES
 
     p = argparse.ArgumentParser(prog="python -m wnrl.bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats and sizes (under a minute)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--json", default=None, help="also write the figures to this JSON file")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file (after every section)")
     p.add_argument("--png", default=None, help="also draw steps/s against num_envs (env and agents) to this PNG")
     p.add_argument("--compile", default="off", choices=COMPILE_MODES, help="the agents' --compile")
     p.add_argument(
         "--sections", default="layers,env,agents,memory", help="comma-separated: layers, env, agents, memory"
     )
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per layer variant and DQN update")
+    p.add_argument("--env-sizes", type=_sizes, default=None, help="num_envs for the raw env (e.g. 8,16,32,64)")
+    p.add_argument("--env-seconds", type=float, default=None, help="seconds per raw-env size")
+    p.add_argument("--dqn-envs", type=_sizes, default=None, help="num_envs for DQN end to end (e.g. 8,32; none)")
+    p.add_argument("--a2c-envs", type=_sizes, default=None, help="num_envs for A2C end to end (e.g. 16,64; none)")
+    p.add_argument("--agent-seconds", type=float, default=None, help="seconds each agent run is measured")
+    p.add_argument("--agent-startup", type=float, default=6.0, help="seconds each agent run gets to start (6)")
     args = p.parse_args(argv)
     if args.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -289,6 +349,16 @@ def main(argv: list[str] | None = None) -> int:
         if device.type == "cuda" and not torch.cuda.is_available():
             print("error: --device cuda but no CUDA GPU is visible; use --device cpu", file=sys.stderr)
             return 2
+    quick = args.quick
+    repeats = {
+        "layers": args.repeats or (10 if quick else 40),
+        "update": args.repeats or (10 if quick else 30),
+    }
+    agent_sizes = dict(AGENT_SIZES["quick" if quick else "full"])
+    if args.dqn_envs is not None:
+        agent_sizes["dqn"] = args.dqn_envs
+    if args.a2c_envs is not None:
+        agent_sizes["a2c"] = args.a2c_envs
     sections = set(args.sections.split(","))
     result: dict = {
         "machine": {
@@ -296,47 +366,62 @@ def main(argv: list[str] | None = None) -> int:
             "torch": torch.__version__,
             "device": device_name(device),
             "torch_threads": torch.get_num_threads(),
+            "cpu_cores": os.cpu_count(),
         }
     }
+
+    def save() -> None:  # after every section, so a run stopped midway keeps what it measured
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(result, f, indent=2)
+
     print(f"wnrl bench on {result['machine']['device']} (torch {torch.__version__}, {device.type})")
     if "layers" in sections:
-        result["layers"] = bench_layers(device, repeats=10 if args.quick else 40)
+        result["layers"] = bench_layers(device, repeats=repeats["layers"])
         _print_table("Nature Q-network, forward+backward+Adam, batch 32", result["layers"])
+        save()
     if "layers" in sections or "agents" in sections:
         from agents.dqn import DQNConfig
 
         every = DQNConfig.for_env("Breakout").train_frequency
-        t = bench_dqn_update(device, repeats=10 if args.quick else 30, compile=args.compile)
+        t = bench_dqn_update(device, repeats=repeats["update"], compile=args.compile)
         result["dqn_update"] = {"compile": args.compile, "ms": t * 1e3, "update_bound_steps_per_s": every / t}
         _print_table(
             "DQN update (online fwd+bwd, target fwd, clip, Adam; batch 32) and the steps/s it allows at 1 per 4 steps",
             [result["dqn_update"]],
         )
+        save()
+    env_seconds = args.env_seconds or (1.0 if quick else 3.0)
     if "env" in sections:
-        sizes = [8, 16] if args.quick else [1, 8, 16, 32, 64]
-        result["env"] = bench_env(sizes, seconds=1.0 if args.quick else 3.0)
-        _print_table("Raw Atari vector env (random actions)", result["env"])
+        sizes = args.env_sizes if args.env_sizes is not None else ([8, 16] if quick else [1, 8, 16, 32, 64])
+        result["env"] = bench_env(sizes, seconds=env_seconds)
+        _print_table(f"Raw Atari vector env (random actions, {os.cpu_count()} CPU cores)", result["env"])
+        save()
+    failures = []
     if "agents" in sections:
-        secs = 10.0 if args.quick else 25.0
+        secs = args.agent_seconds or (10.0 if quick else 25.0)
         raw = {r["num_envs"]: r["steps_per_s"] for r in result.get("env", [])}
         rows = []
-        for agent, sizes in AGENT_SIZES["quick" if args.quick else "full"].items():
+        for agent, sizes in agent_sizes.items():
             for n in sizes:
                 if n not in raw:
-                    raw[n] = bench_env([n], seconds=1.0)[0]["steps_per_s"]
-                sps = agent_rate(agent, n, secs, device=str(device), compile=args.compile)
-                rows.append(
-                    {
-                        "agent": agent,
-                        "num_envs": n,
-                        "compile": args.compile,
-                        "steps_per_s": sps,
-                        "of_raw_env": None if sps is None else sps / raw[n],
-                        "of_update_bound": sps / result["dqn_update"]["update_bound_steps_per_s"]
-                        if agent == "dqn" and sps is not None
-                        else None,
-                    }
-                )
+                    raw[n] = bench_env([n], seconds=min(env_seconds, 1.0))[0]["steps_per_s"]
+                row = {"agent": agent, "num_envs": n, "compile": args.compile, "steps_per_s": None}
+                try:
+                    row["steps_per_s"] = agent_rate(
+                        agent, n, secs, device=str(device), startup=args.agent_startup, compile=args.compile
+                    )
+                except Exception as e:  # one broken configuration must not hide the others' figures
+                    row["error"] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:300]}"
+                    failures.append(f"{agent} at {n} envs: {row['error']}")
+                    print(f"error: {agent} at {n} envs, compile {args.compile}: {row['error']}", file=sys.stderr)
+                sps = row["steps_per_s"]
+                row["of_raw_env"] = None if sps is None else sps / raw[n]
+                bound = result["dqn_update"]["update_bound_steps_per_s"]
+                row["of_update_bound"] = sps / bound if agent == "dqn" and sps is not None else None
+                rows.append(row)
+                result["agents"] = rows
+                save()
         result["agents"] = rows
         _print_table("Agents end-to-end on Breakout, after learning starts", rows)
     if "memory" in sections:
@@ -349,13 +434,20 @@ def main(argv: list[str] | None = None) -> int:
             **peak_memory_mb(device),
         }
         _print_table("Memory", [result["memory"]])
+    result["goals"] = goals(result)
+    if result["goals"]:
+        print(f"\nGoals (compile {args.compile}):")
+        for g in result["goals"]:
+            print(f"{'PASS' if g['passed'] else 'FAIL'} {g['goal']}: {g['detail']}")
+    save()
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(result, f, indent=2)
         print(f"\nwrote {args.json}")
     if args.png:
         plot_scaling(result, args.png)
         print(f"wrote {args.png}")
+    if failures:
+        print(f"error: {len(failures)} agent run(s) failed; first: {failures[0]}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -372,7 +464,7 @@ def plot_scaling(result: dict, path: str) -> None:
     if env_rows:
         ax.plot([r["num_envs"] for r in env_rows], [r["steps_per_s"] for r in env_rows], "k--o", label="raw env")
     for agent in sorted({r["agent"] for r in result.get("agents", [])}):
-        rows = [r for r in result["agents"] if r["agent"] == agent]
+        rows = [r for r in result["agents"] if r["agent"] == agent and r["steps_per_s"] is not None]
         ax.plot([r["num_envs"] for r in rows], [r["steps_per_s"] for r in rows], "-o", label=agent)
     bound = result.get("dqn_update", {}).get("update_bound_steps_per_s")
     if bound:

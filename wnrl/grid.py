@@ -2,12 +2,15 @@
 
     python -m wnrl.grid --agents dqn,a2c --envs CartPole-v1 --norms wn,none,batch,layer --seeds 1-5 \\
         --logdir runs/ablation --dqn-args "--total-steps 16000" --a2c-args "--total-steps 60000"
+    python -m wnrl.grid --preset paper --seeds 1-3 --logdir runs/paper      # Salimans & Kingma, Table 3
+    python -m wnrl.grid --preset paper --dry-run                            # the commands, none started
 
 Runs as many at a time as ``--jobs`` (default: the GPUs torch sees, else the CPU cores), each a
 normal run directory ``<logdir>/<env>__<agent>__<norm>__s<seed>`` with its console output in
 ``<name>.log`` beside it. Running the same grid again resumes unfinished runs and skips none:
 a finished run resumes to its end at once. Threads are split between concurrent CPU runs; with
-several GPUs each run gets one.
+several GPUs each run gets one. A preset fills in the agents, envs, norms, seeds, length and flags
+of a known experiment; flags given on the command line replace the preset's.
 """
 
 from __future__ import annotations
@@ -20,9 +23,76 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from wnrl.config import CliError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named grid: its cells, its length and the flags its runs get."""
+
+    description: str
+    agents: tuple[str, ...]
+    envs: tuple[str, ...]
+    norms: tuple[str, ...]
+    seeds: str
+    total_steps: int
+    # total_steps -> flags for every run of an agent (schedules can depend on the length)
+    agent_args: Callable[[int], dict[str, list[str]]]
+    # flags for every run of one norm, after the agent's
+    norm_args: dict[str, list[str]] = field(default_factory=dict)
+
+
+# Nature DQN's exploration: ε from 1 to 0.1 over the first million agent steps (4M frames).
+NATURE_EXPLORATION_STEPS = 1_000_000
+
+
+def _paper_dqn_args(total_steps: int) -> dict[str, list[str]]:
+    """Nature DQN (Mnih et al., 2015) as DQNConfig flags, with the paper's minibatch of 64. Every
+    setting is spelled out, so a later change of the agent's defaults does not move the preset."""
+    return {
+        "dqn": [
+            "--buffer-size", "1000000",  # replay memory: 1M transitions
+            "--batch-size", "64",  # Salimans & Kingma: 64 (Nature: 32)
+            "--learning-starts", "50000",  # replay start size
+            "--train-frequency", "4",  # one update per 4 agent steps
+            "--target-update-frequency", "10000",  # agent steps, as DeepMind's code counts them
+            "--gamma", "0.99",
+            "--start-epsilon", "1.0",
+            "--end-epsilon", "0.1",
+            "--exploration-fraction", f"{min(1.0, NATURE_EXPLORATION_STEPS / total_steps):.6g}",
+            "--max-grad-norm", "0",  # Nature clips the TD error (Huber loss), not the gradient norm
+            "--double-dqn", "false",
+            "--dueling", "false",
+            "--n-step", "1",
+            "--lr-decay", "false",
+            "--clip-rewards", "true",
+            "--life-loss-terminal", "true",
+            "--sticky-actions", "0",
+            "--wn-init-norm", "0",  # the paper's v ~ N(0, 0.05²), then its data-dependent init
+        ]
+    }  # fmt: skip
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(
+        description="Salimans & Kingma (2016), Table 3: DQN with normal vs weight-normalized networks",
+        agents=("dqn",),
+        envs=("Breakout", "Enduro", "Seaquest", "SpaceInvaders"),
+        norms=("none", "wn"),
+        seeds="1",
+        # Nature DQN's "50 million frames": agent steps of 4 emulator frames each (200M frames, ~38 days of play)
+        total_steps=50_000_000,
+        agent_args=_paper_dqn_args,
+        # The paper's learning rates from its search over {1e-4, 3e-4, 1e-3, 3e-3}.
+        norm_args={"none": ["--learning-rate", "1e-4"], "wn": ["--learning-rate", "3e-4"]},
+    ),
+}
+
+DEFAULTS = {"agents": "dqn,a2c", "envs": "CartPole-v1", "norms": "wn,none,batch,layer", "seeds": "1-5"}
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -37,8 +107,17 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def plan(agents, envs, norms, seeds, logdir: Path, extra: dict[str, list[str]]) -> list[tuple[str, list[str]]]:
-    """(run name, command) for every cell of the grid."""
+def plan(
+    agents,
+    envs,
+    norms,
+    seeds,
+    logdir: Path,
+    extra: dict[str, list[str]],
+    norm_extra: dict[str, list[str]] | None = None,
+) -> list[tuple[str, list[str]]]:
+    """(run name, command) for every cell of the grid. A new run gets ``norm_extra[norm]``, then
+    ``extra[agent]`` (a flag given twice takes its last value); a run that exists resumes."""
     jobs = []
     for agent, env, norm, seed in itertools.product(agents, envs, norms, seeds):
         name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', env)}__{agent}__{norm}__s{seed}"
@@ -59,7 +138,7 @@ def plan(agents, envs, norms, seeds, logdir: Path, extra: dict[str, list[str]]) 
                 "--run-name",
                 name,
             ]
-            cmd += extra.get(agent, [])
+            cmd += (norm_extra or {}).get(norm, []) + extra.get(agent, [])
         jobs.append((name, cmd))
     return jobs
 
@@ -97,38 +176,117 @@ def run_grid(jobs: list[tuple[str, list[str]]], logdir: Path, parallel: int) -> 
     return codes
 
 
+def _count(text: str) -> int:
+    """ "50000000", "5e7" or "2.5e6"."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of steps, got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number of steps, got {text!r}")
+    return int(value)
+
+
+def _split(text: str) -> list[str]:
+    return [x.strip() for x in text.split(",") if x.strip()]
+
+
+def build_jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """The grid the command line asks for: the preset's cells and flags, with explicit flags replacing them."""
+    from wnrl.nets import NORMS
+    from wnrl.train import AGENTS
+
+    preset = PRESETS[args.preset] if args.preset else None
+
+    def pick(name: str) -> str:
+        """The flag as given, else the preset's value, else the plain default."""
+        given = getattr(args, name)
+        if given is not None:
+            return given
+        if preset is None:
+            return DEFAULTS[name]
+        value = getattr(preset, name)
+        return value if isinstance(value, str) else ",".join(value)
+
+    agents, envs, norms = _split(pick("agents")), _split(pick("envs")), _split(pick("norms"))
+    bad = [a for a in agents if a not in AGENTS] + [n for n in norms if n not in NORMS]
+    if bad:
+        raise CliError(f"unknown agent or norm: {', '.join(bad)}")
+    if not (agents and envs and norms):
+        raise CliError("--agents, --envs and --norms each need at least one name")
+    _check_envs(envs)
+    seeds = parse_seeds(pick("seeds"))
+    if args.total_steps is not None and args.total_steps < 1:
+        raise CliError(f"--total-steps must be at least 1, got {args.total_steps}")
+    total = args.total_steps if args.total_steps is not None else (preset.total_steps if preset else None)
+    # Per agent: the preset's flags, then the length, then the user's flags (the last of a repeated flag wins).
+    preset_flags = preset.agent_args(total) if preset else {}
+    user_flags = {"dqn": shlex.split(args.dqn_args), "a2c": shlex.split(args.a2c_args)}
+    length = ["--total-steps", str(total)] if total is not None else []
+    extra = {a: preset_flags.get(a, []) + length + user_flags.get(a, []) for a in agents}
+    norm_extra = preset.norm_args if preset else {}
+    return plan(agents, envs, norms, seeds, Path(args.logdir), extra, norm_extra)
+
+
+def _check_envs(env_ids: list[str]) -> None:
+    """Unknown env ids fail here, before any run starts, with the closest known names."""
+    import envs
+
+    for env_id in env_ids:
+        try:
+            envs.resolve(env_id)
+        except ValueError as e:
+            raise CliError(str(e)) from None
+
+
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m wnrl.grid", description=__doc__.split("\n\n")[0])
-    p.add_argument("--agents", default="dqn,a2c", help="comma-separated (default: dqn,a2c)")
-    p.add_argument("--envs", default="CartPole-v1", help="comma-separated env ids (default: CartPole-v1)")
-    p.add_argument("--norms", default="wn,none,batch,layer", help="comma-separated (default: wn,none,batch,layer)")
-    p.add_argument("--seeds", default="1-5", help="range or list (default: 1-5)")
-    p.add_argument("--logdir", default="runs/grid", help="where the run directories go (default: runs/grid)")
+    p = argparse.ArgumentParser(
+        prog="python -m wnrl.grid",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="presets:\n" + "\n".join(f"  {k}: {v.description}" for k, v in PRESETS.items()),
+    )
+    p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a known experiment (listed below)")
+    p.add_argument("--agents", default=None, help=f"comma-separated (default: {DEFAULTS['agents']})")
+    p.add_argument("--envs", default=None, help=f"comma-separated env ids (default: {DEFAULTS['envs']})")
+    p.add_argument("--norms", default=None, help=f"comma-separated (default: {DEFAULTS['norms']})")
+    p.add_argument("--seeds", default=None, help=f"range or list (default: {DEFAULTS['seeds']}; paper preset: 1)")
+    p.add_argument(
+        "--total-steps",
+        type=_count,
+        default=None,
+        metavar="N",
+        help="agent steps per run, for every agent (default: each agent's own; paper preset: 50M, as Nature DQN)",
+    )
+    p.add_argument(
+        "--logdir", default=None, help="where the run directories go (default: runs/grid; a preset: runs/<preset>)"
+    )
     p.add_argument("--jobs", type=int, default=None, help="runs at a time (default: GPUs, else CPU cores)")
-    p.add_argument("--dqn-args", default="", help="extra flags for every DQN run, quoted")
-    p.add_argument("--a2c-args", default="", help="extra flags for every A2C run, quoted")
+    p.add_argument("--dqn-args", default="", help="extra flags for every DQN run, quoted (they win over the preset's)")
+    p.add_argument("--a2c-args", default="", help="extra flags for every A2C run, quoted (they win over the preset's)")
+    p.add_argument("--dry-run", action="store_true", help="print each run's command, one per line, and start none")
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")
     args = p.parse_args(argv)
+    if args.logdir is None:
+        args.logdir = f"runs/{args.preset}" if args.preset else "runs/grid"
     try:
+        jobs = build_jobs(args)
         import torch
 
-        from wnrl.nets import NORMS
-        from wnrl.train import AGENTS
-
-        agents = [a for a in args.agents.split(",") if a]
-        norms = [n for n in args.norms.split(",") if n]
-        bad = [a for a in agents if a not in AGENTS] + [n for n in norms if n not in NORMS]
-        if bad:
-            raise CliError(f"unknown agent or norm: {', '.join(bad)}")
-        seeds = parse_seeds(args.seeds)
         parallel = args.jobs or torch.cuda.device_count() or os.cpu_count() or 1
         if parallel < 1:
             raise CliError("--jobs must be at least 1")
-        extra = {"dqn": shlex.split(args.dqn_args), "a2c": shlex.split(args.a2c_args)}
-        jobs = plan(agents, args.envs.split(","), norms, seeds, Path(args.logdir), extra)
     except CliError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.dry_run:
+        try:
+            for _, cmd in jobs:
+                print(shlex.join(cmd))
+            sys.stdout.flush()
+        except BrokenPipeError:  # piped into head: the reader has what it wanted
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     print(f"{len(jobs)} runs, {parallel} at a time, in {args.logdir}")
     codes = run_grid(jobs, Path(args.logdir), parallel)
     failed = [n for n, c in codes.items() if c != 0]

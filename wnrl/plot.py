@@ -21,6 +21,18 @@ from wnrl.nets import NORMS
 
 TAG = "charts/episodic_return"
 
+# Salimans & Kingma (2016), Table 3: maximum evaluation scores of DQN with the normal
+# parameterization, with weight normalization, and those Mnih et al. (2015) reported for Nature DQN.
+PAPER_TABLE3: dict[str, tuple[str, int, int, int]] = {
+    "Breakout": ("Breakout", 410, 403, 401),
+    "Enduro": ("Enduro", 1_250, 1_448, 302),
+    "Seaquest": ("Seaquest", 7_188, 7_375, 5_286),
+    "SpaceInvaders": ("Space Invaders", 1_779, 2_179, 1_975),
+}
+# deep_q_rl, from which the paper's DQN was adapted, trains in epochs of 250,000 agent steps and
+# evaluates after each.
+EPOCH_STEPS = 250_000
+
 
 def find_runs(paths: list[str]) -> list[Path]:
     """Run directories (holding ``config.json``) at or under ``paths``."""
@@ -118,17 +130,36 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
     return out_path
 
 
+def final_return(steps: np.ndarray, values: np.ndarray) -> float:
+    """Mean of the episodes that ended in the last 10% of the steps the run logged (an
+    interrupted run is judged on where it got to, not on the length it was given)."""
+    late = steps >= 0.9 * steps[-1]
+    return float(values[late].mean())
+
+
+def best_window_return(steps: np.ndarray, values: np.ndarray, window: float = EPOCH_STEPS) -> float:
+    """The highest mean return over windows of ``window`` agent steps (at most a tenth of the run,
+    so short runs get ten windows): the nearest thing in training episodes to a "maximum
+    evaluation score" taken after each epoch."""
+    end = max(float(steps[-1]), 1.0)
+    n = int(np.ceil(end / min(window, end / 10)))
+    grid = np.linspace(end / n, end, n)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # windows before the first episode are NaN
+        return float(np.nanmax(smooth_on_grid(steps, values, grid)))
+
+
 def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, tag: str = TAG) -> list[dict]:
-    """Per (agent, env, norm): final return (episodes in the last 10% of steps; mean ± std over
-    seeds), steps until the smoothed curve first reaches ``threshold`` (median over the seeds that
-    reach it), and wall-clock per 1,000 agent steps (median of the run's SPS)."""
+    """Per (agent, env, norm): final return (episodes in the last 10% of the logged steps; mean ±
+    std over seeds), steps until the smoothed curve first reaches ``threshold`` (median over the
+    seeds that reach it), and wall-clock per 1,000 agent steps (median of the run's SPS)."""
     rows = []
     for (agent, env, norm), runs in sorted(load_groups(paths, tag).items()):
         finals, reach, ms = [], [], []
         for r in runs:
-            late = r["steps"] >= 0.9 * r["total"]
-            finals.append(float(r["values"][late].mean() if late.any() else r["values"][-1]))
-            grid = np.linspace(r["total"] / bins, r["total"], bins)
+            finals.append(final_return(r["steps"], r["values"]))
+            end = float(r["steps"][-1])  # what was logged, not the planned total_steps
+            grid = np.linspace(end / bins, end, bins)
             curve = smooth_on_grid(r["steps"], r["values"], grid)
             hit = np.flatnonzero(curve >= threshold) if threshold is not None else []
             if len(hit):
@@ -168,13 +199,90 @@ def markdown_table(rows: list[dict], threshold: float | None) -> str:
     return "\n".join(lines)
 
 
+def trained_steps(run: dict) -> int:
+    """The last step a run logged anything at (its SPS), else the end of its last game."""
+    steps, _ = read_curve(run["run"], "charts/SPS")
+    return int(max(steps[-1] if len(steps) else 0, run["steps"][-1]))
+
+
+def paper_comparison(paths: list[str], tag: str = TAG) -> list[dict]:
+    """One row per game of the paper's Table 3 that the DQN runs under ``paths`` played: for the
+    ``none`` and ``wn`` runs, the best epoch-window return and the final return (mean and std
+    over seeds), beside the paper's figures. Empty when no such run is there."""
+    import envs
+
+    by_game: dict[str, dict[str, list[dict]]] = defaultdict(lambda: {"none": [], "wn": []})
+    for (agent, env, norm), runs in load_groups(paths, tag).items():
+        try:
+            game = envs.resolve(env)[1]
+        except ValueError:
+            continue
+        if agent == "dqn" and game in PAPER_TABLE3 and norm in ("none", "wn"):
+            by_game[game][norm] += runs
+    rows = []
+    for game in PAPER_TABLE3:  # the paper's order
+        if game not in by_game:
+            continue
+        title, normal, wn, nature = PAPER_TABLE3[game]
+        row: dict = {"game": title, "paper_none": normal, "paper_wn": wn, "nature_dqn": nature, "steps": 0}
+        for norm, runs in by_game[game].items():
+            best = [best_window_return(r["steps"], r["values"]) for r in runs]
+            final = [final_return(r["steps"], r["values"]) for r in runs]
+            row[norm] = {
+                "seeds": len(runs),
+                "best_mean": float(np.mean(best)) if runs else None,
+                "best_std": float(np.std(best)) if runs else None,
+                "final_mean": float(np.mean(final)) if runs else None,
+            }
+            row["steps"] = max([row["steps"]] + [trained_steps(r) for r in runs])
+        rows.append(row)
+    return rows
+
+
+def paper_table(rows: list[dict]) -> str:
+    """The comparison as markdown, with a note on what "best" means here and which games are missing."""
+
+    def ours(cell: dict) -> str:
+        if not cell["seeds"]:
+            return "—"
+        spread = f" ± {cell['best_std']:,.0f}" if cell["seeds"] > 1 else ""
+        return f"{cell['best_mean']:,.0f}{spread} ({cell['final_mean']:,.0f})"
+
+    lines = [
+        "DQN against Salimans & Kingma (2016), Table 3 (their maximum evaluation scores). Ours: best mean "
+        f"return of the training games in any {EPOCH_STEPS:,}-step window (a tenth of the run if shorter), "
+        "mean ± std over seeds, and in brackets the final return (last 10% of the logged steps).",
+        "",
+        "| game | agent steps | seeds (none / wn) | ours, normal | ours, WN | paper, normal | paper, WN | Nature DQN |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['game']} | {r['steps']:,} | {r['none']['seeds']} / {r['wn']['seeds']} | {ours(r['none'])} | "
+            f"{ours(r['wn'])} | {r['paper_none']:,} | {r['paper_wn']:,} | {r['nature_dqn']:,} |"
+        )
+    shown = {r["game"] for r in rows}
+    missing = [title for title, *_ in PAPER_TABLE3.values() if title not in shown]
+    if missing:
+        lines += [
+            "",
+            f"Not among these runs: {', '.join(missing)} (`python -m wnrl.grid --preset paper` runs all four).",
+        ]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m wnrl.plot", description=__doc__.split("\n\n")[0])
     p.add_argument("runs", nargs="+", help="run directories, or directories that hold runs")
     p.add_argument("-o", "--output", default="curves.png", help="PNG to write (default: curves.png)")
     p.add_argument("--tag", default=TAG, help=f"scalar to plot (default: {TAG})")
     p.add_argument("--bins", type=int, default=50, help="points per curve (default: 50)")
-    p.add_argument("--summary", action="store_true", help="also print a markdown table of final returns and speed")
+    p.add_argument(
+        "--summary",
+        action="store_true",
+        help="also print a markdown table of final returns and speed (and, for DQN runs on the paper's games, "
+        "the comparison with Salimans & Kingma's Table 3)",
+    )
     p.add_argument("--threshold", type=float, default=None, help="with --summary: report steps to reach this return")
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")
     args = p.parse_args(argv)
@@ -186,6 +294,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"wrote {path}")
     if args.summary:
         print(markdown_table(summarize(args.runs, args.threshold, args.bins, args.tag), args.threshold))
+        comparison = paper_comparison(args.runs) if args.tag == TAG else []
+        if comparison:
+            print("\n" + paper_table(comparison))
     return 0
 
 

@@ -6,6 +6,7 @@ events, ``config.json`` and ``checkpoints/``. ``--resume RUN_DIR`` continues a r
 checkpoint, after any crash. Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes a
 checkpoint and exits 0. Bad input prints one line and exits with code 2; a diverged run (non-finite
 loss or parameters) stops with one line and exit code 1, keeping its last good checkpoint.
+``--time-limit SECONDS`` stops the run as Ctrl-C would once its loop has run that long.
 """
 
 from __future__ import annotations
@@ -13,7 +14,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from agents.common import TrainingDiverged, find_resume
@@ -49,6 +53,65 @@ def _agent_module(name: str):
     return mod, getattr(mod, cls)
 
 
+class TimeLimit:
+    """Stops training ``seconds`` after its loop starts, as Ctrl-C would: the agent finishes its
+    step, writes its checkpoint and returns. The clock starts once the loop listens for Ctrl-C
+    (SIGINT is no longer Python's default handler), so start-up (env creation, buffers) is not
+    counted and the signal cannot land where it would end the run with a traceback."""
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.reached = False
+        self._lock = threading.Lock()
+        self._timer: threading.Timer | None = None
+        self._closed = False
+
+    def __enter__(self) -> TimeLimit:
+        if self.seconds is not None:
+            self._arm(0.1, self._wait_for_loop)
+        return self
+
+    def _arm(self, delay: float, then) -> None:
+        with self._lock:
+            if not self._closed:
+                self._timer = threading.Timer(delay, then)
+                self._timer.daemon = True
+                self._timer.start()
+
+    @staticmethod
+    def _loop_listens() -> bool:
+        return signal.getsignal(signal.SIGINT) is not signal.default_int_handler
+
+    def _wait_for_loop(self) -> None:
+        if self._loop_listens():
+            self._arm(self.seconds, self._fire)
+        else:
+            self._arm(0.1, self._wait_for_loop)
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._closed or not self._loop_listens():  # the loop has already returned
+                return
+            self.reached = True
+        os.kill(os.getpid(), signal.SIGINT)
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._closed = True
+            if self._timer is not None:
+                self._timer.cancel()
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m wnrl.train", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="agent", metavar="{" + ",".join(AGENTS) + "}", parser_class=_Parser)
@@ -60,6 +123,14 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         p = sub.add_parser(name, help=(mod.__doc__ or "").strip().split("\n")[0], description=mod.__doc__)
         p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue this run from its last checkpoint")
+        p.add_argument(
+            "--time-limit",
+            metavar="SECONDS",
+            type=_seconds,
+            default=None,
+            help="stop as Ctrl-C would (checkpoint written, exit 0; --resume goes on) once the training loop has "
+            "run this long (start-up not counted)",
+        )
         add_config_arguments(p, cls)
     return parser
 
@@ -85,14 +156,17 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser().parse_args(argv))
     agent = args.pop("agent")
     resume_dir = args.pop("resume")
+    limit = TimeLimit(args.pop("time_limit"))
     mod, cls = _agent_module(agent)
     try:
         if resume_dir is None:
             cfg = cls.for_env(args.pop("env", cls.env), **args)
-            summary = mod.train(cfg)
+            with limit:
+                summary = mod.train(cfg)
         else:
             cfg = resumed_config(cls, agent, resume_dir, args)
-            summary = mod.train(cfg, resume=find_resume(resume_dir, agent))
+            with limit:
+                summary = mod.train(cfg, resume=find_resume(resume_dir, agent))
     except (CliError, CheckpointError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -100,8 +174,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     if summary["interrupted"]:
+        why = f"time limit of {limit.seconds:g} s reached" if limit.reached else "interrupted"
         print(
-            f"interrupted at step {summary['steps']:,}; checkpoint written. Resume with:\n"
+            f"{why} at step {summary['steps']:,}; checkpoint written. Resume with:\n"
             f"  python -m wnrl.train {agent} --resume {summary['run_dir']}"
         )
         return 0
