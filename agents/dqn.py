@@ -49,6 +49,8 @@ from wnrl.layers import frozen_batch_statistics, init_from_data, needs_data_init
 from wnrl.nets import DuelingQHead, QHead, last_hidden_size, make_trunk
 from wnrl.schedules import LinearSchedule
 
+DQN_OPTIMIZERS = ("adam", "adamax")
+
 
 @dataclass
 class DQNConfig(CommonConfig):
@@ -57,9 +59,11 @@ class DQNConfig(CommonConfig):
     buffer_size: int = doc("replay capacity in transitions (Atari frames: 7 KB each)", 1_000_000)
     learning_starts: int = doc("agent steps of random play before the first update", 80_000)
     batch_size: int = doc("transitions per gradient step", 32)
-    learning_rate: float = doc("Adam learning rate", 1e-4)
+    optimizer: str = doc("adam | adamax (the weight-norm paper's DQN optimizer, with --adam-beta1 0.5)", "adam")
+    learning_rate: float = doc("optimizer learning rate", 1e-4)
     lr_decay: bool = doc("decay the learning rate linearly to 0 over total_steps", False)
-    adam_eps: float = doc("Adam epsilon", 1e-8)
+    adam_eps: float = doc("Adam (or Adamax) epsilon", 1e-8)
+    adam_beta1: float = doc("Adam (or Adamax) beta1, the momentum of the gradient's average", 0.9)
     gamma: float = doc("discount factor", 0.99)
     train_frequency: int = doc("agent steps (summed over envs) per gradient step", 4)
     target_update_frequency: int = doc("agent steps between target-network copies", 1_000)
@@ -94,6 +98,9 @@ class DQNConfig(CommonConfig):
             raise CliError(f"--batch-size {self.batch_size} exceeds --buffer-size {self.buffer_size}; lower it")
         self.require_in("gamma", 0.0, 1.0, low_open=True)
         self.require_in("learning_rate", 0.0, float("inf"), low_open=True)
+        self.require_in("adam_beta1", 0.0, 0.999)
+        if self.optimizer not in DQN_OPTIMIZERS:
+            raise CliError(f"unknown --optimizer {self.optimizer!r}: choose one of {', '.join(DQN_OPTIMIZERS)}")
         for name in ("exploration_fraction", "start_epsilon", "end_epsilon"):
             self.require_in(name, 0.0, 1.0)
         if isinstance(self.replay_on_device, bool):  # configs saved before "auto" existed
@@ -263,7 +270,13 @@ def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
         q = q.to(device)
         target = copy.deepcopy(q)  # stays in training mode: see td_loss
         # fused: one kernel for all parameters instead of a Python loop over them
-        optimizer = torch.optim.Adam(q.parameters(), lr=cfg.learning_rate, eps=cfg.adam_eps, fused=True)
+        betas = (cfg.adam_beta1, 0.999)
+        if cfg.optimizer == "adamax":
+            optimizer = torch.optim.Adamax(q.parameters(), lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
+        else:
+            optimizer = torch.optim.Adam(
+                q.parameters(), lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps, fused=True
+            )
         if resume is not None:
             check_resume_env(resume, env)
             load_into(resume, model=q, target=target, optimizer=optimizer)

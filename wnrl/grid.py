@@ -73,6 +73,8 @@ def _paper_dqn_args(total_steps: int) -> dict[str, list[str]]:
             "--life-loss-terminal", "true",
             "--sticky-actions", "0",
             "--wn-init-norm", "0",  # the paper's v ~ N(0, 0.05²), then its data-dependent init
+            "--optimizer", "adamax",  # the paper's DQN optimizer, with β₁ = 0.5
+            "--adam-beta1", "0.5",
         ]
     }  # fmt: skip
 
