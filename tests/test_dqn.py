@@ -105,6 +105,13 @@ def test_double_dueling_n_step_train(tmp_path):
     assert summary["updates"] > 0
 
 
+def test_adamax_with_the_papers_beta1(tmp_path):
+    summary = train(cartpole(tmp_path, optimizer="adamax", adam_beta1=0.5, total_steps=600))
+    opt = load_checkpoint(list_checkpoints(summary["run_dir"])[-1])["optimizer"]
+    assert opt["param_groups"][0]["betas"] == (0.5, 0.999)
+    assert all("exp_inf" in s for s in opt["state"].values())  # Adamax's infinity norm, not Adam's squares
+
+
 @pytest.mark.slow
 def test_dqn_solves_cartpole_with_its_defaults(tmp_path):
     """The classic-control defaults, half their length: near-solved (500 is the cap; random play ~22)."""
@@ -179,6 +186,7 @@ def test_cli_smoke_on_breakout(tmp_path):
         (["--env", "Breakout", "--buffer-size", "1000000000000"], "smaller --buffer-size"),
         (["--env", "CartPole-v1", "--total-steps", "abc"], "expected an integer"),
         (["--env", "CartPole-v1", "--norm", "bn"], "unknown --norm 'bn'"),
+        (["--env", "CartPole-v1", "--optimizer", "sgd"], "unknown --optimizer 'sgd'"),
         (["--env", "CartPole-v1", "--bogus", "1"], "unrecognized arguments: --bogus"),
     ],
 )

@@ -49,6 +49,7 @@ def test_paper_preset_dry_run_is_the_eight_runs_of_table_3(capsys, tmp_path):
         assert flag(c, "--end-epsilon") == "0.1" and flag(c, "--exploration-fraction") == "0.02"
         # the paper's changes: minibatch 64, learning rate 1e-4 (normal) or 3e-4 (weight norm)
         assert flag(c, "--batch-size") == "64"
+        assert flag(c, "--optimizer") == "adamax" and flag(c, "--adam-beta1") == "0.5"
         assert flag(c, "--learning-rate") == {"none": "1e-4", "wn": "3e-4"}[flag(c, "--norm")]
     assert not (tmp_path / "paper").exists()  # a dry run starts nothing, creates nothing
 
