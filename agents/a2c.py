@@ -14,8 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from agents.common import (
+from wnrl.agents.common import (
     Compiled,
     Every,
     Resume,
@@ -39,7 +38,8 @@ from agents.common import (
     summary,
     try_checkpoint,
 )
-from agents.returns import gae_advantages
+from wnrl.agents.returns import gae_advantages
+
 from wnrl.config import CliError, CommonConfig, doc
 from wnrl.layers import init_from_data, needs_data_init, set_v_init_norm
 from wnrl.nets import ActorCriticHead, make_trunk

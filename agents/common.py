@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-import envs
+from wnrl import envs
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from wnrl.config import CliError, CommonConfig
 from wnrl.layers import wn_diagnostics

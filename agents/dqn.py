@@ -17,8 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-from agents.common import (
+from wnrl.agents.common import (
     Compiled,
     Every,
     Resume,
@@ -41,8 +40,9 @@ from agents.common import (
     summary,
     try_checkpoint,
 )
-from agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer, available_memory, transition_bytes
-from agents.returns import q_learning_targets
+from wnrl.agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer, available_memory, transition_bytes
+from wnrl.agents.returns import q_learning_targets
+
 from wnrl.checkpoint import CHECKPOINT_DIR, save_atomic
 from wnrl.config import CliError, CommonConfig, doc
 from wnrl.layers import frozen_batch_statistics, init_from_data, needs_data_init, set_v_init_norm

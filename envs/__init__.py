@@ -15,10 +15,10 @@ import difflib
 import inspect
 from typing import Any
 
-from envs.atari import atari_rom, game_title, make_atari, rom_ids
-from envs.catch import CatchVectorEnv
-from envs.classic import is_registered, make_classic, registered_ids
-from envs.stats import GameStats
+from wnrl.envs.atari import atari_rom, game_title, make_atari, rom_ids
+from wnrl.envs.catch import CatchVectorEnv
+from wnrl.envs.classic import is_registered, make_classic, registered_ids
+from wnrl.envs.stats import GameStats
 
 __all__ = ["make", "resolve", "known_ids", "GameStats", "CatchVectorEnv"]
 

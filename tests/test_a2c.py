@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 import torch
+from wnrl.agents.a2c import A2CConfig, ActorCritic, a2c_loss, explained_variance, train
 
-from agents.a2c import A2CConfig, ActorCritic, a2c_loss, explained_variance, train
 from tests.helpers import cli, scalars
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.layers import is_initialized

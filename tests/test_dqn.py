@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 import torch
+from wnrl.agents.common import learning_reward, learning_terminal
+from wnrl.agents.dqn import DQNConfig, QNetwork, act, train
 
-from agents.common import learning_reward, learning_terminal
-from agents.dqn import DQNConfig, QNetwork, act, train
 from tests.helpers import cli, scalars
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.layers import is_initialized
@@ -218,9 +218,10 @@ def test_cli_never_overwrites_a_run(tmp_path):
 
 def test_compiled_update_matches_eager_and_runs_compiled(tmp_path, capsys):
     """--compile default: the same TD gradients as eager, and a run that stays compiled."""
-    from agents.common import Compiled
-    from agents.dqn import td_loss
-    from agents.replay import ReplayBatch
+    from wnrl.agents.common import Compiled
+    from wnrl.agents.dqn import td_loss
+    from wnrl.agents.replay import ReplayBatch
+
     from wnrl.layers import data_dependent_init
 
     torch.manual_seed(0)
@@ -255,7 +256,7 @@ def test_compiled_update_matches_eager_and_runs_compiled(tmp_path, capsys):
 
 
 def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch, capsys):
-    from agents.common import Compiled
+    from wnrl.agents.common import Compiled
 
     def broken_compile(fn, **kw):
         def fail(*args):
@@ -285,7 +286,7 @@ def test_bad_compile_and_replay_placement_are_one_line_errors(tmp_path):
 
 
 def test_replay_goes_to_the_gpu_when_it_fits_in_half_its_free_memory(monkeypatch):
-    import agents.dqn as dqn
+    import wnrl.agents.dqn as dqn
 
     monkeypatch.setattr(dqn, "available_memory", lambda device: 10 * 2**30)
     gpu, cpu = torch.device("cuda"), torch.device("cpu")
@@ -305,8 +306,9 @@ def test_batch_norm_target_agrees_with_online_after_a_copy(norm):
     the passes over s' leave the online net's running statistics alone."""
     import copy
 
-    from agents.dqn import td_loss
-    from agents.replay import ReplayBatch
+    from wnrl.agents.dqn import td_loss
+    from wnrl.agents.replay import ReplayBatch
+
     from wnrl.layers import frozen_batch_statistics, init_from_data, needs_data_init
 
     torch.manual_seed(0)
@@ -326,7 +328,7 @@ def test_batch_norm_target_agrees_with_online_after_a_copy(norm):
     only_obs(batch.obs)  # what the gradient pass over s alone does to the running statistics
     stats = {k: v for k, v in only_obs.state_dict().items() if "running" in k}
     captured = {}
-    import agents.dqn as dqn
+    import wnrl.agents.dqn as dqn
 
     real = dqn.q_learning_targets
     try:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-import envs
+from wnrl import envs
 
 
 @pytest.mark.parametrize("env_id", ["Breakout", "ALE/Breakout-v5", "BreakoutNoFrameskip-v4", "breakout"])

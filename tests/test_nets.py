@@ -60,7 +60,7 @@ def test_q_head(wn_head):
 def test_dueling_streams_have_their_own_hidden_layers(obs_shape):
     """Wang et al.: the value and advantage streams split after the shared layers, each with its own
     hidden layer; Q = V + A − mean A."""
-    from agents.dqn import QNetwork
+    from wnrl.agents.dqn import QNetwork
 
     net = QNetwork(obs_shape, 6, norm="wn", dueling=True, hidden_sizes=(32, 16))
     hidden = 512 if len(obs_shape) == 3 else 16

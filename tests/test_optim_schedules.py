@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from wnrl.agents.dqn import DQNConfig, epsilon_schedule
 
-from agents.dqn import DQNConfig, epsilon_schedule
 from wnrl.optim import RMSpropTF, make_optimizer
 from wnrl.schedules import LinearSchedule
 

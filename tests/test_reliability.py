@@ -13,8 +13,8 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from wnrl.agents.dqn import DQNConfig, QNetwork, train
 
-from agents.dqn import DQNConfig, QNetwork, train
 from tests.helpers import ROOT, cli, scalars
 from tests.test_replay import reference, simulate
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
@@ -244,7 +244,7 @@ def test_unwritable_logdir(tmp_path):
     seed=st.integers(0, 10_000),
 )
 def test_replay_matches_reference_under_random_streams(num_envs, per_env, steps, n_step, p_end, seed):
-    from agents.replay import ReplayBuffer
+    from wnrl.agents.replay import ReplayBuffer
 
     calls, naive = simulate(num_envs, steps, 4, seed=seed, p_end=p_end)
     rb = ReplayBuffer(per_env * num_envs, num_envs, (4, 1, 2), torch.uint8, gamma=0.9, n_step=n_step)

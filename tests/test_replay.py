@@ -3,8 +3,7 @@
 import numpy as np
 import pytest
 import torch
-
-from agents.replay import BufferTooLarge, ReplayBuffer
+from wnrl.agents.replay import BufferTooLarge, ReplayBuffer
 
 
 def simulate(num_envs, steps, stack, seed, p_end=0.15):

@@ -2,8 +2,7 @@
 
 import pytest
 import torch
-
-from agents.returns import gae_advantages, q_learning_targets
+from wnrl.agents.returns import gae_advantages, q_learning_targets
 
 
 def test_q_learning_targets_plain_and_double():

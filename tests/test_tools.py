@@ -6,11 +6,11 @@ import subprocess
 import sys
 
 import pytest
+from wnrl.agents.a2c import A2CConfig
+from wnrl.agents.a2c import train as train_a2c
+from wnrl.agents.dqn import DQNConfig
+from wnrl.agents.dqn import train as train_dqn
 
-from agents.a2c import A2CConfig
-from agents.a2c import train as train_a2c
-from agents.dqn import DQNConfig
-from agents.dqn import train as train_dqn
 from tests.helpers import ROOT
 from wnrl.evaluate import evaluate
 from wnrl.plot import load_groups, plot

@@ -6,12 +6,12 @@ import sys
 import numpy as np
 import pytest
 import torch
+from wnrl.agents.a2c import A2CConfig
+from wnrl.agents.a2c import train as train_a2c
+from wnrl.agents.dqn import DQNConfig
+from wnrl.agents.dqn import train as train_dqn
 
 import wnrl
-from agents.a2c import A2CConfig
-from agents.a2c import train as train_a2c
-from agents.dqn import DQNConfig
-from agents.dqn import train as train_dqn
 from tests.helpers import ROOT
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_atomic
 

@@ -1,6 +1,15 @@
 """wnrl: deep RL agents whose networks use weight normalization (Salimans & Kingma, 2016)."""
 
+import os as _os
+
 __version__ = "0.1.0"
+
+# An installed wnrl (pip install . or -e .) has wnrl.agents and wnrl.envs mapped to the agents/ and
+# envs/ folders of the source tree (pyproject's package-dir). A source checkout used without
+# installing it (the repository root on PYTHONPATH) finds them beside this folder instead.
+_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
+if not _os.path.isdir(_os.path.join(__path__[0], "agents")) and _os.path.isfile(_os.path.join(_root, "pyproject.toml")):
+    __path__.append(_root)
 
 
 def load(path, device: str = "auto", seed: int | None = None):

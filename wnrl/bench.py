@@ -122,9 +122,9 @@ def bench_dqn_update(device: torch.device, batch: int = 32, repeats: int = 30, c
     run faster than ``train_frequency / t`` steps/s here."""
     import copy
 
-    from agents.common import Compiled
-    from agents.dqn import QNetwork, td_loss
-    from agents.replay import ReplayBatch
+    from wnrl.agents.common import Compiled
+    from wnrl.agents.dqn import QNetwork, td_loss
+    from wnrl.agents.replay import ReplayBatch
 
     q = QNetwork((4, 84, 84), 4, "wn").to(device)
     target = copy.deepcopy(q)
@@ -157,7 +157,7 @@ def bench_dqn_update(device: torch.device, batch: int = 32, repeats: int = 30, c
 
 def bench_env(num_envs_list: list[int], seconds: float, game: str = "Breakout") -> list[dict]:
     """Raw vector-env steps/s (agent steps summed over envs) with random actions."""
-    import envs
+    from wnrl import envs
 
     rows = []
     for n in num_envs_list:
@@ -200,13 +200,13 @@ def agent_rate(
         num_envs=num_envs, logdir=logdir, progress=False, device=device, checkpoint_every=10**9, total_steps=10**9
     )
     if agent == "dqn":
-        from agents.dqn import DQNConfig as Config
-        from agents.dqn import train
+        from wnrl.agents.dqn import DQNConfig as Config
+        from wnrl.agents.dqn import train
 
         fields.update(learning_starts=learning_starts, buffer_size=50_000, log_every=max(400, num_envs * 20))
     else:
-        from agents.a2c import A2CConfig as Config
-        from agents.a2c import train
+        from wnrl.agents.a2c import A2CConfig as Config
+        from wnrl.agents.a2c import train
 
         learning_starts = 0
         fields.update(log_every=num_envs * 5 * 10)
@@ -323,7 +323,7 @@ def _sizes(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agents.common import COMPILE_MODES
+    from wnrl.agents.common import COMPILE_MODES
 
     p = argparse.ArgumentParser(prog="python -m wnrl.bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats and sizes (under a minute)")
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_table("Nature Q-network, forward+backward+Adam, batch 32", result["layers"])
         save()
     if "layers" in sections or "agents" in sections:
-        from agents.dqn import DQNConfig
+        from wnrl.agents.dqn import DQNConfig
 
         every = DQNConfig.for_env("Breakout").train_frequency
         t = bench_dqn_update(device, repeats=repeats["update"], compile=args.compile)
@@ -425,7 +425,7 @@ def main(argv: list[str] | None = None) -> int:
         result["agents"] = rows
         _print_table("Agents end-to-end on Breakout, after learning starts", rows)
     if "memory" in sections:
-        from agents.replay import ReplayBuffer
+        from wnrl.agents.replay import ReplayBuffer
 
         rb = ReplayBuffer(1_000, 8, (4, 84, 84), torch.uint8)
         result["memory"] = {

@@ -86,7 +86,7 @@ def _flag(name: str) -> str:
 
 def env_family(env_id: str) -> str:
     """ "atari", "classic" or "catch"; an unknown id is a CliError naming the closest ones."""
-    import envs
+    from wnrl import envs
 
     try:
         return envs.resolve(env_id)[0]

@@ -2,22 +2,397 @@
 
 The standard protocol: DQN acts ε-greedily with ε = 0.05 (``--epsilon``), A2C samples its policy
 (``--greedy`` takes the most likely action); whole games with raw scores, no life-loss resets, the
-108,000-frame cap. Prints mean ± std and min/max over the episodes; ``--video out.gif`` writes the
-first episode of the first env as an animated GIF of the agent's 84×84 frames.
+108,000-frame cap. Prints mean ± std and min/max over the episodes.
+
+``--video out.mp4`` records the first game of the first env (H.264 through imageio and the ffmpeg
+binary of the imageio-ffmpeg wheel; a ``.gif`` path writes an animated GIF instead). What it shows
+(``--video-view``):
+
+* ``game`` (default): Atari in colour at the game's own 210×160 resolution, each pixel 3×3 (nearest
+  neighbour), 15 frames/s (real time). The frames come from a twin of the agent's env: one ale-py env
+  with the same game, seed and options but full-size colour frames, stepped with env 0's actions, so
+  it plays the same game frame by frame (its rewards, game ends, lives and frame numbers are checked
+  against the agent's at every step). Each frame is the max of the last two frames of its 4-frame
+  skip, as in the agent's input. Catch shows its own frames. Classic control shows gymnasium's
+  ``rgb_array`` render of a twin made the same way (CartPole and the others draw with pygame: without
+  it, a one-line error before any game is played).
+* ``agent``: the agent's 84×84 grey input (the newest frame of its stack), 3×.
+
+The output path is checked before the checkpoint is loaded. Ctrl-C stops with one line giving the
+games finished so far (and closes the video, which then holds the game so far).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from wnrl.checkpoint import CheckpointError
 from wnrl.config import CliError
-from wnrl.runtime import seed_everything
-from wnrl.trained import load
+
+VIDEO_FORMATS = (".mp4", ".gif")
+VIEWS = ("game", "agent")
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C while playing. ``scores``: the games finished so far; ``video``: the video file written
+    with what was recorded (None if nothing was)."""
+
+    def __init__(self, scores: list[float], episodes: int, video: str | None, video_complete: bool = False):
+        super().__init__(f"interrupted after {len(scores)} of {episodes} games")
+        self.scores, self.episodes, self.video, self.video_complete = scores, episodes, video, video_complete
+
+    def line(self) -> str:
+        n = len(self.scores)
+        if n:
+            s = np.array(self.scores)
+            summary = f" (mean {s.mean():.2f} ± {s.std():.2f}, min {s.min():.0f}, max {s.max():.0f})"
+        else:
+            summary = ""
+        video = f"; {'video' if self.video_complete else 'video so far'}: {self.video}" if self.video else ""
+        return f"interrupted: {n} of {self.episodes} games finished{summary}{video}"
+
+
+# ---------------------------------------------------------------- the output file
+
+
+def check_video_path(path: str) -> Path:
+    """The video file ``path`` as a Path, if it can be written: a known extension, a directory that
+    exists or can be made, a file that can be created there. A CliError (one line) otherwise.
+    Leaves no file behind (only the missing directories, made as the video would make them)."""
+    p = Path(path)
+    ext = p.suffix.lower()
+    if p.is_dir():
+        raise CliError(f"--video {path} is a directory; give a file name ending in .mp4 or .gif")
+    if ext not in VIDEO_FORMATS:
+        got = f"unknown video extension {p.suffix!r}" if p.suffix else "no file extension"
+        raise CliError(f"--video {path}: {got}; use .mp4 (H.264) or .gif")
+    ancestor = p.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise CliError(f"--video {path}: {ancestor} is a file, not a directory")
+    if ext == ".mp4":
+        try:
+            import imageio.v2  # noqa: F401
+            import imageio_ffmpeg
+
+            imageio_ffmpeg.get_ffmpeg_exe()
+        except (ImportError, RuntimeError) as e:
+            raise CliError(
+                f"--video {path}: mp4 needs imageio and imageio-ffmpeg ({_first_line(e)}); "
+                "pip install imageio imageio-ffmpeg, or write a .gif"
+            ) from None
+    existed = p.exists()
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        with open(p, "ab" if existed else "xb"):
+            pass
+        if not existed:
+            p.unlink()
+    except OSError as e:
+        raise CliError(f"--video {path}: cannot write a file there ({e.strerror or e})") from None
+    return p
+
+
+def _frame_scale(frame: np.ndarray, scale: int) -> np.ndarray:
+    return frame if scale == 1 else frame.repeat(scale, 0).repeat(scale, 1)
+
+
+class Mp4Writer:
+    """H.264 in yuv420p, each pixel ``scale``× larger; frames are written as they come (a whole
+    Atari game never sits in memory)."""
+
+    def __init__(self, path: Path, fps: float, scale: int = 1):
+        import imageio.v2 as imageio
+
+        self.path = path
+        self.scale = scale
+        self.frames = 0
+        # quality 8 of 10 keeps the pixel edges sharp; macro_block_size 1: no resizing by imageio
+        self._writer = imageio.get_writer(
+            str(path),
+            format="FFMPEG",
+            mode="I",
+            fps=fps,
+            codec="libx264",
+            quality=8,
+            pixelformat="yuv420p",
+            macro_block_size=1,
+            ffmpeg_log_level="error",
+        )
+
+    def add(self, frame: np.ndarray) -> None:
+        frame = _frame_scale(frame, self.scale)
+        if frame.ndim == 2:
+            frame = np.repeat(frame[:, :, None], 3, axis=2)
+        h, w = frame.shape[:2]
+        if h % 2 or w % 2:  # yuv420p needs even sides: repeat the last row / column
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        self._writer.append_data(np.ascontiguousarray(frame))
+        self.frames += 1
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class GifWriter:
+    """An animated GIF, each pixel ``scale``× larger, written on close: its frames are kept in
+    memory until then (Pillow too keeps them all), so it suits short games."""
+
+    def __init__(self, path: Path, fps: float, scale: int = 1):
+        self.path = path
+        self.fps = fps
+        self.scale = scale
+        self._frames: list[np.ndarray] = []
+
+    @property
+    def frames(self) -> int:
+        return len(self._frames)
+
+    def add(self, frame: np.ndarray) -> None:
+        self._frames.append(frame)
+
+    def close(self) -> None:
+        from PIL import Image
+
+        if not self._frames:
+            return
+        images = (Image.fromarray(_frame_scale(f, self.scale)) for f in self._frames)  # scaled one at a time
+        first = next(images)
+        duration = max(20, int(round(1000 / self.fps)))
+        first.save(self.path, save_all=True, append_images=images, duration=duration, loop=0)
+
+
+# ---------------------------------------------------------------- where the frames come from
+
+
+class OutOfStep(Exception):
+    """The twin env that renders the video no longer plays the agent's game."""
+
+
+class AgentView:
+    """The agent's own input: the newest frame of env 0's stack (84×84 grey for Atari and Catch)."""
+
+    def __init__(self, fps: float):
+        self.fps = fps
+
+    def first(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        return obs[0, -1].copy()
+
+    def next(self, actions, obs, reward, terminated, truncated, info) -> np.ndarray:
+        return obs[0, -1].copy()
+
+    def close(self) -> None:
+        pass
+
+
+class AtariScreen:
+    """Env 0's game in colour at 210×160: a one-env twin of the agent's ale-py env (same ROM, seed,
+    frame skip, max-pooling, no-op starts, FIRE reset, sticky actions and frame cap; colour,
+    full-size, no stack) stepped with env 0's actions. ale-py seeds each env from its own seed, so
+    the twin replays env 0's no-op starts and sticky-action draws; every step checks that reward,
+    end of game, lives and frame numbers still match."""
+
+    fps = 15.0  # 60 Hz with a frame skip of 4: real time
+
+    def __init__(self, env_id: str, seed: int, repeat_action_probability: float):
+        from ale_py.vector_env import AtariVectorEnv
+
+        from wnrl.envs.atari import atari_rom
+
+        # the options of envs.atari.make_atari, the agent's env, except the image ones
+        self.env = AtariVectorEnv(
+            atari_rom(env_id),
+            1,
+            num_threads=1,
+            max_num_frames_per_episode=108_000,
+            repeat_action_probability=repeat_action_probability,
+            full_action_space=False,
+            autoreset_mode="NextStep",
+            img_height=210,
+            img_width=160,
+            grayscale=False,
+            stack_num=1,
+            frameskip=4,
+            maxpool=True,
+            noop_max=30,
+            episodic_life=False,
+            life_loss_info=False,
+            reward_clipping=False,
+            use_fire_reset=True,
+        )
+        self.seed = seed
+        self.step_count = 0
+
+    def _check(self, name: str, ours: Any, theirs: Any) -> None:
+        if ours != theirs:
+            raise OutOfStep(f"at step {self.step_count} its {name} is {ours}, the agent's {theirs}")
+
+    def _compare(self, info_twin: dict, info: dict) -> None:
+        for key in ("lives", "episode_frame_number"):
+            if key in info and key in info_twin:
+                self._check(key.replace("_", " "), int(info_twin[key][0]), int(info[key][0]))
+
+    def first(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        screen, info_twin = self.env.reset(seed=self.seed)
+        self._compare(info_twin, info)
+        return screen[0, 0].copy()
+
+    def next(self, actions, obs, reward, terminated, truncated, info) -> np.ndarray:
+        self.step_count += 1
+        screen, r, term, trunc, info_twin = self.env.step(np.asarray(actions[:1], dtype=np.int64))
+        self._check("reward", float(r[0]), float(reward[0]))
+        self._check("end of game", (bool(term[0]), bool(trunc[0])), (bool(terminated[0]), bool(truncated[0])))
+        self._compare(info_twin, info)
+        return screen[0, 0].copy()
+
+    def close(self) -> None:
+        self.env.close()
+
+
+class ClassicRender:
+    """Env 0's episode as gymnasium's ``rgb_array`` render of a one-env twin (same id and seed,
+    stepped with env 0's actions; reward and end of episode checked at every step)."""
+
+    def __init__(self, env_id: str, seed: int):
+        import gymnasium as gym
+
+        try:
+            self.env = gym.make(env_id, render_mode="rgb_array")
+        except Exception as e:  # an env without render modes, or one missing its renderer
+            raise CliError(f"--video: {env_id} cannot render frames ({_first_line(e)})") from None
+        if "rgb_array" not in (self.env.metadata.get("render_modes") or []):
+            self.env.close()
+            raise CliError(f"--video: {env_id} has no rgb_array render mode, so no video of it can be made")
+        self.seed = seed
+        self.fps = float(self.env.metadata.get("render_fps") or 30)
+        self.step_count = 0
+        try:
+            self.env.reset(seed=seed)
+            self.env.render()  # fails here, before any game is played, if the renderer (pygame) is missing
+        except Exception as e:
+            self.env.close()
+            raise CliError(f"--video: {env_id} cannot render frames ({_first_line(e)})") from None
+
+    def first(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        self.env.reset(seed=self.seed)
+        return np.asarray(self.env.render())
+
+    def next(self, actions, obs, reward, terminated, truncated, info) -> np.ndarray:
+        self.step_count += 1
+        _, r, term, trunc, _ = self.env.step(actions[0].item())
+        if float(r) != float(reward[0]) or (bool(term), bool(trunc)) != (bool(terminated[0]), bool(truncated[0])):
+            raise OutOfStep(f"at step {self.step_count} its reward or end of episode differs from the agent's")
+        return np.asarray(self.env.render())
+
+    def close(self) -> None:
+        self.env.close()
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def frame_source(agent, family: str, view: str, seed: int):
+    """Where the video's frames come from, or a CliError saying why this env has none."""
+    if view not in VIEWS:
+        raise CliError(f"--video-view {view!r}: choose one of {', '.join(VIEWS)}")
+    if family == "classic":
+        if view == "agent":
+            raise CliError(
+                f"--video-view agent: {agent.env_id}'s observations are vectors, not images; use --video-view game"
+            )
+        return ClassicRender(agent.env_id, seed)
+    if family == "atari" and view == "game":
+        return AtariScreen(agent.env_id, seed, agent.config.get("sticky_actions", 0.0))
+    return AgentView(fps=5.0 if family == "catch" else 15.0)  # Catch: its frames are the game
+
+
+class Recorder:
+    """Env 0's first game: frames from ``source`` into ``writer``."""
+
+    def __init__(self, source, writer):
+        self.source, self.writer = source, writer
+        self.active = True
+        self.complete = False  # the whole game is in the file
+        self.note: str | None = None
+
+    def first(self, obs, info) -> None:
+        try:
+            frame = self.source.first(obs, info)
+        except OutOfStep as e:
+            self._stop(e)
+            return
+        self.writer.add(frame)
+
+    def step(self, actions, obs, reward, terminated, truncated, info) -> None:
+        if not self.active:
+            return
+        try:
+            frame = self.source.next(actions, obs, reward, terminated, truncated, info)
+        except OutOfStep as e:
+            self._stop(e)
+            return
+        self.writer.add(frame)
+        if terminated[0] or truncated[0]:
+            self.complete = True
+            self.close()
+
+    def _stop(self, e: OutOfStep) -> None:
+        self.note = f"the video stops after {self.writer.frames} frames: the env that renders it left the game ({e})"
+        self.close()
+
+    def close(self) -> None:
+        if self.active:
+            self.active = False
+            try:
+                self.source.close()
+            finally:
+                self.writer.close()
+
+
+# ---------------------------------------------------------------- evaluation
+
+
+class CtrlC:
+    """Defers Ctrl-C (SIGINT) to ``check()``, between two steps, so that it never lands inside a
+    frame being piped to ffmpeg (that kills ffmpeg and leaves an unplayable mp4). A second Ctrl-C
+    interrupts at once. Does nothing outside the main thread or under a SIGINT handler of the
+    caller's own."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+        self._installed = False
+
+    def __enter__(self) -> CtrlC:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            try:
+                signal.signal(signal.SIGINT, self._handler)
+                self._installed = True
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handler(self, signum, frame) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+        self.pressed = True
+
+    def check(self) -> None:
+        if self.pressed:
+            raise KeyboardInterrupt
+
+    def __exit__(self, *exc) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def evaluate(
@@ -29,43 +404,87 @@ def evaluate(
     device: str = "auto",
     video: str | None = None,
     num_envs: int | None = None,
+    video_view: str = "game",
+    video_scale: int | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> dict:
-    """Plays ``episodes`` whole games; returns the scores and their summary."""
+    """Plays ``episodes`` whole games; returns the scores and their summary.
+
+    ``video``: a .mp4 or .gif path for the first game of env 0, checked before anything is loaded
+    (see the module's docstring for ``video_view``; ``video_scale``: pixel size, default 3, 1 for
+    classic-control renders). Ctrl-C raises :class:`Interrupted` (a KeyboardInterrupt) holding the
+    scores of the games finished so far, after closing the video. ``log``: called with one line
+    when the games start.
+    """
     if episodes < 1:
         raise CliError(f"--episodes must be at least 1, got {episodes}")
     if not 0.0 <= epsilon <= 1.0:
         raise CliError(f"--epsilon must be in [0, 1], got {epsilon}")
+    if video_view not in VIEWS:
+        raise CliError(f"--video-view {video_view!r}: choose one of {', '.join(VIEWS)}")
+    if video_scale is not None and not 1 <= video_scale <= 8:
+        raise CliError(f"--video-scale must be between 1 and 8, got {video_scale}")
+    out = check_video_path(video) if video is not None else None
+
+    from wnrl.runtime import seed_everything
+    from wnrl.trained import load
+
     seed_everything(seed)
     agent = load(path, device=device, seed=seed)
     agent.epsilon = epsilon
     # the evaluation protocols: DQN ε-greedy (ε = 0 is greedy), A2C samples unless --greedy
     deterministic = greedy if agent.agent == "a2c" else epsilon == 0
     n = num_envs or min(episodes, 8)
+    # Each env plays its own quota of games, so short games are not over-represented.
+    quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
+    scores: list[list[float]] = [[] for _ in range(n)]
+    lengths: list[int] = []
+    recorder: Recorder | None = None
     env = agent.make_env(num_envs=n, seed=seed)
-    try:
-        # Each env plays its own quota of games, so short games are not over-represented.
-        quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
-        scores: list[list[float]] = [[] for _ in range(n)]
-        lengths: list[int] = []
-        frames: list[np.ndarray] = []
-        recording = video is not None
-        obs, _ = env.reset(seed=seed)
-        while any(len(s) < q for s, q in zip(scores, quota)):
-            if recording and obs.ndim == 4:
-                frames.append(obs[0, -1].copy())
-            obs, _, _, _, info = env.step(agent.predict(obs, deterministic))
-            for k in np.flatnonzero(info["episode_end"]):
-                if len(scores[k]) < quota[k]:
-                    scores[k].append(float(info["episode_return"][k]))
-                    lengths.append(int(info["episode_length"][k]))
-                if k == 0:
-                    recording = False
-    finally:
-        env.close()
+    with CtrlC() as ctrl_c:  # Ctrl-C ends the current step first: a video stays whole
+        try:
+            if out is not None:
+                family = getattr(env, "family", None) or ("classic" if len(agent.obs_shape) == 1 else "atari")
+                source = frame_source(agent, family, video_view, seed)
+                scale = video_scale or (1 if family == "classic" else 3)
+                try:
+                    writer = (Mp4Writer if out.suffix.lower() == ".mp4" else GifWriter)(out, source.fps, scale)
+                except BaseException:
+                    source.close()
+                    raise
+                recorder = Recorder(source, writer)
+            if log is not None:
+                log(f"playing {episodes} games of {agent.env_id} with {agent.agent} at step {agent.step:,} on {n} envs")
+            obs, info = env.reset(seed=seed)
+            if recorder is not None:
+                recorder.first(obs, info)
+            while any(len(s) < q for s, q in zip(scores, quota)):
+                ctrl_c.check()
+                actions = agent.predict(obs, deterministic)
+                obs, reward, terminated, truncated, info = env.step(actions)
+                if recorder is not None:
+                    recorder.step(actions, obs, reward, terminated, truncated, info)
+                for k in np.flatnonzero(info["episode_end"]):
+                    if len(scores[k]) < quota[k]:
+                        scores[k].append(float(info["episode_return"][k]))
+                        lengths.append(int(info["episode_length"][k]))
+        except KeyboardInterrupt:
+            finished = [s for per_env in scores for s in per_env]
+            written = None
+            if recorder is not None:
+                try:
+                    had_frames = recorder.writer.frames > 0
+                    recorder.close()  # an mp4 closed now plays the game so far
+                    written = str(out) if had_frames and out.exists() else None
+                except (KeyboardInterrupt, Exception):  # a second Ctrl-C, or a writer that cannot finish
+                    written = None
+            raise Interrupted(finished, episodes, written, recorder is not None and recorder.complete) from None
+        finally:
+            if recorder is not None:
+                recorder.close()
+            env.close()
     all_scores = np.array([s for per_env in scores for s in per_env])
-    if video is not None:
-        write_gif(video, frames)
-    return {
+    result = {
         "checkpoint": str(agent.checkpoint),
         "agent": agent.agent,
         "env": agent.env_id,
@@ -78,17 +497,11 @@ def evaluate(
         "max": float(all_scores.max()),
         "mean_length": float(np.mean(lengths)),
     }
-
-
-def write_gif(path: str, frames: list[np.ndarray], scale: int = 3, fps: int = 15) -> None:
-    """An animated GIF of grayscale frames, each pixel ``scale``× larger."""
-    from PIL import Image
-
-    if not frames:
-        raise CliError("--video needs an env with image observations")
-    images = [Image.fromarray(f.repeat(scale, 0).repeat(scale, 1)) for f in frames]
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    if recorder is not None:
+        result["video"] = str(out)
+        result["video_frames"] = recorder.writer.frames
+        result["video_note"] = recorder.note
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,12 +512,53 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--greedy", action="store_true", help="A2C: take the most likely action instead of sampling")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation envs (default: 12345)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--video", default=None, metavar="PATH.gif", help="write the first episode as an animated GIF")
+    p.add_argument(
+        "--video",
+        default=None,
+        metavar="PATH.mp4",
+        help="record the first game: .mp4 (H.264) or .gif, by the file's extension",
+    )
+    p.add_argument(
+        "--video-view",
+        default="game",
+        choices=VIEWS,
+        help="game: Atari in colour at 210x160, classic control as gymnasium renders it (default); "
+        "agent: the agent's 84x84 grey input",
+    )
+    p.add_argument(
+        "--video-scale", type=int, default=None, metavar="N", help="each pixel N×N (default: 3; classic control: 1)"
+    )
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")  # one line, exit 2
     args = p.parse_args(argv)
+    # pygame (gymnasium's renderer) draws off screen here: no display wanted, nor SDL's warnings about one
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:
-        r = evaluate(args.path, args.episodes, args.epsilon, args.greedy, args.seed, args.device, args.video)
-    except (CliError, CheckpointError) as e:
+        r = evaluate(
+            args.path,
+            args.episodes,
+            args.epsilon,
+            args.greedy,
+            args.seed,
+            args.device,
+            args.video,
+            video_view=args.video_view,
+            video_scale=args.video_scale,
+            log=lambda line: print(line, flush=True),
+        )
+    except CliError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except Interrupted as e:
+        print(e.line(), file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"interrupted: 0 of {args.episodes} games finished", file=sys.stderr)
+        return 130
+    except ValueError as e:  # torch loads only after the video path is checked: CheckpointError is known late
+        from wnrl.checkpoint import CheckpointError
+
+        if not isinstance(e, CheckpointError):
+            raise
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(
@@ -112,7 +566,9 @@ def main(argv: list[str] | None = None) -> int:
         f"episodes (min {r['min']:.0f}, max {r['max']:.0f}, mean length {r['mean_length']:.0f})"
     )
     if args.video:
-        print(f"video: {args.video}")
+        print(f"video: {args.video} ({r['video_frames']} frames)")
+        if r.get("video_note"):
+            print(f"warning: {r['video_note']}", file=sys.stderr)
     return 0
 
 

@@ -232,7 +232,7 @@ def build_jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
 
 def _check_envs(env_ids: list[str]) -> None:
     """Unknown env ids fail here, before any run starts, with the closest known names."""
-    import envs
+    from wnrl import envs
 
     for env_id in env_ids:
         try:

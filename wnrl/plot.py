@@ -209,7 +209,7 @@ def paper_comparison(paths: list[str], tag: str = TAG) -> list[dict]:
     """One row per game of the paper's Table 3 that the DQN runs under ``paths`` played: for the
     ``none`` and ``wn`` runs, the best epoch-window return and the final return (mean and std
     over seeds), beside the paper's figures. Empty when no such run is there."""
-    import envs
+    from wnrl import envs
 
     by_game: dict[str, dict[str, list[dict]]] = defaultdict(lambda: {"none": [], "wn": []})
     for (agent, env, norm), runs in load_groups(paths, tag).items():

@@ -20,7 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
-from agents.common import TrainingDiverged, find_resume
+from wnrl.agents.common import TrainingDiverged, find_resume
 from wnrl.checkpoint import CheckpointError
 from wnrl.config import CliError, add_config_arguments
 
@@ -39,7 +39,7 @@ FROZEN_ON_RESUME = (
 )
 
 # agent name -> (module, config class); modules are imported only when chosen
-AGENTS = {"dqn": ("agents.dqn", "DQNConfig"), "a2c": ("agents.a2c", "A2CConfig")}
+AGENTS = {"dqn": ("wnrl.agents.dqn", "DQNConfig"), "a2c": ("wnrl.agents.a2c", "A2CConfig")}
 
 
 class _Parser(argparse.ArgumentParser):

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import envs
+from wnrl import envs
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from wnrl.runtime import resolve_device
 
@@ -43,8 +43,8 @@ def checkpoint_file(path: str | Path) -> Path:
 
 def build_network(agent: str, cfg: dict[str, Any], obs_shape: tuple[int, ...], n_actions: int) -> torch.nn.Module:
     """The network an ``agent`` run with config ``cfg`` trains, freshly built (weights not loaded)."""
-    from agents.a2c import ActorCritic
-    from agents.dqn import QNetwork
+    from wnrl.agents.a2c import ActorCritic
+    from wnrl.agents.dqn import QNetwork
 
     hidden = tuple(cfg.get("hidden_sizes", (64, 64)))
     act = cfg.get("activation", "relu")
