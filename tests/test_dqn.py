@@ -203,6 +203,11 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, message):
     assert not any(tmp_path.iterdir())  # nothing written for a refused run
 
 
+def test_cli_run_too_short_for_an_episode_says_so(tmp_path):
+    r = cli("dqn", "--env", "CartPole-v1", "--total-steps", "10", "--logdir", str(tmp_path), "--progress", "false")
+    assert r.returncode == 0 and "0 episodes, no episode finished" in r.stdout and "nan" not in r.stdout
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cli_cuda_without_gpu(tmp_path):
     r = cli("dqn", "--env", "CartPole-v1", "--device", "cuda", "--logdir", str(tmp_path))

@@ -180,9 +180,10 @@ def main(argv: list[str] | None = None) -> int:
             f"  python -m wnrl.train {agent} --resume {summary['run_dir']}"
         )
         return 0
+    n = len(summary["recent_returns"])
+    returns = f"mean return of the last {n}: {summary['mean_return']:.2f}" if n else "no episode finished"
     print(
-        f"done: {summary['steps']:,} steps, {summary['episodes']} episodes, "
-        f"mean return of the last {len(summary['recent_returns'])}: {summary['mean_return']:.2f}\n"
+        f"done: {summary['steps']:,} steps, {summary['episodes']} episodes, {returns}\n"
         f"run: {summary['run_dir']}   (tensorboard --logdir {summary['run_dir'].parent})"
     )
     return 0
