@@ -14,36 +14,16 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from wnrl.agents.common import (
-    Compiled,
-    Every,
-    Resume,
-    Run,
-    StopRequest,
-    Throughput,
-    check_common,
-    check_finite,
-    check_resume_env,
-    continued_schedule,
-    learning_reward,
-    learning_terminal,
-    load_into,
-    log_wn,
-    lr_schedule,
-    obs_to_device,
-    open_run,
-    prepare,
-    save_run_checkpoint,
-    set_learning_rate,
-    summary,
-    try_checkpoint,
-)
+from wnrl.agents.learner_inputs import learning_reward, learning_terminal, obs_to_device
 from wnrl.agents.returns import gae_advantages
 
+from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
 from wnrl.layers import init_from_data, needs_data_init, set_v_init_norm
 from wnrl.nets import ActorCriticHead, make_trunk
 from wnrl.optim import OPTIMIZERS, make_optimizer
+from wnrl.run import Resume, Run
+from wnrl.schedules import lr_schedule, set_learning_rate
 
 
 @dataclass
@@ -76,7 +56,7 @@ class A2CConfig(CommonConfig):
     )
 
     def validate(self) -> None:
-        check_common(self)
+        super().validate()
         self.require_at_least(1, "n_steps", "init_rollouts")
         self.require_in("gamma", 0.0, 1.0, low_open=True)
         self.require_in("gae_lambda", 0.0, 1.0)
@@ -189,29 +169,20 @@ def explained_variance(values: torch.Tensor, returns: torch.Tensor) -> float:
 def train(cfg: A2CConfig, resume: Resume | None = None) -> dict[str, Any]:
     """Trains A2C as ``cfg`` says (continuing ``resume`` if given); returns a summary (run_dir,
     steps, updates, episodes, recent returns, whether a signal interrupted it)."""
-    cfg.validate()
-    device, rng, env = prepare(cfg)
-    try:
-        n_actions = int(env.single_action_space.n)
+    with Run.open(cfg, "a2c", resume) as run:
+        n_actions = int(run.env.single_action_space.n)
         net = ActorCritic(
-            env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head, cfg.activation
+            run.env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head, cfg.activation
         )
         set_v_init_norm(net, cfg.wn_init_norm)
-        net = net.to(device)
+        net = net.to(run.device)
         optimizer = make_optimizer(cfg.optimizer, net.parameters(), cfg.learning_rate, cfg.rms_alpha, cfg.rms_eps)
-        if resume is not None:
-            check_resume_env(resume, env)
-            load_into(resume, model=net, optimizer=optimizer)
-        run = open_run(cfg, "a2c", device, rng, env, resume)
-        try:
-            return _loop(cfg, run, net, optimizer, resume)
-        finally:
-            run.logger.close()
-    finally:
-        env.close()
+        run.restore(model=net, optimizer=optimizer)
+        run.start()
+        return _loop(cfg, run, net, optimizer)
 
 
-def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optimizer, resume) -> dict[str, Any]:
+def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
     env, device, logger = run.env, run.device, run.logger
     T, N = cfg.n_steps, cfg.num_envs
     obs_space = env.single_observation_space
@@ -223,33 +194,22 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
     rollout_terminals = torch.zeros((T, N), dtype=torch.bool, device=device)
     rollout_valid = torch.zeros((T, N), dtype=torch.bool, device=device)
 
-    step = resume.step if resume is not None else 0
-    updates = int(resume.state["updates"]) if resume is not None else 0
+    step = run.start_step
+    updates = int(run.restored("updates", 0))
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
     obs, _ = env.reset(seed=cfg.seed + step)
     obs_t = obs_to_device(obs, device)
     init_left = cfg.init_rollouts if needs_data_init(net) else 0
     init_obs: list[torch.Tensor] = []
-    log_due, ckpt_due = Every(cfg.log_every, step), Every(cfg.checkpoint_every, step)
     sums = {k: torch.zeros((), device=device) for k in ("policy_loss", "value_loss", "entropy")}
     n_sums = 0
     last_values = last_returns = None
-    throughput = Throughput(step)
-    lr_factor = continued_schedule(resume, "lr", lr_schedule, cfg)
+    lr_factor = run.schedule("lr", lr_schedule)
     lr = cfg.learning_rate * lr_factor(step)
 
-    def checkpoint() -> None:
-        check_finite(step, run, net, *sums.values())  # never save a diverged network
-        save_run_checkpoint(
-            run,
-            cfg,
-            "a2c",
-            step,
-            updates=updates,
-            model=net.state_dict(),
-            optimizer=optimizer.state_dict(),
-            schedules={"lr": lr_factor.to_list()},
-        )
+    def save() -> None:
+        run.check_finite(step, net, *sums.values())  # never save a diverged network
+        run.save_checkpoint(step, updates=updates, model=net.state_dict(), optimizer=optimizer.state_dict())
 
     forward = Compiled(net, cfg.compile, "the A2C forward pass")
 
@@ -266,75 +226,74 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
 
     compiled_losses = Compiled(losses, cfg.compile, "the A2C loss")
 
-    with StopRequest() as stop:
-        while step < cfg.total_steps and not stop:
-            # 1. Roll out T steps of the current policy in N envs.
-            net.eval()  # batch-norm nets act with running statistics
-            for t in range(T):
-                with torch.no_grad():
-                    logits, _ = forward(obs_t)
-                    actions = torch.distributions.Categorical(logits=logits).sample()
-                rollout_obs[t] = obs_t
-                rollout_actions[t] = actions
-                next_obs, reward, terminated, truncated, info = env.step(actions.cpu().numpy())
-                step += N
-                rollout_rewards[t] = torch.from_numpy(learning_reward(cfg, reward)).to(device, non_blocking=True)
-                rollout_terminals[t] = torch.from_numpy(learning_terminal(cfg, terminated, info)).to(device)
-                # An autoreset step's action did nothing: it is masked from the loss.
-                rollout_valid[t] = torch.from_numpy(~info["autoreset"]).to(device)
-                obs_t = obs_to_device(next_obs, device)
-                logger.episodes_from(info, step)
+    while step < cfg.total_steps and not run.stop_requested:
+        # 1. Roll out T steps of the current policy in N envs.
+        net.eval()  # batch-norm nets act with running statistics
+        for t in range(T):
             with torch.no_grad():
-                # V(o_T), to bootstrap the last steps of the rollout (a copy: it outlives the next call)
-                bootstrap = forward(obs_t)[1].clone()
-            net.train()
+                logits, _ = forward(obs_t)
+                actions = torch.distributions.Categorical(logits=logits).sample()
+            rollout_obs[t] = obs_t
+            rollout_actions[t] = actions
+            next_obs, reward, terminated, truncated, info = env.step(actions.cpu().numpy())
+            step += N
+            rollout_rewards[t] = torch.from_numpy(learning_reward(cfg, reward)).to(device, non_blocking=True)
+            rollout_terminals[t] = torch.from_numpy(learning_terminal(cfg, terminated, info)).to(device)
+            # An autoreset step's action did nothing: it is masked from the loss.
+            rollout_valid[t] = torch.from_numpy(~info["autoreset"]).to(device)
+            obs_t = obs_to_device(next_obs, device)
+            logger.episodes_from(info, step)
+        with torch.no_grad():
+            # V(o_T), to bootstrap the last steps of the rollout (a copy: it outlives the next call)
+            bootstrap = forward(obs_t)[1].clone()
+        net.train()
 
-            if init_left > 0:
-                # Weight norm's data-dependent init (and batch norm's running statistics) on
-                # observations of the initial policy over several rollouts: the first rollout alone
-                # is near-identical game starts and the zero frames that pad a reset's frame stack,
-                # and an init on it leaves dense units dead or always on for later frames (Pong:
-                # 15% and 17% after one rollout, none after 20). These
-                # rollouts serve only for the init, not for a gradient step.
-                init_obs.append(rollout_obs.flatten(0, 1).clone())
-                init_left -= 1
-                if init_left == 0:
-                    init_from_data(net, torch.cat(init_obs))
-                    init_obs.clear()
-                continue
+        if init_left > 0:
+            # Weight norm's data-dependent init (and batch norm's running statistics) on
+            # observations of the initial policy over several rollouts: the first rollout alone
+            # is near-identical game starts and the zero frames that pad a reset's frame stack,
+            # and an init on it leaves dense units dead or always on for later frames (Pong:
+            # 15% and 17% after one rollout, none after 20). These
+            # rollouts serve only for the init, not for a gradient step.
+            init_obs.append(rollout_obs.flatten(0, 1).clone())
+            init_left -= 1
+            if init_left == 0:
+                init_from_data(net, torch.cat(init_obs))
+                init_obs.clear()
+            continue
 
-            # 2. One forward with gradients over the whole rollout; its detached values (of the current
-            # parameters) give the advantages.
-            lr = cfg.learning_rate * lr_factor(step)
-            set_learning_rate(optimizer, lr)
-            logits, values = forward(rollout_obs.flatten(0, 1))
-            loss, parts, returns = compiled_losses(logits, values, bootstrap)
-            # What is logged is copied out before the next compiled call can reuse its memory.
-            for k in sums:
-                sums[k] += parts[k].detach()
-            n_sums += 1
-            mask = rollout_valid.flatten()
-            last_values, last_returns = values.detach()[mask], returns[mask]
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.max_grad_norm > 0:
-                nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-            optimizer.step()
-            updates += 1
+        # 2. One forward with gradients over the whole rollout; its detached values (of the current
+        # parameters) give the advantages.
+        lr = cfg.learning_rate * lr_factor(step)
+        set_learning_rate(optimizer, lr)
+        logits, values = forward(rollout_obs.flatten(0, 1))
+        loss, parts, returns = compiled_losses(logits, values, bootstrap)
+        # What is logged is copied out before the next compiled call can reuse its memory.
+        for k in sums:
+            sums[k] += parts[k].detach()
+        n_sums += 1
+        mask = rollout_valid.flatten()
+        last_values, last_returns = values.detach()[mask], returns[mask]
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.max_grad_norm > 0:
+            nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+        optimizer.step()
+        updates += 1
 
-            if log_due.due(step) or step >= cfg.total_steps:
-                sps = throughput.sps(step)
-                logger.scalars({"charts/SPS": sps, "charts/learning_rate": lr}, step)
-                if n_sums:  # one host sync per log, not per update
-                    check_finite(step, run, net, *sums.values())
-                    logger.scalars({f"losses/{k}": (v / n_sums).item() for k, v in sums.items()}, step)
-                    logger.scalar("losses/explained_variance", explained_variance(last_values, last_returns), step)
-                    for v in sums.values():
-                        v.zero_()
-                    n_sums = 0
-                    log_wn(logger, net, step)
-                logger.progress(step, sps)
-            if ckpt_due.due(step) and step < cfg.total_steps:
-                try_checkpoint(checkpoint)
-        try_checkpoint(checkpoint, final=True)
-    return summary(run, step, bool(stop), updates=updates)
+        if run.log_due(step):
+            sps = run.sps(step)
+            logger.scalars({"charts/SPS": sps, "charts/learning_rate": lr}, step)
+            if n_sums:  # one host sync per log, not per update
+                run.check_finite(step, net, *sums.values())
+                logger.scalars({f"losses/{k}": (v / n_sums).item() for k, v in sums.items()}, step)
+                logger.scalar("losses/explained_variance", explained_variance(last_values, last_returns), step)
+                for v in sums.values():
+                    v.zero_()
+                n_sums = 0
+                logger.wn_diagnostics(net, step)
+            logger.progress(step, sps)
+        if run.checkpoint_due(step):
+            run.checkpoint(save)
+    run.checkpoint(save, final=True)
+    return run.summary(step, updates=updates)

@@ -17,37 +17,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from wnrl.agents.common import (
-    Compiled,
-    Every,
-    Resume,
-    StopRequest,
-    Throughput,
-    check_common,
-    check_finite,
-    check_resume_env,
-    continued_schedule,
-    learning_reward,
-    learning_terminal,
-    load_into,
-    log_wn,
-    lr_schedule,
-    obs_to_device,
-    open_run,
-    prepare,
-    save_run_checkpoint,
-    set_learning_rate,
-    summary,
-    try_checkpoint,
-)
+from wnrl.agents.learner_inputs import learning_reward, learning_terminal, obs_to_device
 from wnrl.agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer, available_memory, transition_bytes
 from wnrl.agents.returns import q_learning_targets
 
 from wnrl.checkpoint import CHECKPOINT_DIR, save_atomic
+from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
 from wnrl.layers import frozen_batch_statistics, init_from_data, needs_data_init, set_v_init_norm
 from wnrl.nets import DuelingQHead, QHead, last_hidden_size, make_trunk
-from wnrl.schedules import LinearSchedule
+from wnrl.run import Resume, Run
+from wnrl.schedules import LinearSchedule, lr_schedule, set_learning_rate
 
 DQN_OPTIMIZERS = ("adam", "adamax")
 
@@ -91,7 +71,7 @@ class DQNConfig(CommonConfig):
     )
 
     def validate(self) -> None:
-        check_common(self)
+        super().validate()
         self.require_at_least(1, "buffer_size", "batch_size", "train_frequency", "target_update_frequency", "n_step")
         self.require_at_least(0, "learning_starts")
         if self.batch_size > self.buffer_size:
@@ -253,12 +233,10 @@ def build_buffer(cfg: DQNConfig, env, device: torch.device) -> ReplayBuffer:
 def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
     """Trains DQN as ``cfg`` says (continuing ``resume`` if given); returns a summary (run_dir,
     steps, updates, episodes, recent returns, whether a signal interrupted it)."""
-    cfg.validate()
-    device, rng, env = prepare(cfg)
-    try:
-        n_actions = int(env.single_action_space.n)
+    with Run.open(cfg, "dqn", resume) as run:
+        n_actions = int(run.env.single_action_space.n)
         q = QNetwork(
-            env.single_observation_space.shape,
+            run.env.single_observation_space.shape,
             n_actions,
             cfg.norm,
             cfg.dueling,
@@ -267,7 +245,7 @@ def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
             cfg.activation,
         )
         set_v_init_norm(q, cfg.wn_init_norm)
-        q = q.to(device)
+        q = q.to(run.device)
         target = copy.deepcopy(q)  # stays in training mode: see td_loss
         # fused: one kernel for all parameters instead of a Python loop over them
         betas = (cfg.adam_beta1, 0.999)
@@ -277,59 +255,38 @@ def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
             optimizer = torch.optim.Adam(
                 q.parameters(), lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps, fused=True
             )
-        if resume is not None:
-            check_resume_env(resume, env)
-            load_into(resume, model=q, target=target, optimizer=optimizer)
-        rb = build_buffer(cfg, env, device)  # checks free memory before the run directory exists
-        run = open_run(cfg, "dqn", device, rng, env, resume)
-        try:
-            return _loop(cfg, run, q, target, optimizer, rb, n_actions, resume)
-        finally:
-            run.logger.close()
-    finally:
-        env.close()
+        run.restore(model=q, target=target, optimizer=optimizer)
+        rb = build_buffer(cfg, run.env, run.device)  # checks free memory before the run directory exists
+        replay_restored = restore_replay(cfg, run, rb)
+        run.start()
+        return _loop(cfg, run, q, target, optimizer, rb, n_actions, replay_restored)
 
 
-def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, Any]:
+def _loop(cfg: DQNConfig, run: Run, q, target, optimizer, rb, n_actions, replay_restored) -> dict[str, Any]:
     env, device, logger, rng = run.env, run.device, run.logger, run.rng
-    counters = {"updates": 0, "target_syncs": 0, "last_sync": -1, "pending": 0}
-    step, learn_from, learning = 0, cfg.learning_starts, False
-    if resume is not None:
-        counters.update(resume.state["counters"])
-        step = resume.step
-        replay = replay_path(run.run_dir)
-        learn_from = step + cfg.learning_starts  # without the saved replay, refill before learning again
-        if cfg.save_replay and replay.is_file() and _replay_step(replay) == step:
-            try:
-                rb.load_state_dict(torch.load(replay, weights_only=True))
-                rb.mark_stream_break()
-                learn_from, learning = step, True  # learning goes on where it stopped
-            except (ValueError, RuntimeError) as e:
-                print(f"warning: {replay} not used ({e}); refilling the buffer", file=sys.stderr)
+    counters = {"updates": 0, "target_syncs": 0, "last_sync": -1, "pending": 0, **run.restored("counters", {})}
+    step = run.start_step
+    # A resumed run without its saved replay refills the buffer (learning_starts steps) before learning again.
+    learning = replay_restored
+    learn_from = step if learning else step + cfg.learning_starts
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
     obs, _ = env.reset(seed=cfg.seed + step)
     first = np.ones(cfg.num_envs, dtype=bool)
-    log_due, ckpt_due = Every(cfg.log_every, step), Every(cfg.checkpoint_every, step)
     loss_sum = torch.zeros((), device=device)
     q_sum = torch.zeros((), device=device)
     n_loss = 0
-    throughput = Throughput(step)
-    epsilon_at = continued_schedule(resume, "epsilon", epsilon_schedule, cfg)
-    lr_factor = continued_schedule(resume, "lr", lr_schedule, cfg)
+    epsilon_at = run.schedule("epsilon", epsilon_schedule)
+    lr_factor = run.schedule("lr", lr_schedule)
     freeze = frozen_batch_statistics(q, target)
 
-    def checkpoint() -> None:
-        check_finite(step, run, q, loss_sum)  # never save a diverged network
-        save_run_checkpoint(
-            run,
-            cfg,
-            "dqn",
+    def save() -> None:
+        run.check_finite(step, q, loss_sum)  # never save a diverged network
+        run.save_checkpoint(
             step,
             counters=dict(counters),
             model=q.state_dict(),
             target=target.state_dict(),
             optimizer=optimizer.state_dict(),
-            schedules={"epsilon": epsilon_at.to_list(), "lr": lr_factor.to_list()},
         )
         if cfg.save_replay:
             save_atomic(replay_path(run.run_dir), {"step": step, **rb.state_dict()})
@@ -362,64 +319,78 @@ def _loop(cfg, run, q, target, optimizer, rb, n_actions, resume) -> dict[str, An
             target.load_state_dict(q.state_dict())
             counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
 
-    with StopRequest() as stop:
-        while step < cfg.total_steps and not stop:
-            epsilon = epsilon_at(step)
-            lr = cfg.learning_rate * lr_factor(step)
-            if lr != optimizer.param_groups[0]["lr"]:
-                set_learning_rate(optimizer, lr)
-            actions = act(q, obs_to_device(obs, device), epsilon, rng, n_actions, greedy)
-            env.step_async(actions)
-            if learning and cfg.overlap_env:
-                learn()  # while the envs step: from the replay as it was before this step
-            next_obs, reward, terminated, truncated, info = env.step_wait()
-            step += cfg.num_envs
-            # The transition from obs is real unless this step only reset the env (NextStep autoreset).
-            rb.add(
-                obs,
-                actions,
-                learning_reward(cfg, reward),
-                learning_terminal(cfg, terminated, info),
-                ~info["autoreset"],
-                first,
-            )
-            first = info["autoreset"]
-            obs = next_obs
-            logger.episodes_from(info, step)
+    while step < cfg.total_steps and not run.stop_requested:
+        epsilon = epsilon_at(step)
+        lr = cfg.learning_rate * lr_factor(step)
+        if lr != optimizer.param_groups[0]["lr"]:
+            set_learning_rate(optimizer, lr)
+        actions = act(q, obs_to_device(obs, device), epsilon, rng, n_actions, greedy)
+        env.step_async(actions)
+        if learning and cfg.overlap_env:
+            learn()  # while the envs step: from the replay as it was before this step
+        next_obs, reward, terminated, truncated, info = env.step_wait()
+        step += cfg.num_envs
+        # The transition from obs is real unless this step only reset the env (NextStep autoreset).
+        rb.add(
+            obs,
+            actions,
+            learning_reward(cfg, reward),
+            learning_terminal(cfg, terminated, info),
+            ~info["autoreset"],
+            first,
+        )
+        first = info["autoreset"]
+        obs = next_obs
+        logger.episodes_from(info, step)
 
-            if not learning and step >= learn_from and rb.num_sampleable() > 0:
-                learning = True
-                counters["pending"] = cfg.train_frequency  # the first update comes at once
-                if needs_data_init(q):
-                    # Weight norm's data-dependent init and batch norm's running statistics, on
-                    # random-play frames from the buffer (not reset frames), before the first
-                    # update; the target starts as a copy.
-                    init_from_data(q, rb.sample(max(cfg.init_batch_size, 2)).obs)
-                if counters["last_sync"] < 0:
-                    target.load_state_dict(q.state_dict())
-                    counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
-            elif learning:
-                counters["pending"] += cfg.num_envs
-            if learning and (not cfg.overlap_env or step >= cfg.total_steps):
-                learn()
+        if not learning and step >= learn_from and rb.num_sampleable() > 0:
+            learning = True
+            counters["pending"] = cfg.train_frequency  # the first update comes at once
+            if needs_data_init(q):
+                # Weight norm's data-dependent init and batch norm's running statistics, on
+                # random-play frames from the buffer (not reset frames), before the first
+                # update; the target starts as a copy.
+                init_from_data(q, rb.sample(max(cfg.init_batch_size, 2)).obs)
+            if counters["last_sync"] < 0:
+                target.load_state_dict(q.state_dict())
+                counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
+        elif learning:
+            counters["pending"] += cfg.num_envs
+        if learning and (not cfg.overlap_env or step >= cfg.total_steps):
+            learn()
 
-            if log_due.due(step) or step >= cfg.total_steps:
-                sps = throughput.sps(step)
-                logger.scalars({"charts/SPS": sps, "charts/epsilon": epsilon, "charts/learning_rate": lr}, step)
-                if n_loss:  # one host sync per log, not per update
-                    check_finite(step, run, q, loss_sum)
-                    logger.scalars(
-                        {"losses/td_loss": (loss_sum / n_loss).item(), "losses/q_values": (q_sum / n_loss).item()},
-                        step,
-                    )
-                    loss_sum.zero_(), q_sum.zero_()
-                    n_loss = 0
-                    log_wn(logger, q, step)
-                logger.progress(step, sps)
-            if ckpt_due.due(step) and step < cfg.total_steps:
-                try_checkpoint(checkpoint)
-        try_checkpoint(checkpoint, final=True)
-    return summary(run, step, bool(stop), updates=counters["updates"], target_syncs=counters["target_syncs"])
+        if run.log_due(step):
+            sps = run.sps(step)
+            logger.scalars({"charts/SPS": sps, "charts/epsilon": epsilon, "charts/learning_rate": lr}, step)
+            if n_loss:  # one host sync per log, not per update
+                run.check_finite(step, q, loss_sum)
+                logger.scalars(
+                    {"losses/td_loss": (loss_sum / n_loss).item(), "losses/q_values": (q_sum / n_loss).item()},
+                    step,
+                )
+                loss_sum.zero_(), q_sum.zero_()
+                n_loss = 0
+                logger.wn_diagnostics(q, step)
+            logger.progress(step, sps)
+        if run.checkpoint_due(step):
+            run.checkpoint(save)
+    run.checkpoint(save, final=True)
+    return run.summary(step, updates=counters["updates"], target_syncs=counters["target_syncs"])
+
+
+def restore_replay(cfg: DQNConfig, run: Run, rb: ReplayBuffer) -> bool:
+    """Whether a resumed run's buffer came back from the replay saved with its checkpoint
+    (``save_replay``): then learning goes on where it stopped, else the buffer refills first."""
+    path = replay_path(run.run_dir) if run.resume is not None else None
+    if path is None or not cfg.save_replay or not path.is_file() or _replay_step(path) != run.start_step:
+        return False
+    try:
+        rb.load_state_dict(torch.load(path, weights_only=True))
+        rb.mark_stream_break()
+        return True
+    except (ValueError, RuntimeError) as e:
+        print(f"warning: {path} not used ({e}); refilling the buffer", file=sys.stderr)
+        return False
 
 
 def replay_path(run_dir) -> Path:

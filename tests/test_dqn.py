@@ -3,7 +3,6 @@ import json
 import numpy as np
 import pytest
 import torch
-from wnrl.agents.common import learning_reward, learning_terminal
 from wnrl.agents.dqn import DQNConfig, QNetwork, act, train
 
 from tests.helpers import cli, scalars
@@ -42,15 +41,6 @@ def test_act_is_greedy_at_zero_epsilon_and_random_at_one():
     np.testing.assert_array_equal(act(q, obs, 0.0, rng, 4), q(obs).argmax(1).numpy())
     random_actions = act(q, obs, 1.0, rng, 4)
     assert set(random_actions.tolist()) == {0, 1, 2, 3}
-
-
-def test_rewards_clipped_for_learning_and_life_loss_is_terminal():
-    cfg = DQNConfig.for_env("Breakout")
-    np.testing.assert_array_equal(learning_reward(cfg, np.array([0, 1, 4, 7, -3])), [0, 1, 1, 1, -1])
-    info = {"life_lost": np.array([True, False, False])}
-    np.testing.assert_array_equal(learning_terminal(cfg, np.array([False, True, False]), info), [True, True, False])
-    cfg.life_loss_terminal = False
-    np.testing.assert_array_equal(learning_terminal(cfg, np.array([False, True, False]), info), [False, True, False])
 
 
 @pytest.mark.parametrize("overlap_env", [True, False])
@@ -223,10 +213,10 @@ def test_cli_never_overwrites_a_run(tmp_path):
 
 def test_compiled_update_matches_eager_and_runs_compiled(tmp_path, capsys):
     """--compile default: the same TD gradients as eager, and a run that stays compiled."""
-    from wnrl.agents.common import Compiled
     from wnrl.agents.dqn import td_loss
     from wnrl.agents.replay import ReplayBatch
 
+    from wnrl.compiled import Compiled
     from wnrl.layers import data_dependent_init
 
     torch.manual_seed(0)
@@ -258,26 +248,6 @@ def test_compiled_update_matches_eager_and_runs_compiled(tmp_path, capsys):
     summary = train(cartpole(tmp_path, total_steps=600, compile="default"))
     assert summary["updates"] > 0
     assert "warning" not in capsys.readouterr().err
-
-
-def test_compile_failure_falls_back_to_eager_with_one_warning(monkeypatch, capsys):
-    from wnrl.agents.common import Compiled
-
-    def broken_compile(fn, **kw):
-        def fail(*args):
-            raise RuntimeError("no C++ compiler found\nlong details")
-
-        return fail
-
-    monkeypatch.setattr(torch, "compile", broken_compile)
-    f = Compiled(lambda x: x + 1, "default", "the update")
-    assert f(1) == 2 and f(2) == 3
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [
-        "warning: --compile default failed for the update (RuntimeError: no C++ compiler found); "
-        "running it uncompiled (--compile off hides this)"
-    ]
-    assert not f.compiled
 
 
 def test_bad_compile_and_replay_placement_are_one_line_errors(tmp_path):

@@ -75,3 +75,16 @@ def test_epsilon_continues_smoothly_when_a_resumed_run_is_made_longer():
         assert same(t) == pytest.approx(old(t))
     # a decay that has ended stays ended
     assert old.continued(3_000_000, new_end.s1, new_end.v1)(3_000_001) == pytest.approx(0.01)
+
+
+def test_continued_schedule_from_a_checkpoint_with_and_without_saved_schedules():
+    from wnrl.schedules import continued_schedule
+
+    cfg = DQNConfig.for_env("Breakout", total_steps=20_000_000)
+    assert continued_schedule(epsilon_schedule, cfg, "epsilon", None) == epsilon_schedule(cfg)  # a new run
+    saved = {"step": 500_000, "config": {"total_steps": 10_000_000}, "schedules": {"epsilon": [0, 1, 1e6, 0.01]}}
+    assert continued_schedule(epsilon_schedule, cfg, "epsilon", saved)(500_000) == pytest.approx(0.505)
+    # a checkpoint from before schedules were saved: the schedule of its own config (10M steps), continued
+    del saved["schedules"]
+    cont = continued_schedule(epsilon_schedule, cfg, "epsilon", saved)
+    assert cont(500_000) == pytest.approx(0.505) and cont(2_000_000) == pytest.approx(0.01)

@@ -122,9 +122,9 @@ def bench_dqn_update(device: torch.device, batch: int = 32, repeats: int = 30, c
     run faster than ``train_frequency / t`` steps/s here."""
     import copy
 
-    from wnrl.agents.common import Compiled
     from wnrl.agents.dqn import QNetwork, td_loss
     from wnrl.agents.replay import ReplayBatch
+    from wnrl.compiled import Compiled
 
     q = QNetwork((4, 84, 84), 4, "wn").to(device)
     target = copy.deepcopy(q)
@@ -323,7 +323,7 @@ def _sizes(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from wnrl.agents.common import COMPILE_MODES
+    from wnrl.compiled import COMPILE_MODES
 
     p = argparse.ArgumentParser(prog="python -m wnrl.bench", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="fewer repeats and sizes (under a minute)")

@@ -67,6 +67,23 @@ class CommonConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    def validate(self) -> None:
+        """Rejects bad values with a message that says what to do. An agent's config adds its own
+        checks after these (``super().validate()``)."""
+        from wnrl.compiled import COMPILE_MODES  # torch: imported when a run checks its config, not by plot or grid
+        from wnrl.nets import ACTIVATIONS, NORMS
+
+        self.require_at_least(1, "total_steps", "num_envs", "checkpoint_every", "log_every")
+        if self.norm not in NORMS:
+            raise CliError(f"unknown --norm {self.norm!r}: choose one of {', '.join(NORMS)}")
+        self.require_in("sticky_actions", 0.0, 1.0)
+        if self.activation not in ACTIVATIONS:
+            raise CliError(f"unknown --activation {self.activation!r}: choose one of {', '.join(ACTIVATIONS)}")
+        if not self.hidden_sizes or min(self.hidden_sizes) < 1:
+            raise CliError(f"--hidden-sizes must be positive integers like 64,64, got {self.hidden_sizes}")
+        if self.compile not in COMPILE_MODES:
+            raise CliError(f"unknown --compile {self.compile!r}: choose one of {', '.join(COMPILE_MODES)}")
+
     def require_at_least(self, low: float, *names: str) -> None:
         for name in names:
             if getattr(self, name) < low:

@@ -426,7 +426,7 @@ def evaluate(
         raise CliError(f"--video-scale must be between 1 and 8, got {video_scale}")
     out = check_video_path(video) if video is not None else None
 
-    from wnrl.runtime import seed_everything
+    from wnrl.run import seed_everything
     from wnrl.trained import load
 
     seed_everything(seed)

@@ -1,4 +1,7 @@
-"""One place for run output: TensorBoard scalars, the config as text, a console progress bar."""
+"""One place for run output: TensorBoard scalars, the config as text, a console progress bar.
+
+Which process writes is the run's decision (:class:`wnrl.run.Run`); a logger made with
+``write=False`` only counts episodes and returns, and writes nothing."""
 
 from __future__ import annotations
 
@@ -9,8 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
+
+from wnrl.layers import wn_diagnostics
 
 
 class Logger:
@@ -18,20 +24,24 @@ class Logger:
 
     def __init__(
         self,
-        run_dir: Path,
+        run_dir: Path | None,
         config: dict[str, Any],
         total_steps: int,
         start_step: int = 0,
         progress=True,
         eta_from: int = 0,
+        write: bool = True,
     ):
         """``eta_from``: the step from which the throughput is the run's own (DQN: ``learning_starts``;
         random play before it runs ~10× faster than learning). The progress bar shows no ETA before
-        it, and after it an ETA from the throughput of the last minute."""
+        it, and after it an ETA from the throughput of the last minute. ``write=False``: no
+        TensorBoard file and no progress bar (``run_dir`` is not touched)."""
         # purge_step drops the events a killed run wrote after its last checkpoint (steps above
         # start_step), so resumed curves continue without overlapping steps.
-        self.writer = SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step > 0 else None)
-        if start_step == 0:
+        self.writer = (
+            SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step > 0 else None) if write else None
+        )
+        if self.writer is not None and start_step == 0:
             table = "\n".join(f"| {k} | {json.dumps(v)} |" for k, v in config.items())
             self.writer.add_text("config", "| field | value |\n|---|---|\n" + table, 0)
         self.recent_returns: deque[float] = deque(maxlen=100)
@@ -42,7 +52,7 @@ class Logger:
             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
             total=total_steps,
             initial=start_step,
-            disable=not progress,
+            disable=not (progress and write),
             unit="step",
             unit_scale=True,
             dynamic_ncols=True,
@@ -51,18 +61,24 @@ class Logger:
         self._bar_step = start_step
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        self.writer.add_scalar(tag, value, step)
+        if self.writer is not None:
+            self.writer.add_scalar(tag, value, step)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
-        for tag, v in values.items():
-            self.writer.add_scalar(tag, v, step)
+        if self.writer is not None:
+            for tag, v in values.items():
+                self.writer.add_scalar(tag, v, step)
+
+    def wn_diagnostics(self, net: nn.Module, step: int) -> None:
+        """``wn/<layer>/g_mean`` and ``wn/<layer>/v_norm_mean`` of each weight-normalized layer of ``net``."""
+        if self.writer is not None:
+            self.scalars({f"wn/{k}": v for k, v in wn_diagnostics(net).items()}, step)
 
     def episodes_from(self, info: dict[str, np.ndarray], step: int) -> None:
         """Logs every game that ended on this env step (raw score and length, per whole game)."""
         for k in np.flatnonzero(info["episode_end"]):
             ret, length = float(info["episode_return"][k]), int(info["episode_length"][k])
-            self.writer.add_scalar("charts/episodic_return", ret, step)
-            self.writer.add_scalar("charts/episodic_length", length, step)
+            self.scalars({"charts/episodic_return": ret, "charts/episodic_length": length}, step)
             self.recent_returns.append(ret)
             self.episodes += 1
 
@@ -95,5 +111,6 @@ class Logger:
 
     def close(self) -> None:
         self.bar.close()
-        self.writer.flush()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.flush()
+            self.writer.close()

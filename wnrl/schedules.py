@@ -9,9 +9,12 @@ schedule had at the resume step and reaches its end value where the new length p
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable
 from dataclasses import astuple, dataclass
+from typing import Any
 
-__all__ = ["LinearSchedule"]
+__all__ = ["LinearSchedule", "continued_schedule", "lr_schedule", "set_learning_rate"]
 
 
 @dataclass(frozen=True)
@@ -48,3 +51,32 @@ class LinearSchedule:
     def from_list(cls, values) -> LinearSchedule:
         s0, v0, s1, v1 = (float(x) for x in values)
         return cls(s0, v0, s1, v1)
+
+
+def continued_schedule(
+    make: Callable[[Any], LinearSchedule], cfg: Any, name: str, checkpoint: dict[str, Any] | None
+) -> LinearSchedule:
+    """``make(cfg)`` for a new run (``checkpoint`` None). For a resumed one, the schedule ``name``
+    saved in its checkpoint, continued from the checkpoint's step to the end ``make(cfg)`` sets: a
+    new --total-steps moves where the schedule ends, never its value at the resume step.
+    (Checkpoints from before schedules were saved: the schedule their own config made.)"""
+    fresh = make(cfg)
+    if checkpoint is None:
+        return fresh
+    saved = checkpoint.get("schedules", {}).get(name)
+    if saved is not None:
+        old = LinearSchedule.from_list(saved)
+    else:
+        old = make(dataclasses.replace(cfg, total_steps=int(checkpoint["config"]["total_steps"])))
+    return old.continued(int(checkpoint["step"]), fresh.s1, fresh.v1)
+
+
+def lr_schedule(cfg: Any) -> LinearSchedule:
+    """The learning rate's factor for an agent config with ``lr_decay``: 1 → 0 over total_steps, else 1."""
+    return LinearSchedule.from_start(1.0, 0.0 if cfg.lr_decay else 1.0, cfg.total_steps)
+
+
+def set_learning_rate(optimizer: Any, lr: float) -> None:
+    """Sets every parameter group of a ``torch.optim`` optimizer to ``lr``."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr

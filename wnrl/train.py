@@ -20,9 +20,9 @@ import sys
 import threading
 from pathlib import Path
 
-from wnrl.agents.common import TrainingDiverged, find_resume
 from wnrl.checkpoint import CheckpointError
 from wnrl.config import CliError, add_config_arguments
+from wnrl.run import TrainingDiverged, find_resume
 
 # What a resumed run cannot change: they fix its env, network shapes, replay layout and directory.
 FROZEN_ON_RESUME = (

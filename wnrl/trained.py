@@ -21,7 +21,7 @@ import torch
 
 from wnrl import envs
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
-from wnrl.runtime import resolve_device
+from wnrl.run import resolve_device
 
 AGENTS = ("dqn", "a2c")
 

@@ -1,0 +1,54 @@
+"""A run's life (wnrl.run.Run): nothing written before start, cleanup on any exit, one writer."""
+
+import signal
+
+import pytest
+import torch
+from wnrl.agents.a2c import A2CConfig
+
+from wnrl.run import Every, Run
+
+
+def catch(tmp_path, **kw):
+    return A2CConfig.for_env("Catch", logdir=str(tmp_path / "runs"), run_name="r", progress=False, **kw)
+
+
+def test_nothing_is_written_before_start_and_the_env_closes_on_an_error(tmp_path):
+    cfg = A2CConfig.for_env("CartPole-v1", logdir=str(tmp_path / "runs"), progress=False)
+    with pytest.raises(RuntimeError, match="network failed"), Run.open(cfg, "a2c") as run:
+        env = run.env
+        raise RuntimeError("network failed")
+    assert not (tmp_path / "runs").exists()
+    assert env.closed
+
+
+def test_signals_stop_the_loop_only_between_start_and_the_end(tmp_path):
+    before = signal.getsignal(signal.SIGINT)
+    with Run.open(catch(tmp_path), "a2c") as run:
+        assert signal.getsignal(signal.SIGINT) is before  # start-up: Ctrl-C still ends the process
+        run.start()
+        assert signal.getsignal(signal.SIGINT) is not before and not run.stop_requested
+        signal.raise_signal(signal.SIGTERM)
+        assert run.stop_requested
+        summary = run.summary(0)
+    assert signal.getsignal(signal.SIGINT) is before
+    assert summary["interrupted"] and summary["run_dir"] == tmp_path / "runs" / "r"
+    assert (summary["run_dir"] / "config.json").is_file()
+
+
+def test_a_process_that_is_not_the_writer_writes_nothing(tmp_path):
+    with Run.open(catch(tmp_path), "a2c", rank=1) as run:
+        assert not run.is_writer
+        run.start()
+        run.logger.scalars({"charts/SPS": 1.0}, 10)
+        run.logger.episodes_from({"episode_end": [True], "episode_return": [2.0], "episode_length": [7]}, 10)
+        saved = []
+        run.checkpoint(lambda: saved.append(run.save_checkpoint(10, model={"w": torch.ones(1)})), final=True)
+        summary = run.summary(10)
+    assert not saved and not (tmp_path / "runs").exists()
+    assert summary["episodes"] == 1 and summary["recent_returns"] == [2.0]  # it still counts its games
+
+
+def test_log_and_checkpoint_steps_stay_on_multiples_of_their_period_after_a_resume():
+    due = Every(500, step=1_200)
+    assert [s for s in range(1_204, 3_000, 4) if due.due(s)] == [1_500, 2_000, 2_500]

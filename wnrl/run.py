@@ -1,0 +1,415 @@
+"""A training run's life in one place: how it starts, where it writes, when it logs and
+checkpoints, how a signal stops it, how it resumes, and what it reports at the end.
+
+An agent's ``train`` reads::
+
+    with Run.open(cfg, "dqn", resume) as run:       # config checked, device, seeds, env: nothing written yet
+        q = QNetwork(...).to(run.device)
+        run.restore(model=q, optimizer=optimizer)    # a resumed run's weights (a new run: nothing)
+        run.start()                                  # run directory, config.json, logger; Ctrl-C now stops the loop
+        step = run.start_step
+        while step < cfg.total_steps and not run.stop_requested:
+            ...                                       # the algorithm
+            if run.log_due(step):
+                run.logger.scalars({...}, step)
+            if run.checkpoint_due(step):
+                run.checkpoint(save)                  # save() calls run.save_checkpoint(step, model=..., ...)
+        run.checkpoint(save, final=True)
+        return run.summary(step, updates=...)
+
+Leaving the ``with`` block gives the signals back and closes the logger and the env.
+
+The run is the one place that decides whether this process writes (:attr:`Run.is_writer`): the
+run directory, ``config.json``, the TensorBoard log and the checkpoints. A single process always
+does; when a run has several processes, only rank 0 does.
+
+On disk a run is ``<logdir>/<run name>/`` with ``config.json``, the TensorBoard events
+(:mod:`wnrl.logger`) and ``checkpoints/`` (:mod:`wnrl.checkpoint`: the file format).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from wnrl import envs
+from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from wnrl.config import CliError, CommonConfig
+from wnrl.logger import Logger
+from wnrl.schedules import LinearSchedule, continued_schedule
+
+
+class TrainingDiverged(RuntimeError):
+    """A non-finite loss or parameter: the run stops without checkpointing the broken state."""
+
+
+@dataclass
+class Resume:
+    """A run to continue: its directory, the checkpoint used and what it holds."""
+
+    run_dir: Path
+    path: Path
+    state: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def find_resume(run_dir: str | Path, agent: str) -> Resume:
+    """The newest readable checkpoint of ``run_dir``, written by ``agent``. A newest file that is
+    truncated (killed mid-write on a filesystem without atomic rename) falls back to the one before."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise CliError(f"--resume {run_dir}: not a run directory (no config.json)")
+    paths = list_checkpoints(run_dir)
+    if not paths:
+        raise CliError(f"--resume {run_dir}: no checkpoint yet; start the run again instead")
+    errors = []
+    for path in reversed(paths):
+        try:
+            state = load_checkpoint(path)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        if state["agent"] != agent:
+            raise CheckpointError(f"{path}: written by {state['agent']}, not {agent}; resume it with that agent")
+        if errors:
+            print(f"warning: skipped unreadable checkpoint(s): {'; '.join(errors)}", file=sys.stderr)
+        return Resume(run_dir, path, state)
+    raise CheckpointError(errors[0])
+
+
+class Run:
+    """One training run of ``agent`` with ``cfg``, new or continuing ``resume``. Made by
+    :meth:`open`; used as a context manager. ``device``, ``rng`` (the generator the agent draws
+    from) and ``env`` are there from the start; ``run_dir`` and ``logger`` once :meth:`start` ran."""
+
+    def __init__(
+        self,
+        cfg: CommonConfig,
+        agent: str,
+        device: torch.device,
+        rng: np.random.Generator,
+        env: Any,
+        resume: Resume | None = None,
+        rank: int = 0,
+    ):
+        self.cfg, self.agent, self.resume = cfg, agent, resume
+        self.device, self.rng, self.env = device, rng, env
+        self.rank = rank  # this process among the run's processes; a single process is rank 0
+        self.start_step = resume.step if resume is not None else 0  # the step the training loop starts from
+        self.run_dir: Path | None = resume.run_dir if resume is not None else None
+        self.logger: Logger | None = None
+        self._schedules: dict[str, LinearSchedule] = {}
+        self._stop = StopRequest()
+        self._log_due = Every(cfg.log_every, self.start_step)
+        self._checkpoint_due = Every(cfg.checkpoint_every, self.start_step)
+        self._throughput = Throughput(self.start_step)
+
+    @classmethod
+    def open(cls, cfg: CommonConfig, agent: str, resume: Resume | None = None, rank: int = 0) -> Run:
+        """Checks ``cfg``, picks the device, seeds every generator and makes the env: everything
+        that can refuse bad input, before anything is written."""
+        cfg.validate()
+        device = resolve_device(cfg.device)
+        rng = seed_everything(cfg.seed)
+        return cls(cfg, agent, device, rng, make_env(cfg), resume, rank)
+
+    @property
+    def is_writer(self) -> bool:
+        """Whether this process writes the run's files (directory, config.json, logs, checkpoints)."""
+        return self.rank == 0
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.__exit__()
+        try:
+            if self.logger is not None:
+                self.logger.close()
+        finally:
+            self.env.close()
+
+    # Before start(): what a resumed run continues from.
+
+    def restore(self, **modules: Any) -> None:
+        """A resumed run: ``load_state_dict`` of each named part of its checkpoint into the module
+        given for it (``model=q, optimizer=optimizer``), with a one-line CheckpointError for a
+        checkpoint of another env or one that does not fit. A new run: nothing."""
+        if self.resume is None:
+            return
+        resume = self.resume
+        if resume.state.get("env") != self.env.env_id:
+            raise CheckpointError(f"{resume.path}: written for env {resume.state.get('env')}, not {self.env.env_id}")
+        for key, module in modules.items():
+            if key not in resume.state:
+                raise CheckpointError(f"{resume.path}: has no {key!r} state")
+            try:
+                module.load_state_dict(resume.state[key])
+            except (RuntimeError, ValueError, KeyError) as e:
+                first = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__
+                raise CheckpointError(
+                    f"{resume.path}: {key} does not match this network/config ({first[:160]})"
+                ) from None
+
+    def restored(self, key: str, default: Any) -> Any:
+        """What a resumed run's checkpoint holds under ``key`` (an agent's counters); ``default`` for a new run."""
+        return default if self.resume is None else self.resume.state[key]
+
+    def schedule(self, name: str, make: Callable[[Any], LinearSchedule]) -> LinearSchedule:
+        """``make(cfg)``, continued across resumes (:func:`wnrl.schedules.continued_schedule`) and
+        saved under ``name`` with every checkpoint."""
+        state = None if self.resume is None else self.resume.state
+        self._schedules[name] = continued_schedule(make, self.cfg, name, state)
+        return self._schedules[name]
+
+    def start(self) -> None:
+        """From here on the run writes: a new run's directory (never an existing one) or the resumed
+        one, its config.json and the logger (a resumed run's TensorBoard log is cut after its
+        checkpoint's step, so the curves go on without duplicated or overlapping steps). A resumed
+        run gets back its RNG states and episode counts. Then SIGINT and SIGTERM stop the training
+        loop after its current step (:attr:`stop_requested`) instead of the process."""
+        cfg = self.cfg
+        config = {"agent": self.agent, **cfg.to_dict()}
+        if self.run_dir is None:
+            name = cfg.run_name or default_run_name(self.env.env_id, self.agent, cfg.norm, cfg.seed)
+            self.run_dir = new_run_dir(cfg.logdir, name) if self.is_writer else Path(cfg.logdir) / name
+        if self.is_writer:
+            (self.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+        self.logger = Logger(
+            self.run_dir,
+            config,
+            cfg.total_steps,
+            start_step=self.start_step,
+            progress=cfg.progress,
+            eta_from=getattr(cfg, "learning_starts", 0),  # DQN's random play runs ~10× faster than its learning
+            write=self.is_writer,
+        )
+        if self.resume is not None:
+            state = self.resume.state
+            self.logger.episodes = int(state.get("episodes", 0))
+            self.logger.recent_returns.extend(state.get("recent_returns", torch.zeros(0)).tolist())
+            _restore_rng(self.rng, state["rng"])
+        self._throughput = Throughput(self.start_step)
+        self._stop.__enter__()
+
+    # The training loop's questions and duties.
+
+    @property
+    def stop_requested(self) -> bool:
+        """A SIGINT or SIGTERM came: finish the step, write the final checkpoint and return."""
+        return bool(self._stop)
+
+    def log_due(self, step: int) -> bool:
+        """Once per ``log_every`` agent steps (at the same steps after a resume), and at the last step."""
+        return self._log_due.due(step) or step >= self.cfg.total_steps
+
+    def checkpoint_due(self, step: int) -> bool:
+        """Once per ``checkpoint_every`` agent steps, except at the last step (the final checkpoint's)."""
+        return self._checkpoint_due.due(step) and step < self.cfg.total_steps
+
+    def sps(self, step: int) -> float:
+        """Agent steps per second since the last call (or since :meth:`start`)."""
+        return self._throughput.sps(step)
+
+    def check_finite(self, step: int, net: nn.Module, *losses: torch.Tensor) -> None:
+        """Raises TrainingDiverged, naming the step and the last good checkpoint, if a loss or a
+        parameter of ``net`` is not finite."""
+        bad = [t for t in losses if not bool(torch.isfinite(t).all())]
+        bad_params = [n for n, p in net.named_parameters() if not bool(torch.isfinite(p).all())]
+        if bad or bad_params:
+            what = f"parameters ({', '.join(bad_params[:3])})" if bad_params else "loss"
+            last = list_checkpoints(self.run_dir)
+            keep = f"the last good checkpoint is {last[-1]}" if last else "no checkpoint was written yet"
+            raise TrainingDiverged(
+                f"non-finite {what} at step {step}; stopped, {keep}; "
+                "resume from it with a lower --learning-rate or --max-grad-norm"
+            )
+
+    def checkpoint(self, save: Callable[[], None], final: bool = False) -> None:
+        """Runs ``save`` (the agent's: it calls :meth:`save_checkpoint`) in the process that writes.
+        A failure to write (disk full) leaves the previous checkpoint valid and, except for the
+        final checkpoint, lets training go on."""
+        if not self.is_writer:
+            return
+        try:
+            save()
+        except OSError as e:
+            if final:
+                raise CliError(
+                    f"could not write the final checkpoint ({e.strerror}); the previous one is kept"
+                ) from None
+            print(f"warning: checkpoint not written ({e.strerror}); the previous one is kept", file=sys.stderr)
+
+    def save_checkpoint(self, step: int, **parts: Any) -> Path:
+        """The checkpoint of ``step``: who wrote it (agent, env, config), episode counts, RNG states,
+        the schedules and the agent's ``parts`` (state dicts and counters)."""
+        state = {
+            "agent": self.agent,
+            "env": self.env.env_id,
+            "config": self.cfg.to_dict(),
+            "episodes": self.logger.episodes,
+            "recent_returns": torch.tensor(list(self.logger.recent_returns), dtype=torch.float64),
+            "rng": _rng_state(self.rng),
+            "schedules": {name: s.to_list() for name, s in self._schedules.items()},
+            **parts,
+        }
+        return save_checkpoint(self.run_dir, step, state)
+
+    def summary(self, step: int, **extra: Any) -> dict[str, Any]:
+        """What ``train`` returns: where the run is, how far it got and how it was doing."""
+        return {
+            "run_dir": self.run_dir,
+            "steps": step,
+            "episodes": self.logger.episodes,
+            "mean_return": self.logger.mean_recent_return(),
+            "recent_returns": list(self.logger.recent_returns),
+            "interrupted": self.stop_requested,
+            **extra,
+        }
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` picks the GPU when torch sees one; ``cuda`` without a GPU is a clear error."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise CliError(f"unknown --device {spec!r}: use auto, cpu, cuda or cuda:N") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise CliError("--device cuda but torch sees no CUDA GPU (CPU-only build or no driver); use --device cpu")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise CliError(f"--device {spec}: only {torch.cuda.device_count()} GPU(s) visible")
+    elif device.type != "cpu":
+        raise CliError(f"unsupported --device {spec!r}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seeds Python, numpy and torch; returns the numpy generator the agent draws from."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+def make_env(cfg: CommonConfig, num_envs: int | None = None, seed: int | None = None):
+    """The vector env ``cfg`` trains on (its game, number of envs, seed and sticky actions); an env
+    with other than discrete actions is a CliError."""
+    family, _ = envs.resolve(cfg.env)
+    options = {"repeat_action_probability": cfg.sticky_actions} if family == "atari" else {}
+    env = envs.make(cfg.env, num_envs or cfg.num_envs, seed=cfg.seed if seed is None else seed, **options)
+    if not isinstance(env.single_action_space, gym.spaces.Discrete):
+        env.close()
+        raise CliError(f"{cfg.env} has actions {env.single_action_space}; wnrl's agents need discrete actions")
+    return env
+
+
+def default_run_name(env_id: str, agent: str, norm: str, seed: int) -> str:
+    safe_env = re.sub(r"[^A-Za-z0-9_.-]+", "-", env_id)
+    return f"{safe_env}__{agent}__{norm}__s{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def new_run_dir(logdir: str, name: str) -> Path:
+    """Creates ``logdir/name``; refuses an existing one (never overwrite a run) or an unwritable logdir."""
+    if not name or "/" in name or name in (".", ".."):
+        raise CliError(f"--run-name {name!r} must be a plain directory name")
+    root = Path(logdir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise CliError(f"cannot create --logdir {logdir}: {e.strerror}; choose a writable directory") from None
+    if not os.access(root, os.W_OK | os.X_OK):
+        raise CliError(f"--logdir {logdir} is not writable; choose a writable directory")
+    run_dir = root / name
+    try:
+        run_dir.mkdir()
+    except FileExistsError:
+        raise CliError(
+            f"run directory {run_dir} already exists; choose another --run-name, or resume it with --resume {run_dir}"
+        ) from None
+    return run_dir
+
+
+class StopRequest:
+    """SIGINT/SIGTERM ask the training loop to stop after the current step, checkpoint and return.
+
+    A second signal while stopping is ignored: the checkpoint being written must finish."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.signum = signum
+
+    def __bool__(self) -> bool:
+        return self.signum is not None
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+
+class Every:
+    """Fires once per ``period`` agent steps, counting from multiples of it (so a resumed run keeps
+    the same logging and checkpoint steps)."""
+
+    def __init__(self, period: int, step: int = 0):
+        self.period = period
+        self.next = (step // period + 1) * period
+
+    def due(self, step: int) -> bool:
+        if step < self.next:
+            return False
+        self.next += self.period
+        return True
+
+
+class Throughput:
+    """Agent steps per second since the last call of ``sps``."""
+
+    def __init__(self, step: int = 0):
+        self.step, self.time = step, time.perf_counter()
+
+    def sps(self, step: int) -> float:
+        now = time.perf_counter()
+        rate = (step - self.step) / max(now - self.time, 1e-9)
+        self.step, self.time = step, now
+        return rate
+
+
+def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
+    """RNG states in a form ``torch.load(weights_only=True)`` reads back."""
+    return {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()}
+
+
+def _restore_rng(rng: np.random.Generator, state: dict[str, Any]) -> None:
+    rng.bit_generator.state = json.loads(state["numpy"])
+    torch.set_rng_state(state["torch"])
