@@ -60,12 +60,19 @@ def make_atari(
     max_episode_frames: int = 108_000,
     num_threads: int | None = None,
     full_action_space: bool = False,
+    screen: str = "agent",
 ):
-    """``ale_py.vector_env.AtariVectorEnv`` with raw rewards, whole games and NextStep autoreset."""
+    """``ale_py.vector_env.AtariVectorEnv`` with raw rewards, whole games and NextStep autoreset.
+
+    ``screen="agent"``: 84×84 grey frames, the agent's input; ``"game"``: the 210×160 colour screen
+    (max-pooled over the last two frames of each skip like the agent's), for videos."""
     from ale_py.vector_env import AtariVectorEnv
 
     if not 0.0 <= repeat_action_probability <= 1.0:
         raise ValueError(f"repeat_action_probability must be in [0, 1], got {repeat_action_probability}")
+    if screen not in ("agent", "game"):
+        raise ValueError(f"screen must be 'agent' or 'game', got {screen!r}")
+    game = screen == "game"
     threads = num_threads or min(num_envs, os.cpu_count() or 1)
     env = AtariVectorEnv(
         rom,
@@ -75,9 +82,9 @@ def make_atari(
         repeat_action_probability=repeat_action_probability,
         full_action_space=full_action_space,
         autoreset_mode="NextStep",
-        img_height=84,
-        img_width=84,
-        grayscale=True,
+        img_height=210 if game else 84,
+        img_width=160 if game else 84,
+        grayscale=not game,
         stack_num=frame_stack,
         frameskip=frame_skip,
         maxpool=True,

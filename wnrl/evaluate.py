@@ -203,30 +203,16 @@ class AtariScreen:
     fps = 15.0  # 60 Hz with a frame skip of 4: real time
 
     def __init__(self, env_id: str, seed: int, repeat_action_probability: float):
-        from ale_py.vector_env import AtariVectorEnv
+        from wnrl.envs.atari import atari_rom, make_atari
 
-        from wnrl.envs.atari import atari_rom
-
-        # the options of envs.atari.make_atari, the agent's env, except the image ones
-        self.env = AtariVectorEnv(
+        # the agent's env (envs.atari.make_atari, the same options) with the game's screen, one env
+        self.env = make_atari(
             atari_rom(env_id),
             1,
-            num_threads=1,
-            max_num_frames_per_episode=108_000,
             repeat_action_probability=repeat_action_probability,
-            full_action_space=False,
-            autoreset_mode="NextStep",
-            img_height=210,
-            img_width=160,
-            grayscale=False,
-            stack_num=1,
-            frameskip=4,
-            maxpool=True,
-            noop_max=30,
-            episodic_life=False,
-            life_loss_info=False,
-            reward_clipping=False,
-            use_fire_reset=True,
+            frame_stack=1,
+            num_threads=1,
+            screen="game",
         )
         self.seed = seed
         self.step_count = 0

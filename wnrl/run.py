@@ -129,7 +129,7 @@ class Run:
         cfg.validate()
         device = resolve_device(cfg.device)
         rng = seed_everything(cfg.seed)
-        return cls(cfg, agent, device, rng, make_env(cfg), resume, rank)
+        return cls(cfg, agent, device, rng, make_env(cfg.env, cfg.num_envs, cfg.seed, cfg.sticky_actions), resume, rank)
 
     @property
     def is_writer(self) -> bool:
@@ -312,15 +312,15 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
-def make_env(cfg: CommonConfig, num_envs: int | None = None, seed: int | None = None):
-    """The vector env ``cfg`` trains on (its game, number of envs, seed and sticky actions); an env
-    with other than discrete actions is a CliError."""
-    family, _ = envs.resolve(cfg.env)
-    options = {"repeat_action_probability": cfg.sticky_actions} if family == "atari" else {}
-    env = envs.make(cfg.env, num_envs or cfg.num_envs, seed=cfg.seed if seed is None else seed, **options)
+def make_env(env_id: str, num_envs: int, seed: int | None, sticky_actions: float = 0.0):
+    """The vector env an agent trains on: the game, the number of envs, the seed and (Atari) sticky
+    actions; an env with other than discrete actions is a CliError."""
+    family, _ = envs.resolve(env_id)
+    options = {"repeat_action_probability": sticky_actions} if family == "atari" else {}
+    env = envs.make(env_id, num_envs, seed=seed, **options)
     if not isinstance(env.single_action_space, gym.spaces.Discrete):
         env.close()
-        raise CliError(f"{cfg.env} has actions {env.single_action_space}; wnrl's agents need discrete actions")
+        raise CliError(f"{env_id} has actions {env.single_action_space}; wnrl's agents need discrete actions")
     return env
 
 

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from wnrl import envs
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from wnrl.run import resolve_device
 
@@ -106,9 +105,9 @@ class TrainedAgent:
 
     def make_env(self, num_envs: int = 1, seed: int | None = None):
         """A vector env like the one this agent trained on (same game, preprocessing and sticky actions)."""
-        family, _ = envs.resolve(self.env_id)
-        options = {"repeat_action_probability": self.config.get("sticky_actions", 0.0)} if family == "atari" else {}
-        return envs.make(self.env_id, num_envs, seed=seed, **options)
+        from wnrl.run import make_env
+
+        return make_env(self.env_id, num_envs, seed, self.config.get("sticky_actions", 0.0))
 
     @torch.no_grad()
     def predict(self, obs: Any, deterministic: bool = True) -> np.ndarray | np.integer:
