@@ -19,7 +19,7 @@ from wnrl.agents.returns import gae_advantages
 
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
-from wnrl.layers import init_from_data, needs_data_init, set_v_init_norm
+from wnrl.layers import WNDirections, init_from_data, needs_data_init, set_v_init_norm
 from wnrl.nets import ActorCriticHead, make_trunk
 from wnrl.optim import OPTIMIZERS, make_optimizer
 from wnrl.run import Resume, Run
@@ -212,6 +212,8 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
     last_values = last_returns = None
     lr_factor = run.schedule("lr", lr_schedule)
     lr = cfg.learning_rate * lr_factor(step)
+    # --wn-project after every optimizer step; the directions' turn per update, logged under wn/
+    directions = WNDirections(net, project=cfg.wn_project)
 
     def save() -> None:
         run.check_finite(step, net, *sums.values())  # never save a diverged network
@@ -285,6 +287,7 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
         if cfg.max_grad_norm > 0:
             nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
         optimizer.step()
+        directions.after_step()
         updates += 1
 
         if run.log_due(step):
@@ -297,7 +300,7 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
                 for v in sums.values():
                     v.zero_()
                 n_sums = 0
-                logger.wn_diagnostics(net, step)
+                logger.wn_diagnostics(directions, step)
             logger.progress(step, sps)
         if run.checkpoint_due(step):
             run.checkpoint(save)

@@ -24,7 +24,7 @@ from wnrl.agents.returns import q_learning_targets
 from wnrl.checkpoint import CHECKPOINT_DIR, save_atomic
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
-from wnrl.layers import frozen_batch_statistics, init_from_data, needs_data_init, set_v_init_norm
+from wnrl.layers import WNDirections, frozen_batch_statistics, init_from_data, needs_data_init, set_v_init_norm
 from wnrl.nets import DuelingQHead, QHead, last_hidden_size, make_trunk
 from wnrl.run import Resume, Run
 from wnrl.schedules import LinearSchedule, lr_schedule, set_learning_rate
@@ -278,6 +278,8 @@ def _loop(cfg: DQNConfig, run: Run, q, target, optimizer, rb, n_actions, replay_
     epsilon_at = run.schedule("epsilon", epsilon_schedule)
     lr_factor = run.schedule("lr", lr_schedule)
     freeze = frozen_batch_statistics(q, target)
+    # --wn-project after every optimizer step; the directions' turn per update, logged under wn/
+    directions = WNDirections(q, project=cfg.wn_project)
 
     def save() -> None:
         run.check_finite(step, q, loss_sum)  # never save a diverged network
@@ -311,6 +313,7 @@ def _loop(cfg: DQNConfig, run: Run, q, target, optimizer, rb, n_actions, replay_
             if cfg.max_grad_norm > 0:
                 nn.utils.clip_grad_norm_(q.parameters(), cfg.max_grad_norm)
             optimizer.step()
+            directions.after_step()
             counters["updates"] += 1
             loss_sum.add_(loss)
             q_sum.add_(q_mean)
@@ -370,7 +373,7 @@ def _loop(cfg: DQNConfig, run: Run, q, target, optimizer, rb, n_actions, replay_
                 )
                 loss_sum.zero_(), q_sum.zero_()
                 n_loss = 0
-                logger.wn_diagnostics(q, step)
+                logger.wn_diagnostics(directions, step)
             logger.progress(step, sps)
         if run.checkpoint_due(step):
             run.checkpoint(save)

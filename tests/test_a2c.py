@@ -7,7 +7,7 @@ from wnrl.agents.a2c import A2CConfig, ActorCritic, a2c_loss, explained_variance
 
 from tests.helpers import cli, scalars
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
-from wnrl.layers import is_initialized
+from wnrl.layers import is_initialized, set_v_init_norm, wn_layers
 
 
 def cartpole(tmp_path, **kw):
@@ -172,3 +172,43 @@ def test_cli_bad_input(tmp_path):
     r = cli("a2c", "--env", "CartPole-v1", "--n-steps", "0", "--logdir", str(tmp_path))
     assert r.returncode == 2 and "--n-steps must be at least 1" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not any(tmp_path.iterdir())
+
+
+def test_wn_project_holds_the_conv_nets_directions_at_their_initial_norm(tmp_path):
+    """Catch's Nature-style conv trunk at A2C Atari's initial norm: after the last update every row of
+    every WN layer sits at 0.577, the function of the net being what the updates made it."""
+    cfg = A2CConfig.for_env(
+        "Catch", logdir=str(tmp_path), progress=False, total_steps=640, init_rollouts=1, log_every=160,
+        wn_init_norm=0.577, wn_project=True,
+    )  # fmt: skip
+    summary = train(cfg)
+    assert summary["updates"] == 640 // (16 * 5) - 1
+    state = load_checkpoint(list_checkpoints(summary["run_dir"])[-1])
+    net = ActorCritic((4, 84, 84), 3)
+    set_v_init_norm(net, 0.577)
+    net.load_state_dict(state["model"])
+    layers = wn_layers(net)
+    assert len(layers) == 4  # conv1-3 and the dense layer
+    for _, layer in layers:
+        norms = layer.v.detach().flatten(1).norm(dim=1)
+        torch.testing.assert_close(norms, torch.full_like(norms, 0.577), rtol=1e-5, atol=0)
+    tags = scalars(summary["run_dir"])
+    assert all(f"wn/{n}/angle_per_update" in tags and f"wn/{n}/angle_one_update" in tags for n, _ in layers)
+
+
+def test_wn_project_compiled_run_matches_the_eager_run(tmp_path, capsys):
+    """--compile default with --wn-project: the same network as eager, every row at its target."""
+    runs = [
+        train(cartpole(tmp_path / mode, seed=4, total_steps=1280, compile=mode, wn_project=True))
+        for mode in ("off", "default")
+    ]
+    assert "warning" not in capsys.readouterr().err
+    eager, compiled = (load_checkpoint(list_checkpoints(r["run_dir"])[-1])["model"] for r in runs)
+    assert runs[0]["updates"] == runs[1]["updates"] > 0
+    for k in eager:
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-4)
+    net = ActorCritic((4,), 2, hidden_sizes=(64, 64), activation="tanh")
+    net.load_state_dict(compiled)
+    for _, layer in wn_layers(net):  # actor and critic MLPs: fan-in 4 and 64, the paper's draw
+        norms = layer.v.detach().flatten(1).norm(dim=1)
+        torch.testing.assert_close(norms, torch.full_like(norms, layer.v_target_norm), rtol=1e-5, atol=0)

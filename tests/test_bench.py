@@ -74,3 +74,15 @@ def test_bench_agent_section_with_chosen_sizes_and_goal_lines(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "FAIL DQN >= 5,000 agent steps/s at the default replay ratio: not measured" in printed
     assert any(line.startswith(("PASS A2C", "FAIL A2C")) for line in printed.splitlines())
+
+
+def test_bench_project_section_times_the_projection_against_the_update(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    assert main(["--sections", "project", "--device", "cpu", "--repeats", "3", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["wn_project"]
+    assert [r["net"] for r in rows] == ["Nature Q-net (Atari frames)", "MLP 256-256 (CartPole defaults)"]
+    assert rows[0]["wn_params"] == 32 * 4 * 64 + 64 * 32 * 16 + 64 * 64 * 9 + 512 * 3136
+    for r in rows:
+        assert 0 < r["project_ms"] and 0 < r["update_ms"]
+        assert r["project_of_update"] == pytest.approx(r["project_ms"] / r["update_ms"])
+    assert "--wn-project: one projection" in capsys.readouterr().out

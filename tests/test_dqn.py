@@ -7,7 +7,7 @@ from wnrl.agents.dqn import DQNConfig, QNetwork, act, train
 
 from tests.helpers import cli, scalars
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
-from wnrl.layers import is_initialized
+from wnrl.layers import is_initialized, set_v_init_norm, wn_layers
 
 
 def cartpole(tmp_path, **kw):
@@ -178,6 +178,8 @@ def test_cli_smoke_on_breakout(tmp_path):
         (["--env", "CartPole-v1", "--norm", "bn"], "unknown --norm 'bn'"),
         (["--env", "CartPole-v1", "--optimizer", "sgd"], "unknown --optimizer 'sgd'"),
         (["--env", "CartPole-v1", "--bogus", "1"], "unrecognized arguments: --bogus"),
+        (["--env", "CartPole-v1", "--norm", "layer", "--wn-project"], "--wn-project rescales weight norm's"),
+        (["--env", "CartPole-v1", "--wn-init-norm", "-1"], "--wn-init-norm must be >= 0"),
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, message):
@@ -314,3 +316,66 @@ def test_batch_norm_target_agrees_with_online_after_a_copy(norm):
     torch.testing.assert_close(captured["q_t"], captured["online"])  # target == online on s'
     for k, v in stats.items():
         torch.testing.assert_close(q.state_dict()[k], v)  # s' did not move the running statistics further
+
+
+def row_norms_and_targets(state: dict, config: dict, obs_shape, n_actions):
+    """Each WN layer's row norms ‖v_i‖ in a checkpoint's model, with the norm --wn-project holds them at."""
+    q = QNetwork(obs_shape, n_actions, config["norm"], hidden_sizes=tuple(config["hidden_sizes"]))
+    set_v_init_norm(q, config["wn_init_norm"])
+    q.load_state_dict(state)
+    return [(layer.v.detach().flatten(1).norm(dim=1), layer.v_target_norm) for _, layer in wn_layers(q)]
+
+
+@pytest.mark.parametrize("compile", ["off", "default"])
+def test_wn_project_holds_every_direction_at_its_initial_norm(tmp_path, compile, capsys):
+    """After the last update every row sits at its target (the paper's draw: 0.05·√fan_in, 0.1 and
+    0.8 for CartPole's 4 → 256 → 256 trunk); without the flag the same run's rows are not. The
+    turn of the directions per update is logged."""
+    short = dict(total_steps=800, log_every=200, compile=compile)
+    runs = {project: train(cartpole(tmp_path / str(project), wn_project=project, **short)) for project in (True, False)}
+    for project, summary in runs.items():
+        assert summary["updates"] > 100
+        config = json.loads((summary["run_dir"] / "config.json").read_text())
+        assert config["wn_project"] is project
+        state = load_checkpoint(list_checkpoints(summary["run_dir"])[-1])["model"]
+        layers = row_norms_and_targets(state, config, (4,), 2)
+        assert [t for _, t in layers] == pytest.approx([0.1, 0.8])
+        for norms, target in layers:
+            if project:
+                torch.testing.assert_close(norms, torch.full_like(norms, target), rtol=1e-5, atol=0)
+            else:  # drawn around the target, then lengthened by every step
+                assert not torch.allclose(norms, torch.full_like(norms, target), rtol=1e-3)
+    tags = scalars(runs[True]["run_dir"])
+    for layer in ("trunk.net.0", "trunk.net.2"):
+        angles = [a for _, a in tags[f"wn/{layer}/angle_per_update"]]
+        one = [a for _, a in tags[f"wn/{layer}/angle_one_update"]]
+        assert len(angles) == len(one) >= 2 and all(0 < a < 5 for a in angles + one)  # degrees
+        assert all(v == pytest.approx(0.1 if layer.endswith("0") else 0.8) for _, v in tags[f"wn/{layer}/v_norm_mean"])
+    if compile != "off":
+        assert "warning" not in capsys.readouterr().err  # it stayed compiled
+
+
+def test_wn_project_survives_resume_and_cannot_be_switched(tmp_path):
+    from wnrl.config import CliError
+    from wnrl.train import main, resumed_config
+
+    args = ["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", "--progress", "false"]
+    args += ["--learning-starts", "200", "--checkpoint-every", "400", "--wn-project", "--wn-init-norm", "0.5"]
+    assert main([*args, "--total-steps", "400"]) == 0
+    run_dir = tmp_path / "r"
+    assert main(["dqn", "--resume", str(run_dir), "--total-steps", "1000", "--progress", "false"]) == 0
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["wn_project"] is True and config["wn_init_norm"] == 0.5
+    state = load_checkpoint(list_checkpoints(run_dir)[-1])
+    assert state["step"] == 1000 and state["config"]["wn_project"] is True
+    for norms, target in row_norms_and_targets(state["model"], config, (4,), 2):
+        assert target == 0.5
+        torch.testing.assert_close(norms, torch.full_like(norms, 0.5), rtol=1e-5, atol=0)
+    for change in ({"wn_project": False}, {"wn_init_norm": 0.577}):
+        with pytest.raises(CliError, match="cannot change when resuming"):
+            resumed_config(DQNConfig, "dqn", str(run_dir), change)
+    # the same values again, or a config saved before --wn-project existed, resume as they were
+    assert resumed_config(DQNConfig, "dqn", str(run_dir), {"wn_project": True, "hidden_sizes": (256, 256)}).wn_project
+    del config["wn_project"]
+    (run_dir / "config.json").write_text(json.dumps(config))
+    assert not resumed_config(DQNConfig, "dqn", str(run_dir), {"wn_project": False}).wn_project

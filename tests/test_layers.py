@@ -11,9 +11,11 @@ from torch import nn
 from wnrl.layers import (
     MeanOnlyBatchNorm,
     WNConv2d,
+    WNDirections,
     WNLinear,
     data_dependent_init,
     is_initialized,
+    project_directions,
     set_v_init_norm,
     wn_diagnostics,
     wn_layers,
@@ -260,3 +262,120 @@ def test_v_init_norm_sets_every_direction_and_survives_data_dependent_init():
     set_v_init_norm(plain, 0.0)
     fc = plain.fc[0].v.norm(dim=1).mean().item()
     assert 2.6 < fc < 3.0  # 0.05·√3136 = 2.8
+
+
+def _row_norms(layer):
+    return layer.v.detach().flatten(1).norm(dim=1)
+
+
+def _small_wn_net():
+    return nn.Sequential(WNConv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), WNLinear(4 * 4 * 4, 3))
+
+
+@pytest.mark.parametrize("init_norm", [0.0, 0.577])
+def test_projection_keeps_the_function_and_puts_every_row_at_its_initial_norm(init_norm):
+    net = _small_wn_net()
+    set_v_init_norm(net, init_norm)
+    data_dependent_init(net, torch.randn(16, 2, 6, 6))
+    with torch.no_grad():  # rows far from their target, as after many updates
+        for _, layer in wn_layers(net):
+            layer.v.mul_(torch.rand(layer.v.shape[0]).add(0.5).mul(3).view(-1, *[1] * (layer.v.dim() - 1)))
+    x = torch.randn(8, 2, 6, 6)
+    before = net(x)
+    weights = [layer.weight.clone() for _, layer in wn_layers(net)]
+    project_directions(net)
+    torch.testing.assert_close(net(x), before, rtol=1e-6, atol=1e-6)  # w = g·v/‖v‖: the same function
+    for (_, layer), w in zip(wn_layers(net), weights):
+        torch.testing.assert_close(layer.weight, w, rtol=1e-6, atol=1e-7)
+        # the target: --wn-init-norm when set, else the paper's draw's 0.05·√fan_in (conv 2·3·3, dense 64)
+        target = init_norm or 0.05 * layer.v[0].numel() ** 0.5
+        assert layer.v_target_norm == pytest.approx(target)
+        torch.testing.assert_close(_row_norms(layer), torch.full((layer.v.shape[0],), target), rtol=1e-6, atol=0)
+
+
+def test_projection_leaves_a_zero_row_zero_and_a_plain_net_alone():
+    layer = WNLinear(3, 2)
+    with torch.no_grad():
+        layer.v[0].zero_()
+    project_directions(layer)
+    assert layer.v[0].abs().max() == 0 and torch.isfinite(layer.v).all()
+    assert _row_norms(layer)[1].item() == pytest.approx(0.05 * 3**0.5)
+    plain = nn.Linear(3, 2)
+    w = plain.weight.clone()
+    project_directions(plain)
+    assert torch.equal(plain.weight, w)
+
+
+def test_negative_initial_norm_is_refused():
+    with pytest.raises(ValueError, match=">= 0"):
+        set_v_init_norm(WNLinear(3, 2), -0.5)
+
+
+def test_after_step_projects_only_when_asked_and_counts_updates():
+    net = nn.Sequential(WNLinear(5, 4))
+    set_v_init_norm(net, 0.5)
+    opt = torch.optim.SGD(net.parameters(), lr=1.0)
+    for project in (False, True):
+        directions = WNDirections(net, project=project)
+        opt.zero_grad()
+        net(torch.randn(32, 5)).pow(2).sum().backward()
+        opt.step()
+        grown = _row_norms(net[0])
+        directions.after_step()
+        assert directions.updates == 1
+        if project:
+            torch.testing.assert_close(_row_norms(net[0]), torch.full((4,), 0.5))
+        else:  # the gradient is orthogonal to v: a step only lengthens it, and nothing undoes that
+            assert (grown > 0.5).all() and torch.equal(_row_norms(net[0]), grown)
+
+
+def _rotate_rows(v: torch.Tensor, degrees: float) -> None:
+    """Turns each row of ``v`` by ``degrees`` in the plane of its first two coordinates, keeping its norm."""
+    a = torch.deg2rad(torch.tensor(degrees, dtype=torch.float64))
+    x, y = v[:, 0].double(), v[:, 1].double()
+    v[:, 0], v[:, 1] = (x * a.cos() - y * a.sin()).float(), (x * a.sin() + y * a.cos()).float()
+
+
+def test_logged_angles_of_a_hand_made_rotation():
+    layer = WNLinear(2, 3)  # fan-in 2: each row lies in the plane it is turned in
+    net = nn.Sequential(layer)
+    directions = WNDirections(net)
+    first = directions.diagnostics()
+    assert "0/angle_per_update" not in first  # the first log only keeps the directions
+    with torch.no_grad():
+        layer.v.mul_(torch.tensor([[1.0], [2.0], [5.0]]))  # a row's length is no part of its angle
+        _rotate_rows(layer.v, 3.0)  # the first update after the log: 3°
+    directions.after_step()
+    for _ in range(4):  # four more of 0.5° each: 5° in 5 updates
+        with torch.no_grad():
+            _rotate_rows(layer.v, 0.5)
+        directions.after_step()
+    d = directions.diagnostics()
+    assert d["0/angle_per_update"] == pytest.approx(5.0 / 5, rel=1e-4)
+    assert d["0/angle_one_update"] == pytest.approx(3.0, rel=1e-4)
+    assert d["0/g_mean"] == pytest.approx(layer.g.mean().item())
+    # a log with no update in between logs no angle and keeps the reference
+    assert "0/angle_per_update" not in directions.diagnostics()
+    with torch.no_grad():
+        _rotate_rows(layer.v, -0.002)  # small angles stay exact (acos would read 0 in float32)
+    directions.after_step()
+    d = directions.diagnostics()
+    assert d["0/angle_per_update"] == pytest.approx(0.002, rel=1e-2)
+    assert d["0/angle_one_update"] == pytest.approx(0.002, rel=1e-2)
+
+
+def test_angles_of_a_conv_layer_average_over_its_rows():
+    conv = WNConv2d(1, 2, (1, 2))  # rows of fan-in 2
+    rows = conv.v.detach().view(2, 2)
+    rows[0] = torch.tensor([1.0, 0.0])
+    rows[1] = torch.tensor([0.0, 1.0])
+    directions = WNDirections(nn.Sequential(conv))
+    directions.diagnostics()
+    with torch.no_grad():
+        rows[0] = torch.tensor([0.0, 1.0])  # 90°
+        rows[1] = torch.tensor([0.0, 2.0])  # 0°
+    directions.after_step()
+    directions.after_step()
+    d = directions.diagnostics()
+    assert d["0/angle_per_update"] == pytest.approx(45.0 / 2, rel=1e-5)
+    assert d["0/angle_one_update"] == pytest.approx(45.0, rel=1e-5)

@@ -51,6 +51,8 @@ def test_paper_preset_dry_run_is_the_eight_runs_of_table_3(capsys, tmp_path):
         assert flag(c, "--batch-size") == "64"
         assert flag(c, "--optimizer") == "adamax" and flag(c, "--adam-beta1") == "0.5"
         assert flag(c, "--learning-rate") == {"none": "1e-4", "wn": "3e-4"}[flag(c, "--norm")]
+        # the paper's weight norm: its v ~ N(0, 0.05²) draw, and ‖v‖ free to grow
+        assert flag(c, "--wn-init-norm") == "0" and flag(c, "--wn-project") == "false"
     assert not (tmp_path / "paper").exists()  # a dry run starts nothing, creates nothing
 
 
@@ -78,6 +80,26 @@ def test_dry_run_of_any_grid_and_of_a_grid_to_resume(capsys, tmp_path):
     cmds = dry_run(capsys, "--agents", "a2c", "--envs", "CartPole-v1", "--norms", "wn", "--seeds", "1",
                    "--logdir", str(tmp_path))  # fmt: skip
     assert len(cmds) == 1 and flag(cmds[0], "--resume") == str(run)
+
+
+def test_a_wn_project_cell_is_its_own_run(capsys, tmp_path):
+    cmds = dry_run(capsys, "--agents", "dqn", "--envs", "Catch", "--norms", "wn,wn+project,wn_mobn+project,none",
+                   "--seeds", "1", "--logdir", str(tmp_path))  # fmt: skip
+    assert [(flag(c, "--norm"), "--wn-project" in c, flag(c, "--run-name")) for c in cmds] == [
+        ("wn", False, "Catch__dqn__wn__s1"),
+        ("wn", True, "Catch__dqn__wn+project__s1"),
+        ("wn_mobn", True, "Catch__dqn__wn_mobn+project__s1"),
+        ("none", False, "Catch__dqn__none__s1"),
+    ]
+    assert flag(cmds[1], "--wn-project") == "true"
+    # in the paper preset (which pins --wn-project false) the cell still projects, at the preset's wn learning rate
+    cmds = dry_run(capsys, "--preset", "paper", "--envs", "Pong", "--norms", "wn,wn+project", "--logdir", str(tmp_path))
+    assert [(flag(c, "--wn-project"), flag(c, "--learning-rate")) for c in cmds] == [
+        ("false", "3e-4"),
+        ("true", "3e-4"),
+    ]
+    assert grid_main(["--norms", "none+project", "--dry-run"]) == 2
+    assert "unknown agent or norm: none+project" in capsys.readouterr().err
 
 
 def test_grid_names_an_unknown_env_before_starting(capsys, tmp_path):

@@ -85,6 +85,19 @@ def test_plot_groups_seeds_and_writes_png(runs, tmp_path):
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10_000
 
 
+def test_plot_gives_projected_and_initial_norm_wn_runs_their_own_group(tmp_path):
+    from torch.utils.tensorboard import SummaryWriter
+
+    for name, extra in (("a", {}), ("b", {"wn_project": True}), ("c", {"wn_project": True, "wn_init_norm": 0.577})):
+        run = tmp_path / name
+        config = {"agent": "a2c", "env": "Catch", "norm": "wn", "seed": 1, "total_steps": 10, "wn_init_norm": 0.0}
+        (run).mkdir()
+        (run / "config.json").write_text(json.dumps({**config, **extra}))
+        with SummaryWriter(str(run)) as w:
+            w.add_scalar("charts/episodic_return", 1.0, 5)
+    assert sorted(norm for _, _, norm in load_groups([str(tmp_path)])) == ["wn", "wn+project", "wn+project ‖v‖₀=0.577"]
+
+
 def test_plot_without_event_files_fails_clearly(tmp_path):
     (tmp_path / "empty").mkdir()
     r = run_module("wnrl.plot", str(tmp_path / "empty"), "-o", str(tmp_path / "x.png"))

@@ -7,6 +7,8 @@ Sections:
   ``torch.nn.utils.parametrizations.weight_norm``; ratios to plain. Then one whole DQN update
   (online forward+backward, target forward, clip, Adam), whose time bounds DQN's steps/s at its
   replay ratio on this machine.
+* ``project``: ``--wn-project``'s projection of every WN direction against one whole DQN update
+  of the same net (the Nature Q-network on frames, and CartPole's MLP).
 * ``env``: raw steps/s of the Atari vector env at several ``num_envs`` (random actions): the
   ceiling any agent can reach on this machine.
 * ``agents``: DQN and A2C end-to-end agent steps/s on Breakout after learning has started (DQN at
@@ -115,30 +117,36 @@ def bench_layers(device: torch.device, batch: int = 32, repeats: int = 30) -> li
     return rows
 
 
-def bench_dqn_update(device: torch.device, batch: int = 32, repeats: int = 30, compile: str = "off") -> float:
-    """Seconds per DQN gradient step with wnrl's WN Q-network on Atari frames, made as the agent
-    makes it (``compile``: its --compile): online forward and backward, target forward, gradient
-    clip and Adam. At one update per ``train_frequency`` agent steps, no DQN with this network can
-    run faster than ``train_frequency / t`` steps/s here."""
+def _dqn_update(
+    obs_shape: tuple[int, ...],
+    batch: int,
+    device: torch.device,
+    compile: str = "off",
+    hidden_sizes: tuple[int, ...] = (64, 64),
+) -> tuple[nn.Module, Callable[[], None]]:
+    """A WN Q-network and one DQN gradient step on a fixed random batch, made as the agent makes it
+    (``compile``: its --compile): online forward and backward, target forward, gradient clip, Adam."""
     import copy
 
     from wnrl.agents.dqn import QNetwork, td_loss
     from wnrl.agents.replay import ReplayBatch
     from wnrl.compiled import Compiled
 
-    q = QNetwork((4, 84, 84), 4, "wn").to(device)
+    q = QNetwork(obs_shape, 4, "wn", hidden_sizes=hidden_sizes).to(device)
     target = copy.deepcopy(q)
     opt = torch.optim.Adam(q.parameters(), lr=1e-4, fused=True)
 
-    def frames():
-        return torch.randint(0, 256, (batch, 4, 84, 84), dtype=torch.uint8, device=device)
+    def observations():
+        if len(obs_shape) == 3:
+            return torch.randint(0, 256, (batch, *obs_shape), dtype=torch.uint8, device=device)
+        return torch.randn(batch, *obs_shape, device=device)
 
     b = ReplayBatch(
-        frames(),
+        observations(),
         torch.randint(0, 4, (batch,), device=device),
         torch.randn(batch, device=device),
         torch.full((batch,), 0.99, device=device),
-        frames(),
+        observations(),
     )
 
     def grads() -> None:
@@ -152,7 +160,58 @@ def bench_dqn_update(device: torch.device, batch: int = 32, repeats: int = 30, c
         nn.utils.clip_grad_norm_(q.parameters(), 10.0)
         opt.step()
 
+    return q, step
+
+
+def bench_dqn_update(device: torch.device, batch: int = 32, repeats: int = 30, compile: str = "off") -> float:
+    """Seconds per DQN gradient step with wnrl's WN Q-network on Atari frames, made as the agent
+    makes it (``compile``: its --compile): online forward and backward, target forward, gradient
+    clip and Adam. At one update per ``train_frequency`` agent steps, no DQN with this network can
+    run faster than ``train_frequency / t`` steps/s here."""
+    _, step = _dqn_update((4, 84, 84), batch, device, compile)
     return time_fn(step, device, repeats)
+
+
+# (what, observation shape, batch, hidden sizes): the DQN nets --wn-project's cost is measured on
+PROJECT_NETS = (
+    ("Nature Q-net (Atari frames)", (4, 84, 84), 32, (64, 64)),
+    ("MLP 256-256 (CartPole defaults)", (4,), 64, (256, 256)),
+)
+
+
+def bench_wn_project(device: torch.device, repeats: int = 30, compile: str = "off") -> list[dict]:
+    """``--wn-project``'s cost: one :func:`~wnrl.layers.project_directions` over every WN direction
+    of a DQN Q-network against one whole DQN update of that network (as the agent makes it, with
+    ``compile``), timed interleaved, per net of :data:`PROJECT_NETS`. The CartPole MLP's update is
+    so small that the projection's fixed costs show most there."""
+    from wnrl.layers import project_directions, wn_layers
+
+    rows = []
+    for what, obs_shape, batch, hidden in PROJECT_NETS:
+        q, step = _dqn_update(obs_shape, batch, device, compile, hidden)
+        layers = [m for _, m in wn_layers(q)]
+
+        def project(layers=layers) -> None:
+            project_directions(layers)
+
+        for _ in range(3):
+            step(), project()
+        samples: dict[str, list[float]] = {"update": [], "project": []}
+        for _ in range(repeats):
+            samples["update"].append(time_fn(step, device, repeats=1, warmup=0))
+            samples["project"].append(time_fn(project, device, repeats=1, warmup=0))
+        update, proj = (statistics.median(samples[k]) for k in ("update", "project"))
+        rows.append(
+            {
+                "net": what,
+                "batch": batch,
+                "wn_params": sum(m.v.numel() for m in layers),
+                "update_ms": update * 1e3,
+                "project_ms": proj * 1e3,
+                "project_of_update": proj / update,
+            }
+        )
+    return rows
 
 
 def bench_env(num_envs_list: list[int], seconds: float, game: str = "Breakout") -> list[dict]:
@@ -332,7 +391,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--png", default=None, help="also draw steps/s against num_envs (env and agents) to this PNG")
     p.add_argument("--compile", default="off", choices=COMPILE_MODES, help="the agents' --compile")
     p.add_argument(
-        "--sections", default="layers,env,agents,memory", help="comma-separated: layers, env, agents, memory"
+        "--sections",
+        default="layers,project,env,agents,memory",
+        help="comma-separated: layers, project, env, agents, memory",
     )
     p.add_argument("--repeats", type=int, default=None, help="timed calls per layer variant and DQN update")
     p.add_argument("--env-sizes", type=_sizes, default=None, help="num_envs for the raw env (e.g. 8,16,32,64)")
@@ -389,6 +450,13 @@ def main(argv: list[str] | None = None) -> int:
         _print_table(
             "DQN update (online fwd+bwd, target fwd, clip, Adam; batch 32) and the steps/s it allows at 1 per 4 steps",
             [result["dqn_update"]],
+        )
+        save()
+    if "project" in sections:
+        result["wn_project"] = bench_wn_project(device, repeats=repeats["update"], compile=args.compile)
+        _print_table(
+            f"--wn-project: one projection of every WN direction vs one DQN update (compile {args.compile})",
+            result["wn_project"],
         )
         save()
     env_seconds = args.env_seconds or (1.0 if quick else 3.0)

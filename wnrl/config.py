@@ -33,10 +33,19 @@ class CommonConfig:
     norm: str = doc("network normalization: wn | wn_mobn | none | batch | layer", "wn")
     hidden_sizes: tuple[int, ...] = doc("hidden layers of the MLP trunk for vector observations", (64, 64))
     wn_init_norm: float = doc(
-        "weight norm: the row norm ‖v_i‖ each direction starts with (0: the paper's v ~ N(0, 0.05²), whose norm "
-        "grows with fan-in; 0.577 is a plain PyTorch layer's row norm, so one learning rate turns WN directions "
-        "as fast as plain weights)",
+        "weight norm: the row norm ‖v_i‖ each direction starts with; under Adam or RMSprop a step turns a row by "
+        "about lr·√fan_in/‖v_i‖, so this is an effective learning rate. 0: the paper's v ~ N(0, 0.05²), whose rows "
+        "start at 0.05·√fan_in (0.8-2.8 in the Nature conv net, 0.1 for CartPole's first layer). wnrl's plain "
+        "layers start at 0.577 (MLP trunks) and √2 = 1.414 (conv trunk): at those, WN takes their steps. Family "
+        "defaults: 0.577 for A2C on Atari (measured against the paper's draw on Pong, docs/results.md), 0 (the "
+        "paper's draw) everywhere else; --wn-init-norm 0 gives the paper's draw",
         0.0,
+    )
+    wn_project: bool = doc(
+        "weight norm (--norm wn or wn_mobn): after every optimizer step, rescale each direction v_i back to the "
+        "norm it started at (--wn-init-norm, or 0.05·√fan_in for the paper's draw). w = g·v/‖v‖ does not "
+        "change; ‖v‖ stops growing, so the directions keep the effective learning rate they started with",
+        False,
     )
     activation: str = doc("activation of the MLP trunk for vector observations: relu | tanh", "relu")
     logdir: str = doc("directory that holds run directories", "runs")
@@ -81,6 +90,11 @@ class CommonConfig:
             raise CliError(f"unknown --activation {self.activation!r}: choose one of {', '.join(ACTIVATIONS)}")
         if not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise CliError(f"--hidden-sizes must be positive integers like 64,64, got {self.hidden_sizes}")
+        self.require_in("wn_init_norm", 0.0, float("inf"))
+        if self.wn_project and not self.norm.startswith("wn"):
+            raise CliError(
+                f"--wn-project rescales weight norm's directions: it needs --norm wn or wn_mobn, not --norm {self.norm}"
+            )
         if self.compile not in COMPILE_MODES:
             raise CliError(f"unknown --compile {self.compile!r}: choose one of {', '.join(COMPILE_MODES)}")
 

@@ -2,6 +2,7 @@
 
     python -m wnrl.grid --agents dqn,a2c --envs CartPole-v1 --norms wn,none,batch,layer --seeds 1-5 \\
         --logdir runs/ablation --dqn-args "--total-steps 16000" --a2c-args "--total-steps 60000"
+    python -m wnrl.grid --agents a2c --envs Catch --norms wn,wn+project,none,layer,batch --seeds 1-5
     python -m wnrl.grid --preset paper --seeds 1-3 --logdir runs/paper      # Salimans & Kingma, Table 3
     python -m wnrl.grid --preset paper --dry-run                            # the commands, none started
 
@@ -9,8 +10,9 @@ Runs as many at a time as ``--jobs`` (default: the GPUs torch sees, else the CPU
 normal run directory ``<logdir>/<env>__<agent>__<norm>__s<seed>`` with its console output in
 ``<name>.log`` beside it. Running the same grid again resumes unfinished runs and skips none:
 a finished run resumes to its end at once. Threads are split between concurrent CPU runs; with
-several GPUs each run gets one. A preset fills in the agents, envs, norms, seeds, length and flags
-of a known experiment; flags given on the command line replace the preset's.
+several GPUs each run gets one. A norm written ``wn+project`` (or ``wn_mobn+project``) is that
+norm with ``--wn-project``, a cell of its own. A preset fills in the agents, envs, norms, seeds,
+length and flags of a known experiment; flags given on the command line replace the preset's.
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def _paper_dqn_args(total_steps: int) -> dict[str, list[str]]:
             "--life-loss-terminal", "true",
             "--sticky-actions", "0",
             "--wn-init-norm", "0",  # the paper's v ~ N(0, 0.05²), then its data-dependent init
+            "--wn-project", "false",  # the paper lets ‖v‖ grow
             "--optimizer", "adamax",  # the paper's DQN optimizer, with β₁ = 0.5
             "--adam-beta1", "0.5",
         ]
@@ -96,6 +99,21 @@ PRESETS: dict[str, Preset] = {
 
 DEFAULTS = {"agents": "dqn,a2c", "envs": "CartPole-v1", "norms": "wn,none,batch,layer", "seeds": "1-5"}
 
+# A grid norm "<norm>+project" is <norm> with --wn-project (weight norm's directions held at their initial norm).
+PROJECT_SUFFIX = "+project"
+
+
+def base_norm(norm: str) -> str:
+    """The --norm of a grid norm: "wn+project" -> "wn"."""
+    return norm.removesuffix(PROJECT_SUFFIX)
+
+
+def _known_norm(norm: str) -> bool:
+    from wnrl.nets import NORMS
+
+    base = base_norm(norm)
+    return base in NORMS and (base == norm or base.startswith("wn"))
+
 
 def parse_seeds(text: str) -> list[int]:
     """ "1-5" or "1,3,7"."""
@@ -118,8 +136,10 @@ def plan(
     extra: dict[str, list[str]],
     norm_extra: dict[str, list[str]] | None = None,
 ) -> list[tuple[str, list[str]]]:
-    """(run name, command) for every cell of the grid. A new run gets ``norm_extra[norm]``, then
-    ``extra[agent]`` (a flag given twice takes its last value); a run that exists resumes."""
+    """(run name, command) for every cell of the grid. A new run gets ``norm_extra[norm]`` (for
+    "wn+project": ``norm_extra["wn"]``), then ``extra[agent]`` (a flag given twice takes its last
+    value), then a "+project" cell's ``--wn-project true``, which no other flag overrides: it is
+    what the cell is; a run that exists resumes."""
     jobs = []
     for agent, env, norm, seed in itertools.product(agents, envs, norms, seeds):
         name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', env)}__{agent}__{norm}__s{seed}"
@@ -128,19 +148,12 @@ def plan(
         if (run_dir / "config.json").is_file():
             cmd = base + ["--resume", str(run_dir)]
         else:
-            cmd = base + [
-                "--env",
-                env,
-                "--norm",
-                norm,
-                "--seed",
-                str(seed),
-                "--logdir",
-                str(logdir),
-                "--run-name",
-                name,
-            ]
-            cmd += (norm_extra or {}).get(norm, []) + extra.get(agent, [])
+            cmd = base + ["--env", env, "--norm", base_norm(norm), "--seed", str(seed)]
+            cmd += ["--logdir", str(logdir), "--run-name", name]
+            norm_flags = (norm_extra or {}).get(norm, (norm_extra or {}).get(base_norm(norm), []))
+            cmd += norm_flags + extra.get(agent, [])
+            if norm != base_norm(norm):
+                cmd += ["--wn-project", "true"]
         jobs.append((name, cmd))
     return jobs
 
@@ -195,7 +208,6 @@ def _split(text: str) -> list[str]:
 
 def build_jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
     """The grid the command line asks for: the preset's cells and flags, with explicit flags replacing them."""
-    from wnrl.nets import NORMS
     from wnrl.train import AGENTS
 
     preset = PRESETS[args.preset] if args.preset else None
@@ -211,7 +223,7 @@ def build_jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
         return value if isinstance(value, str) else ",".join(value)
 
     agents, envs, norms = _split(pick("agents")), _split(pick("envs")), _split(pick("norms"))
-    bad = [a for a in agents if a not in AGENTS] + [n for n in norms if n not in NORMS]
+    bad = [a for a in agents if a not in AGENTS] + [n for n in norms if not _known_norm(n)]
     if bad:
         raise CliError(f"unknown agent or norm: {', '.join(bad)}")
     if not (agents and envs and norms):
@@ -251,7 +263,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--preset", choices=sorted(PRESETS), default=None, help="a known experiment (listed below)")
     p.add_argument("--agents", default=None, help=f"comma-separated (default: {DEFAULTS['agents']})")
     p.add_argument("--envs", default=None, help=f"comma-separated env ids (default: {DEFAULTS['envs']})")
-    p.add_argument("--norms", default=None, help=f"comma-separated (default: {DEFAULTS['norms']})")
+    p.add_argument(
+        "--norms",
+        default=None,
+        help=f"comma-separated; wn+project: wn with --wn-project (default: {DEFAULTS['norms']})",
+    )
     p.add_argument("--seeds", default=None, help=f"range or list (default: {DEFAULTS['seeds']}; paper preset: 1)")
     p.add_argument(
         "--total-steps",

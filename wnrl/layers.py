@@ -13,6 +13,8 @@ the weight) and to ``v`` when that is cheaper (convolutions: the output is far l
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,6 +34,8 @@ __all__ = [
     "frozen_batch_statistics",
     "wn_layers",
     "wn_diagnostics",
+    "project_directions",
+    "WNDirections",
 ]
 
 # Floor on ‖v‖²: a direction that collapses to zero yields a zero weight, never inf/NaN.
@@ -98,6 +102,13 @@ class _WeightNormBase(nn.Module):
         if self.v_init_norm:
             norms = self.v.pow(2).sum(dim=tuple(range(1, self.v.dim())), keepdim=True).sqrt()
             self.v.mul_(self.v_init_norm / norms.clamp_min(1e-12))
+
+    @property
+    def v_target_norm(self) -> float:
+        """The row norm ``‖v_i‖`` this layer's directions start at, which ``--wn-project`` holds
+        them at: ``v_init_norm`` when set, else the root-mean-square norm of the paper's draw,
+        ``0.05·√fan_in`` (its rows scatter around it by about ``1/√(2·fan_in)``, relative)."""
+        return self.v_init_norm or _V_INIT_STD * math.prod(self.v.shape[1:]) ** 0.5
 
     @property
     def weight(self) -> torch.Tensor:
@@ -317,6 +328,8 @@ def set_v_init_norm(module: nn.Module, norm: float | None) -> None:
     """Every WN layer of ``module`` draws its directions with row norm ``norm`` from now on (its next
     init, data-dependent or not; None or 0: the paper's v ~ N(0, 0.05²)), and redraws them now
     (with a norm: without one the directions drawn at construction stand)."""
+    if norm is not None and not norm >= 0:
+        raise ValueError(f"the initial norm of v must be >= 0 (0 or None: the paper's draw), got {norm}")
     for _, layer in wn_layers(module):
         layer.v_init_norm = norm or None
         if norm:
@@ -405,3 +418,100 @@ def wn_diagnostics(module: nn.Module) -> dict[str, float]:
         out[f"{name}/g_mean"] = float(layer.g.mean())
         out[f"{name}/v_norm_mean"] = float(norms.mean())
     return out
+
+
+@torch.no_grad()
+def project_directions(module: nn.Module | list[_WeightNormBase]) -> None:
+    """Rescales every direction ``v_i`` of the WN layers (of a module, or a list of layers) to its
+    layer's :attr:`~_WeightNormBase.v_target_norm`: ``--wn-project``, run after every optimizer step.
+
+    ``w = g·v/‖v‖`` does not see ``‖v‖``, so the net computes the same function (up to float
+    rounding); what changes is the next steps. The gradient with respect to ``v_i`` is orthogonal
+    to it and scales as ``1/‖v_i‖``, so each step lengthens ``v_i`` and the angle a step turns it by
+    falls as ``1/‖v_i‖²`` under SGD (``1/‖v_i‖`` under Adam or RMSprop): held at one norm, a
+    direction keeps the effective learning rate it started with. Cost: one norm reduction per layer
+    and three ``torch._foreach`` ops over all the layers (one of them the in-place rescale of v)."""
+    layers = [m for _, m in wn_layers(module)] if isinstance(module, nn.Module) else module
+    if not layers:
+        return
+    vs = [m.v for m in layers]
+    scales = [torch.linalg.vector_norm(v, dim=tuple(range(1, v.dim())), keepdim=True) for v in vs]
+    torch._foreach_clamp_min_(scales, _NORM_SQ_EPS**0.5)  # a zero row stays zero
+    torch._foreach_reciprocal_(scales)
+    torch._foreach_mul_(scales, [m.v_target_norm for m in layers])
+    torch._foreach_mul_(vs, scales)
+
+
+def _unit_rows(v: torch.Tensor) -> torch.Tensor:
+    """``v_i/‖v_i‖`` as rows of a new ``[out, fan_in]`` float tensor (a zero row stays zero)."""
+    flat = v.detach().flatten(1).float()
+    return flat / torch.linalg.vector_norm(flat, dim=1, keepdim=True).clamp_min(_NORM_SQ_EPS**0.5)
+
+
+def _mean_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean over rows of the angle (radians) between unit rows ``a_i`` and ``b_i``, as
+    ``2·atan2(‖a_i − b_i‖, ‖a_i + b_i‖)``: exact for small angles too, which ``acos(a_i·b_i)``
+    loses to rounding (float32 cannot tell a cosine of 1 − 1e-9 from 1)."""
+    diff = torch.linalg.vector_norm(a - b, dim=1)
+    total = torch.linalg.vector_norm(a + b, dim=1)
+    return (2 * torch.atan2(diff, total)).mean()
+
+
+class WNDirections:
+    """The directions of a net's WN layers across its optimizer steps, as the training loop sees them.
+
+    :meth:`after_step` goes right after every ``optimizer.step()`` (outside any compiled function):
+    with ``project`` (``--wn-project``) it runs :func:`project_directions`, and it counts the
+    updates. :meth:`diagnostics`, at each log, adds to :func:`wn_diagnostics` how far each layer's
+    directions ``v_i/‖v_i‖`` turned, in **degrees**, the mean over the layer's rows:
+
+    * ``<layer>/angle_per_update``: the angle between the directions now and at the previous log,
+      divided by the updates in between: the net turn per update over the log interval. It falls
+      as ‖v‖ grows (the effective learning rate), and also when successive steps cancel (steps in
+      random directions turn ``v`` by about √n steps in n updates, not n).
+    * ``<layer>/angle_one_update``: the angle of one update, the first after the previous log: the
+      size of a step itself (under Adam or RMSprop about ``lr·√fan_in/‖v_i‖``), whatever the steps
+      after it do. The ratio of the two says how consistently the direction moves.
+
+    Both start at the second log (the first only keeps the directions). Memory: one float copy of
+    each layer's ``v``; time: a few reductions per layer per log, nothing per update without
+    ``project``.
+    """
+
+    def __init__(self, module: nn.Module, project: bool = False):
+        self.module = module
+        self.layers = wn_layers(module)
+        self.project = project
+        self.updates = 0  # optimizer steps seen by this object (this process: restarts at 0 on resume)
+        self._logged: list[torch.Tensor] | None = None  # unit directions at the last log
+        self._logged_updates = 0
+        self._one: list[torch.Tensor] | None = None  # the first update's angle after the last log
+        self._measure_one = False
+
+    def after_step(self) -> None:
+        """After every optimizer step: the projection (with ``project``) and the update count."""
+        if self.project:
+            project_directions([m for _, m in self.layers])
+        self.updates += 1
+        if self._measure_one:
+            self._measure_one = False
+            # stays on the device (no host sync) until the next log reads it
+            self._one = [_mean_angle(before, _unit_rows(m.v)) for before, (_, m) in zip(self._logged, self.layers)]
+
+    @torch.no_grad()
+    def diagnostics(self) -> dict[str, float]:
+        """:func:`wn_diagnostics`, and the angles since the previous call (once there was one and
+        an update came since); the directions now become the reference for the next call."""
+        out = wn_diagnostics(self.module)
+        n = self.updates - self._logged_updates
+        if self._logged is not None and n == 0:
+            return out  # nothing moved: keep the reference (and a pending one-update measure)
+        now = [_unit_rows(m.v) for _, m in self.layers]
+        if self._logged is not None:
+            for (name, _), before, after in zip(self.layers, self._logged, now):
+                out[f"{name}/angle_per_update"] = math.degrees(float(_mean_angle(before, after))) / n
+            for (name, _), angle in zip(self.layers, self._one or []):
+                out[f"{name}/angle_one_update"] = math.degrees(float(angle))
+        self._logged, self._logged_updates = now, self.updates
+        self._one, self._measure_one = None, True
+        return out

@@ -73,8 +73,8 @@ def smooth_on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> n
 
 
 def load_groups(paths: list[str], tag: str = TAG) -> dict[tuple[str, str, str], list[dict]]:
-    """Runs with event data, grouped by (agent, env, norm); a WN run with a set ``wn_init_norm`` is
-    its own group ("wn ‖v‖₀=0.577")."""
+    """Runs with event data, grouped by (agent, env, norm); a WN run with ``wn_project`` or a set
+    ``wn_init_norm`` is its own group ("wn+project", "wn ‖v‖₀=0.577")."""
     runs = find_runs(paths)
     groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
     for run in runs:
@@ -82,6 +82,8 @@ def load_groups(paths: list[str], tag: str = TAG) -> dict[tuple[str, str, str], 
         steps, values = read_curve(run, tag)
         if len(steps):
             norm = cfg["norm"]
+            if norm.startswith("wn") and cfg.get("wn_project"):
+                norm += "+project"
             if norm.startswith("wn") and cfg.get("wn_init_norm"):
                 norm = f"{norm} ‖v‖₀={cfg['wn_init_norm']:g}"
             groups[(cfg["agent"], cfg["env"], norm)].append(

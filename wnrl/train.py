@@ -12,6 +12,7 @@ loss or parameters) stops with one line and exit code 1, keeping its last good c
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import json
 import os
@@ -24,10 +25,15 @@ from wnrl.checkpoint import CheckpointError
 from wnrl.config import CliError, add_config_arguments
 from wnrl.run import TrainingDiverged, find_resume
 
-# What a resumed run cannot change: they fix its env, network shapes, replay layout and directory.
+# What a resumed run cannot change: they fix its env, network shapes, replay layout and directory;
+# with --wn-project, the norm its directions are held at (switching the projection on or off mid-run
+# would make one curve two experiments: a grown ‖v‖ snapped back at once is a jump of the effective
+# learning rate).
 FROZEN_ON_RESUME = (
     "env",
     "norm",
+    "wn_project",
+    "wn_init_norm",
     "hidden_sizes",
     "activation",
     "dueling",
@@ -144,11 +150,13 @@ def resumed_config(cls, agent: str, run_dir: str, overrides: dict):
         raise CliError(f"--resume {run_dir}: not a run directory (no readable config.json)") from None
     if saved.pop("agent", agent) != agent:
         raise CliError(f"--resume {run_dir}: that run is not a {agent} run")
-    frozen = sorted(k for k in overrides if k in FROZEN_ON_RESUME and overrides[k] != saved.get(k))
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+    # A field the saved config lacks (a run from before the field existed) ran with its default.
+    defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    frozen = sorted(k for k in overrides if k in FROZEN_ON_RESUME and overrides[k] != fields.get(k, defaults.get(k)))
     if frozen:
         flags = ", ".join("--" + k.replace("_", "-") for k in frozen)
         raise CliError(f"{flags} cannot change when resuming {run_dir}; start a new run instead")
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
     return cls(**{**fields, **overrides})
 
 
