@@ -7,6 +7,7 @@ uint8) and only the sampled actions come back.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,24 +146,34 @@ def a2c_loss(
     returns: torch.Tensor,
     valid: torch.Tensor,
     cfg: A2CConfig,
+    all_sum: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    world_size: int = 1,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """loss = −E[A · log π(a|s)] + vf_coef · E[(R − V(s))²] − ent_coef · E[H(π(·|s))], over valid steps.
 
     All inputs are flat over the rollout (``[T·N]``, logits ``[T·N, A]``); advantages and returns
     carry no gradient.
+
+    Several ranks (``all_sum`` sums a tensor over them): the means (and the advantages'
+    normalization) are over all ranks' valid steps, each rank's parts are its share of them, and the
+    loss is ``world_size`` × its share, so DistributedDataParallel's average of the ranks' gradients
+    is the gradient of the whole batch's loss, as one process over all envs would compute it.
     """
+    total = all_sum if all_sum is not None else (lambda t: t)
     logp_all = F.log_softmax(logits, dim=-1)
     logp = logp_all.gather(1, actions.unsqueeze(1)).squeeze(1)
     entropy = -(logp_all.exp() * logp_all).sum(-1)
-    w = valid.float() / valid.float().sum().clamp_min(1.0)  # mean over the steps that really acted
+    w = valid.float() / total(valid.float().sum()).clamp_min(1.0)  # mean over the steps that really acted
     if cfg.normalize_advantage:
-        mean = (advantages * w).sum()
-        std = ((advantages - mean).pow(2) * w).sum().sqrt()
+        mean = total((advantages * w).sum())
+        std = total(((advantages - mean).pow(2) * w).sum()).sqrt()
         advantages = (advantages - mean) / (std + 1e-8)
     policy_loss = -(advantages * logp * w).sum()
     value_loss = ((returns - values).pow(2) * w).sum()
     entropy_mean = (entropy * w).sum()
     loss = policy_loss + cfg.vf_coef * value_loss - cfg.ent_coef * entropy_mean
+    if world_size > 1:
+        loss = loss * world_size
     return loss, {"policy_loss": policy_loss, "value_loss": value_loss, "entropy": entropy_mean}
 
 
@@ -181,16 +192,68 @@ def train(cfg: A2CConfig, resume: Resume | None = None) -> dict[str, Any]:
             run.env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head, cfg.activation
         )
         set_v_init_norm(net, cfg.wn_init_norm)
-        net = net.to(run.device)
+        net = run.sync_batch_norm(net).to(run.device)
         optimizer = make_optimizer(cfg.optimizer, net.parameters(), cfg.learning_rate, cfg.rms_alpha, cfg.rms_eps)
         run.restore(model=net, optimizer=optimizer)
+        learner = run.wrap(net)  # several ranks: DDP (rank 0's weights now, gradients averaged)
         run.start()
-        return _loop(cfg, run, net, optimizer)
+        return _loop(cfg, run, net, learner, optimizer)
 
 
-def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optimizer) -> dict[str, Any]:
-    env, device, logger = run.env, run.device, run.logger
-    T, N = cfg.n_steps, cfg.num_envs
+def learn(
+    cfg: A2CConfig,
+    net: nn.Module,
+    learner: Callable,
+    optimizer: torch.optim.Optimizer,
+    losses: Callable,
+    obs: torch.Tensor,
+    bootstrap: torch.Tensor,
+) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor]:
+    """One gradient step of ``net`` on a rollout's observations ``obs`` (``[T·N, ...]``): a forward
+    through ``learner`` (the net, or the net under DDP), ``losses(logits, values, bootstrap)`` →
+    (loss, parts, flat returns), backward, clip, step. Returns the parts, the detached values and
+    the returns."""
+    logits, values = learner(obs)
+    loss, parts, returns = losses(logits, values, bootstrap)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.max_grad_norm > 0:
+        nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+    optimizer.step()
+    return parts, values.detach(), returns
+
+
+def rollout_losses(cfg: A2CConfig, rewards, terminals, valid, actions, all_sum=None, world_size: int = 1) -> Callable:
+    """``losses(logits, values, bootstrap)`` over a rollout of ``[T, N]`` rewards, terminals, valid
+    steps and actions: GAE on the detached values, then :func:`a2c_loss` (over all ranks' steps
+    when ``all_sum`` is given)."""
+    T, N = rewards.shape
+
+    def losses(logits, values, bootstrap):
+        values_tn = torch.cat([values.detach().view(T, N), bootstrap.unsqueeze(0)])
+        advantages, returns = gae_advantages(rewards, values_tn, terminals, valid, cfg.gamma, cfg.gae_lambda)
+        flat_returns = returns.flatten()
+        loss, parts = a2c_loss(
+            logits,
+            values,
+            actions.flatten(),
+            advantages.flatten(),
+            flat_returns,
+            valid.flatten(),
+            cfg,
+            all_sum,
+            world_size,
+        )
+        return loss, parts, flat_returns
+
+    return losses
+
+
+def _loop(
+    cfg: A2CConfig, run: Run, net: nn.Module, learner: nn.Module, optimizer: torch.optim.Optimizer
+) -> dict[str, Any]:
+    env, device, logger, world = run.env, run.device, run.logger, run.world
+    T, N = cfg.n_steps, env.num_envs  # N: this rank's envs (cfg.num_envs is the whole run's)
     obs_space = env.single_observation_space
     obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
     # The rollout, on the training device.
@@ -203,7 +266,7 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
     step = run.start_step
     updates = int(run.restored("updates", 0))
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
-    obs, _ = env.reset(seed=cfg.seed + step)
+    obs, _ = env.reset(seed=cfg.seed + step + world.rank * N)
     obs_t = obs_to_device(obs, device)
     init_left = cfg.init_rollouts if needs_data_init(net) else 0
     init_obs: list[torch.Tensor] = []
@@ -221,18 +284,12 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
 
     forward = Compiled(net, cfg.compile, "the A2C forward pass")
 
-    def losses(logits, values, bootstrap):
-        values_tn = torch.cat([values.detach().view(T, N), bootstrap.unsqueeze(0)])
-        advantages, returns = gae_advantages(
-            rollout_rewards, values_tn, rollout_terminals, rollout_valid, cfg.gamma, cfg.gae_lambda
-        )
-        flat_returns = returns.flatten()
-        loss, parts = a2c_loss(
-            logits, values, rollout_actions.flatten(), advantages.flatten(), flat_returns, rollout_valid.flatten(), cfg
-        )
-        return loss, parts, flat_returns
-
+    all_sum = world.all_sum if world.distributed else None
+    losses = rollout_losses(
+        cfg, rollout_rewards, rollout_terminals, rollout_valid, rollout_actions, all_sum, world.size
+    )
     compiled_losses = Compiled(losses, cfg.compile, "the A2C loss")
+    learner_forward = forward if learner is net else Compiled(learner, cfg.compile, "the A2C forward pass")
 
     while step < cfg.total_steps and not run.stop_requested:
         # 1. Roll out T steps of the current policy in N envs.
@@ -244,7 +301,7 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
             rollout_obs[t] = obs_t
             rollout_actions[t] = actions
             next_obs, reward, terminated, truncated, info = env.step(actions.cpu().numpy())
-            step += N
+            step += N * world.size  # the whole run's env steps: every rank steps N envs
             rollout_rewards[t] = torch.from_numpy(learning_reward(cfg, reward)).to(device, non_blocking=True)
             rollout_terminals[t] = torch.from_numpy(learning_terminal(cfg, terminated, info)).to(device)
             # An autoreset step's action did nothing: it is masked from the loss.
@@ -266,7 +323,10 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
             init_obs.append(rollout_obs.flatten(0, 1).clone())
             init_left -= 1
             if init_left == 0:
-                init_from_data(net, torch.cat(init_obs))
+                # Several ranks: on all ranks' observations; rank 0's result (g, b, v and batch
+                # norm's statistics) is what every rank keeps.
+                init_from_data(net, world.all_gather_cat(torch.cat(init_obs)))
+                world.broadcast_module(net)
                 init_obs.clear()
             continue
 
@@ -274,20 +334,16 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
         # parameters) give the advantages.
         lr = cfg.learning_rate * lr_factor(step)
         set_learning_rate(optimizer, lr)
-        logits, values = forward(rollout_obs.flatten(0, 1))
-        loss, parts, returns = compiled_losses(logits, values, bootstrap)
+        parts, values, returns = learn(
+            cfg, net, learner_forward, optimizer, compiled_losses, rollout_obs.flatten(0, 1), bootstrap
+        )
         # What is logged is copied out before the next compiled call can reuse its memory.
         for k in sums:
             sums[k] += parts[k].detach()
         n_sums += 1
         mask = rollout_valid.flatten()
-        last_values, last_returns = values.detach()[mask], returns[mask]
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if cfg.max_grad_norm > 0:
-            nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
-        optimizer.step()
-        directions.after_step()
+        last_values, last_returns = values[mask], returns[mask]
+        directions.after_step()  # the same on every rank: their parameters stay equal
         updates += 1
 
         if run.log_due(step):
@@ -295,7 +351,8 @@ def _loop(cfg: A2CConfig, run: Run, net: nn.Module, optimizer: torch.optim.Optim
             logger.scalars({"charts/SPS": sps, "charts/learning_rate": lr}, step)
             if n_sums:  # one host sync per log, not per update
                 run.check_finite(step, net, *sums.values())
-                logger.scalars({f"losses/{k}": (v / n_sums).item() for k, v in sums.items()}, step)
+                # each rank's parts are its share of the whole batch's means
+                logger.scalars({f"losses/{k}": (world.all_sum(v) / n_sums).item() for k, v in sums.items()}, step)
                 logger.scalar("losses/explained_variance", explained_variance(last_values, last_returns), step)
                 for v in sums.values():
                     v.zero_()

@@ -210,21 +210,24 @@ def replay_storage(cfg: DQNConfig, bytes_needed: int, device: torch.device) -> t
     return device if free is not None and bytes_needed <= free // 2 else torch.device("cpu")
 
 
-def build_buffer(cfg: DQNConfig, env, device: torch.device) -> ReplayBuffer:
+def build_buffer(cfg: DQNConfig, env, device: torch.device, rank: int = 0, world_size: int = 1) -> ReplayBuffer:
+    """The replay of ``env``'s envs. Several ranks: each rank's shard holds ``buffer_size / world
+    size`` transitions of its own envs (the whole run keeps ``buffer_size``), sampled with its own seed."""
     obs_space = env.single_observation_space
     dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
-    storage = replay_storage(cfg, transition_bytes(obs_space.shape, dtype) * cfg.buffer_size, device)
+    capacity = max(cfg.buffer_size // world_size, cfg.batch_size)
+    storage = replay_storage(cfg, transition_bytes(obs_space.shape, dtype) * capacity, device)
     try:
         return ReplayBuffer(
-            cfg.buffer_size,
-            cfg.num_envs,
+            capacity,
+            env.num_envs,
             obs_space.shape,
             dtype,
             gamma=cfg.gamma,
             n_step=cfg.n_step,
             device=device,
             storage_device=storage,
-            seed=cfg.seed,
+            seed=cfg.seed + rank,
         )
     except (BufferTooLarge, ValueError) as e:
         raise CliError(str(e)) from None
@@ -256,22 +259,32 @@ def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
                 q.parameters(), lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps, fused=True
             )
         run.restore(model=q, target=target, optimizer=optimizer)
-        rb = build_buffer(cfg, run.env, run.device)  # checks free memory before the run directory exists
+        learner = run.wrap(q)  # several ranks: DDP (rank 0's weights now, gradients averaged)
+        run.world.broadcast_module(target)
+        # checks free memory before the run directory exists
+        rb = build_buffer(cfg, run.env, run.device, run.rank, run.world.size)
         replay_restored = restore_replay(cfg, run, rb)
         run.start()
-        return _loop(cfg, run, q, target, optimizer, rb, n_actions, replay_restored)
+        return _loop(cfg, run, q, learner, target, optimizer, rb, n_actions, replay_restored)
 
 
-def _loop(cfg: DQNConfig, run: Run, q, target, optimizer, rb, n_actions, replay_restored) -> dict[str, Any]:
-    env, device, logger, rng = run.env, run.device, run.logger, run.rng
+def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions, replay_restored) -> dict[str, Any]:
+    """``learner``: ``q`` itself, or ``q`` under DDP (several ranks): the gradient's forward goes through it.
+
+    Several ranks: each steps ``num_envs / world size`` envs into its own replay shard; the step
+    counter, learning_starts, the replay ratio (one update per ``train_frequency`` agent steps of
+    all ranks) and the target copies are the whole run's, so every rank makes the same updates,
+    each on ``batch_size`` transitions of its shard; DDP averages the gradients (an effective batch
+    of world size × batch_size)."""
+    env, device, logger, rng, world = run.env, run.device, run.logger, run.rng, run.world
     counters = {"updates": 0, "target_syncs": 0, "last_sync": -1, "pending": 0, **run.restored("counters", {})}
     step = run.start_step
     # A resumed run without its saved replay refills the buffer (learning_starts steps) before learning again.
     learning = replay_restored
     learn_from = step if learning else step + cfg.learning_starts
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
-    obs, _ = env.reset(seed=cfg.seed + step)
-    first = np.ones(cfg.num_envs, dtype=bool)
+    obs, _ = env.reset(seed=cfg.seed + step + world.rank * env.num_envs)
+    first = np.ones(env.num_envs, dtype=bool)
     loss_sum = torch.zeros((), device=device)
     q_sum = torch.zeros((), device=device)
     n_loss = 0
@@ -290,13 +303,13 @@ def _loop(cfg: DQNConfig, run: Run, q, target, optimizer, rb, n_actions, replay_
             target=target.state_dict(),
             optimizer=optimizer.state_dict(),
         )
-        if cfg.save_replay:
+        if cfg.save_replay and not run.distributed:
             save_atomic(replay_path(run.run_dir), {"step": step, **rb.state_dict()})
 
     def update(batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradients of one TD loss; no host sync (losses stay on the device until logged)."""
         optimizer.zero_grad(set_to_none=True)
-        loss, q_taken = td_loss(q, target, batch, cfg.double_dqn, freeze)
+        loss, q_taken = td_loss(learner, target, batch, cfg.double_dqn, freeze)
         loss.backward()
         return loss.detach(), q_taken.mean()
 
@@ -346,14 +359,16 @@ def _loop(cfg: DQNConfig, run: Run, q, target, optimizer, rb, n_actions, replay_
         obs = next_obs
         logger.episodes_from(info, step)
 
-        if not learning and step >= learn_from and rb.num_sampleable() > 0:
+        if not learning and step >= learn_from and _all_ranks(world, rb.num_sampleable() > 0, device):
             learning = True
             counters["pending"] = cfg.train_frequency  # the first update comes at once
             if needs_data_init(q):
                 # Weight norm's data-dependent init and batch norm's running statistics, on
                 # random-play frames from the buffer (not reset frames), before the first
                 # update; the target starts as a copy.
-                init_from_data(q, rb.sample(max(cfg.init_batch_size, 2)).obs)
+                # Several ranks: on all ranks' samples; rank 0's result is what every rank keeps.
+                init_from_data(q, world.all_gather_cat(rb.sample(max(cfg.init_batch_size, 2)).obs))
+                world.broadcast_module(q)
             if counters["last_sync"] < 0:
                 target.load_state_dict(q.state_dict())
                 counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
@@ -367,8 +382,12 @@ def _loop(cfg: DQNConfig, run: Run, q, target, optimizer, rb, n_actions, replay_
             logger.scalars({"charts/SPS": sps, "charts/epsilon": epsilon, "charts/learning_rate": lr}, step)
             if n_loss:  # one host sync per log, not per update
                 run.check_finite(step, q, loss_sum)
+                n_all = n_loss * world.size  # the mean over all ranks' batches
                 logger.scalars(
-                    {"losses/td_loss": (loss_sum / n_loss).item(), "losses/q_values": (q_sum / n_loss).item()},
+                    {
+                        "losses/td_loss": (world.all_sum(loss_sum) / n_all).item(),
+                        "losses/q_values": (world.all_sum(q_sum) / n_all).item(),
+                    },
                     step,
                 )
                 loss_sum.zero_(), q_sum.zero_()
@@ -381,9 +400,19 @@ def _loop(cfg: DQNConfig, run: Run, q, target, optimizer, rb, n_actions, replay_
     return run.summary(step, updates=counters["updates"], target_syncs=counters["target_syncs"])
 
 
+def _all_ranks(world, flag: bool, device: torch.device) -> bool:
+    """Whether ``flag`` holds on every rank (itself in a single process)."""
+    if not world.distributed:
+        return flag
+    return bool(world.all_sum(torch.tensor(int(flag), device=device)).item() == world.size)
+
+
 def restore_replay(cfg: DQNConfig, run: Run, rb: ReplayBuffer) -> bool:
     """Whether a resumed run's buffer came back from the replay saved with its checkpoint
-    (``save_replay``): then learning goes on where it stopped, else the buffer refills first."""
+    (``save_replay``): then learning goes on where it stopped, else the buffer refills first.
+    A run of several ranks saves no replay (only rank 0 writes): its shards refill after a resume."""
+    if run.distributed:
+        return False
     path = replay_path(run.run_dir) if run.resume is not None else None
     if path is None or not cfg.save_replay or not path.is_file() or _replay_step(path) != run.start_step:
         return False

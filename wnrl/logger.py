@@ -31,11 +31,14 @@ class Logger:
         progress=True,
         eta_from: int = 0,
         write: bool = True,
+        collect: bool = False,
     ):
         """``eta_from``: the step from which the throughput is the run's own (DQN: ``learning_starts``;
         random play before it runs ~10× faster than learning). The progress bar shows no ETA before
         it, and after it an ETA from the throughput of the last minute. ``write=False``: no
-        TensorBoard file and no progress bar (``run_dir`` is not touched)."""
+        TensorBoard file and no progress bar (``run_dir`` is not touched). ``collect``: finished
+        episodes are also kept for :meth:`take_pending` (a rank of a multi-process run hands them to
+        rank 0's logger, which logs them with :meth:`episode`)."""
         # purge_step drops the events a killed run wrote after its last checkpoint (steps above
         # start_step), so resumed curves continue without overlapping steps.
         self.writer = (
@@ -46,6 +49,8 @@ class Logger:
             self.writer.add_text("config", "| field | value |\n|---|---|\n" + table, 0)
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.episodes = 0
+        self.collect = collect
+        self._pending: list[tuple[float, int, int]] = []
         self.total_steps, self.eta_from = total_steps, eta_from
         self._marks: deque[tuple[float, int]] = deque()  # (time, step) of the last minute, from eta_from on
         self.bar = tqdm(
@@ -80,10 +85,20 @@ class Logger:
     def episodes_from(self, info: dict[str, np.ndarray], step: int) -> None:
         """Logs every game that ended on this env step (raw score and length, per whole game)."""
         for k in np.flatnonzero(info["episode_end"]):
-            ret, length = float(info["episode_return"][k]), int(info["episode_length"][k])
-            self.scalars({"charts/episodic_return": ret, "charts/episodic_length": length}, step)
-            self.recent_returns.append(ret)
-            self.episodes += 1
+            self.episode(float(info["episode_return"][k]), int(info["episode_length"][k]), step)
+
+    def episode(self, ret: float, length: int, step: int) -> None:
+        """One finished game: its raw score and length, at ``step``."""
+        self.scalars({"charts/episodic_return": ret, "charts/episodic_length": length}, step)
+        self.recent_returns.append(ret)
+        self.episodes += 1
+        if self.collect:
+            self._pending.append((ret, length, step))
+
+    def take_pending(self) -> list[tuple[float, int, int]]:
+        """The episodes finished since the last call (``collect=True``), as (return, length, step)."""
+        pending, self._pending = self._pending, []
+        return pending
 
     def mean_recent_return(self) -> float:
         return float(np.mean(self.recent_returns)) if self.recent_returns else float("nan")

@@ -23,6 +23,16 @@ The run is the one place that decides whether this process writes (:attr:`Run.is
 run directory, ``config.json``, the TensorBoard log and the checkpoints. A single process always
 does; when a run has several processes, only rank 0 does.
 
+Several processes (``torchrun``, :mod:`wnrl.distributed`): :meth:`Run.open` joins the process group
+torchrun describes, puts each rank on ``LOCAL_RANK``'s GPU (or the CPU), and gives each rank its
+share of ``--num-envs`` (``num_envs / world size`` envs, seeded as that slice of a single process's
+envs would be). ``--total-steps`` and the step counter stay the whole run's: every rank counts all
+ranks' env steps, so logging, checkpoints and the end come at the same step on every rank. Rank 0
+makes the run directory and tells the others its path; the other ranks' finished episodes reach rank
+0's logger at every stop check and checkpoint; a signal to any rank stops all of them after the same
+update (:attr:`Run.stop_requested` agrees across ranks), with one checkpoint, written by rank 0. A
+resume needs the world size the checkpoint was written with.
+
 On disk a run is ``<logdir>/<run name>/`` with ``config.json``, the TensorBoard events
 (:mod:`wnrl.logger`) and ``checkpoints/`` (:mod:`wnrl.checkpoint`: the file format).
 """
@@ -50,6 +60,7 @@ from torch import nn
 from wnrl import envs
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from wnrl.config import CliError, CommonConfig
+from wnrl.distributed import World, from_env, local_device
 from wnrl.logger import Logger
 from wnrl.schedules import LinearSchedule, continued_schedule
 
@@ -109,10 +120,13 @@ class Run:
         env: Any,
         resume: Resume | None = None,
         rank: int = 0,
+        world: World | None = None,
     ):
         self.cfg, self.agent, self.resume = cfg, agent, resume
         self.device, self.rng, self.env = device, rng, env
-        self.rank = rank  # this process among the run's processes; a single process is rank 0
+        self.world = world if world is not None else World(rank)
+        self.rank = self.world.rank  # this process among the run's processes; a single process is rank 0
+        self._stopped = False  # the ranks' agreed stop (sticky)
         self.start_step = resume.step if resume is not None else 0  # the step the training loop starts from
         self.run_dir: Path | None = resume.run_dir if resume is not None else None
         self.logger: Logger | None = None
@@ -127,9 +141,25 @@ class Run:
         """Checks ``cfg``, picks the device, seeds every generator and makes the env: everything
         that can refuse bad input, before anything is written."""
         cfg.validate()
-        device = resolve_device(cfg.device)
-        rng = seed_everything(cfg.seed)
-        return cls(cfg, agent, device, rng, make_env(cfg.env, cfg.num_envs, cfg.seed, cfg.sticky_actions), resume, rank)
+        device = local_device(resolve_device(cfg.device))
+        world = from_env(device) if rank == 0 else World(rank)
+        try:
+            n_local = local_num_envs(cfg.num_envs, world.size)
+            written_by = 1 if resume is None else int(resume.state.get("world_size", 1))
+            if resume is not None and written_by != world.size:
+                raise CliError(
+                    f"--resume {resume.run_dir}: its checkpoint was written by {written_by} process(es), this run has "
+                    f"{world.size}; resume it with the same torchrun --nproc-per-node/--nnodes (or without torchrun "
+                    "for 1), or start a new run"
+                )
+            # Rank r's envs are seeded as envs r·n .. r·n+n−1 of a single process; its own generators
+            # (actions, exploration) are seeded apart.
+            rng = seed_everything(cfg.seed + RANK_SEED_STRIDE * world.rank)
+            env = make_env(cfg.env, n_local, cfg.seed + world.rank * n_local, cfg.sticky_actions)
+        except BaseException:
+            world.close()
+            raise
+        return cls(cfg, agent, device, rng, env, resume, world=world)
 
     @property
     def is_writer(self) -> bool:
@@ -145,7 +175,31 @@ class Run:
             if self.logger is not None:
                 self.logger.close()
         finally:
-            self.env.close()
+            try:
+                self.env.close()
+            finally:
+                self.world.close()
+
+    @property
+    def distributed(self) -> bool:
+        """Whether this run has several processes (torchrun)."""
+        return self.world.distributed
+
+    def sync_batch_norm(self, net: nn.Module) -> nn.Module:
+        """``--norm batch`` on several GPUs: torch's batch norm layers as SyncBatchNorm (statistics over
+        all ranks' batch). On CPU (gloo) torch has no SyncBatchNorm: each rank normalizes with its own
+        batch, and the running statistics are rank 0's (DDP broadcasts buffers at every forward)."""
+        if self.distributed and self.device.type == "cuda":
+            return nn.SyncBatchNorm.convert_sync_batchnorm(net)
+        return net
+
+    def wrap(self, net: nn.Module) -> nn.Module:
+        """``net`` for the gradient step: under DistributedDataParallel with several ranks (rank 0's
+        weights broadcast now, gradients averaged at every backward; batch norm made SyncBatchNorm
+        before), ``net`` itself in a single process. Act with ``net``, learn through what this returns."""
+        if not self.distributed:
+            return net
+        return self.world.wrap(net, self.device)
 
     # Before start(): what a resumed run continues from.
 
@@ -189,8 +243,17 @@ class Run:
         cfg = self.cfg
         config = {"agent": self.agent, **cfg.to_dict()}
         if self.run_dir is None:
-            name = cfg.run_name or default_run_name(self.env.env_id, self.agent, cfg.norm, cfg.seed)
-            self.run_dir = new_run_dir(cfg.logdir, name) if self.is_writer else Path(cfg.logdir) / name
+            made: str | CliError = ""
+            if self.is_writer:
+                name = cfg.run_name or default_run_name(self.env.env_id, self.agent, cfg.norm, cfg.seed)
+                try:
+                    made = str(new_run_dir(cfg.logdir, name))
+                except CliError as e:
+                    made = e
+            made = self.world.broadcast_object(made)  # every rank learns rank 0's directory (or its error)
+            if isinstance(made, CliError):
+                raise made
+            self.run_dir = Path(made)
         if self.is_writer:
             (self.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         self.logger = Logger(
@@ -201,12 +264,17 @@ class Run:
             progress=cfg.progress,
             eta_from=getattr(cfg, "learning_starts", 0),  # DQN's random play runs ~10× faster than its learning
             write=self.is_writer,
+            collect=self.distributed and not self.is_writer,
         )
         if self.resume is not None:
             state = self.resume.state
             self.logger.episodes = int(state.get("episodes", 0))
             self.logger.recent_returns.extend(state.get("recent_returns", torch.zeros(0)).tolist())
-            _restore_rng(self.rng, state["rng"])
+            if self.distributed:
+                # The checkpoint holds rank 0's generators only: each rank draws anew, seeded apart.
+                self.rng = seed_everything(cfg.seed + RANK_SEED_STRIDE * self.rank + 7 * self.start_step)
+            else:
+                _restore_rng(self.rng, state["rng"])
         self._throughput = Throughput(self.start_step)
         self._stop.__enter__()
 
@@ -214,8 +282,27 @@ class Run:
 
     @property
     def stop_requested(self) -> bool:
-        """A SIGINT or SIGTERM came: finish the step, write the final checkpoint and return."""
-        return bool(self._stop)
+        """A SIGINT or SIGTERM came: finish the step, write the final checkpoint and return.
+
+        With several ranks, all ranks ask it at the same point of the loop: the answer is the
+        agreement of all ranks (a signal to any one stops all), and the other ranks' finished
+        episodes reach rank 0's logger with it."""
+        if not self._stopped:
+            self._sync()
+        return self._stopped
+
+    def _sync(self) -> None:
+        """Stop flags and finished episodes of all ranks: one collective (nothing in a single process)."""
+        if not self.distributed:
+            self._stopped = bool(self._stop)
+            return
+        pending = self.logger.take_pending() if self.logger is not None else []
+        everyone = self.world.gather_objects((bool(self._stop), pending))
+        self._stopped = any(flag for flag, _ in everyone)
+        if self.is_writer and self.logger is not None:
+            for _, episodes in everyone[1:]:
+                for ret, length, step in episodes:
+                    self.logger.episode(ret, length, step)
 
     def log_due(self, step: int) -> bool:
         """Once per ``log_every`` agent steps (at the same steps after a resume), and at the last step."""
@@ -246,7 +333,10 @@ class Run:
     def checkpoint(self, save: Callable[[], None], final: bool = False) -> None:
         """Runs ``save`` (the agent's: it calls :meth:`save_checkpoint`) in the process that writes.
         A failure to write (disk full) leaves the previous checkpoint valid and, except for the
-        final checkpoint, lets training go on."""
+        final checkpoint, lets training go on. With several ranks every rank calls it (at the same
+        step): rank 0's checkpoint then counts every rank's episodes."""
+        if self.distributed:
+            self._sync()
         if not self.is_writer:
             return
         try:
@@ -269,6 +359,7 @@ class Run:
             "recent_returns": torch.tensor(list(self.logger.recent_returns), dtype=torch.float64),
             "rng": _rng_state(self.rng),
             "schedules": {name: s.to_list() for name, s in self._schedules.items()},
+            "world_size": self.world.size,
             **parts,
         }
         return save_checkpoint(self.run_dir, step, state)
@@ -281,9 +372,23 @@ class Run:
             "episodes": self.logger.episodes,
             "mean_return": self.logger.mean_recent_return(),
             "recent_returns": list(self.logger.recent_returns),
-            "interrupted": self.stop_requested,
+            "interrupted": self._stopped or bool(self._stop),
             **extra,
         }
+
+
+# Rank r's generators are seeded with seed + r · this (rank 0: the seed itself, as a single process).
+RANK_SEED_STRIDE = 1_000_003
+
+
+def local_num_envs(num_envs: int, world_size: int) -> int:
+    """This rank's share of ``--num-envs`` (the whole run's): an even split, or a CliError."""
+    if num_envs % world_size:
+        raise CliError(
+            f"--num-envs {num_envs} is the whole run's number of envs and must split evenly over {world_size} "
+            f"processes; use a multiple of {world_size}"
+        )
+    return num_envs // world_size
 
 
 def resolve_device(spec: str) -> torch.device:

@@ -7,6 +7,10 @@ checkpoint, after any crash. Ctrl-C (SIGINT) or SIGTERM finishes the current ste
 checkpoint and exits 0. Bad input prints one line and exits with code 2; a diverged run (non-finite
 loss or parameters) stops with one line and exit code 1, keeping its last good checkpoint.
 ``--time-limit SECONDS`` stops the run as Ctrl-C would once its loop has run that long.
+
+Under ``torchrun`` (``torchrun --nproc-per-node 2 -m wnrl.train a2c ...``) every process runs this
+and the run is one run over all of them (:mod:`wnrl.distributed`, README "Many GPUs"); only rank 0
+prints the summary, other ranks' errors are prefixed with their rank.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 
 from wnrl.checkpoint import CheckpointError
 from wnrl.config import CliError, add_config_arguments
+from wnrl.distributed import peer_lost, world_from_env
 from wnrl.run import TrainingDiverged, find_resume
 
 # What a resumed run cannot change: they fix its env, network shapes, replay layout and directory;
@@ -166,6 +171,8 @@ def main(argv: list[str] | None = None) -> int:
     resume_dir = args.pop("resume")
     limit = TimeLimit(args.pop("time_limit"))
     mod, cls = _agent_module(agent)
+    rank, world_size, _ = world_from_env()  # under torchrun: every rank runs main; rank 0 reports
+    who = f"rank {rank}: " if rank else ""
     try:
         if resume_dir is None:
             cfg = cls.for_env(args.pop("env", cls.env), **args)
@@ -176,16 +183,33 @@ def main(argv: list[str] | None = None) -> int:
             with limit:
                 summary = mod.train(cfg, resume=find_resume(resume_dir, agent))
     except (CliError, CheckpointError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{who}error: {e}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"{who}error: {e}", file=sys.stderr)
         return 1
+    except RuntimeError as e:
+        if world_size <= 1 or not peer_lost(e):
+            raise
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        print(
+            f"{who}error: another rank died or stopped answering ({first}); this rank stopped without a "
+            "checkpoint: resume from the last one with the same torchrun command",
+            file=sys.stderr,
+        )
+        return 1
+    if rank:
+        return 0
+    launch = "python -m wnrl.train"
+    if world_size > 1:  # the same torchrun shape: a resume needs the same number of processes
+        per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+        nodes = f"--nnodes {world_size // per_node} " if world_size > per_node else ""
+        launch = f"torchrun {nodes}--nproc-per-node {per_node} -m wnrl.train"
     if summary["interrupted"]:
         why = f"time limit of {limit.seconds:g} s reached" if limit.reached else "interrupted"
         print(
             f"{why} at step {summary['steps']:,}; checkpoint written. Resume with:\n"
-            f"  python -m wnrl.train {agent} --resume {summary['run_dir']}"
+            f"  {launch} {agent} --resume {summary['run_dir']}"
         )
         return 0
     n = len(summary["recent_returns"])
