@@ -105,22 +105,25 @@ def _finished_run(tmp_path, **kw):
     return train(cfg)["run_dir"]
 
 
-def test_time_limit_waits_for_the_training_loop():
-    """The limit's clock starts when the loop listens for Ctrl-C; before that no signal is sent."""
-    from wnrl.train import TimeLimit
+def test_time_limit_counts_from_the_loop_and_needs_no_signal():
+    """The clock starts when the run starts its loop (StopRequest entered), and the stop is a flag,
+    not a signal: it holds where SIGINT is ignored (background jobs inherit an ignored SIGINT)."""
+    from wnrl.run import StopRequest, TimeLimit
 
-    got = []
-    with TimeLimit(0.05) as limit:
-        time.sleep(0.3)  # start-up: SIGINT is still Python's default handler
-        assert not limit.reached and not got
-        previous = signal.signal(signal.SIGINT, lambda signum, frame: got.append(signum))
-        try:
-            deadline = time.monotonic() + 5
-            while not got and time.monotonic() < deadline:
-                time.sleep(0.01)
-        finally:
-            signal.signal(signal.SIGINT, previous)
-    assert got == [signal.SIGINT] and limit.reached
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with TimeLimit(0.05) as limit:
+            stop = StopRequest()
+            time.sleep(0.1)  # start-up: not counted
+            with stop:
+                assert not stop and not limit.reached
+                time.sleep(0.1)
+                assert stop and limit.reached
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    with StopRequest() as outside:  # no active limit: only a signal stops
+        time.sleep(0.06)
+        assert not outside
 
 
 def test_time_limit_stops_like_ctrl_c(tmp_path):

@@ -166,6 +166,8 @@ def _interrupt(args, after_s):
         text=True,
         env=ENV,
         start_new_session=True,
+        # as from a terminal: a suite started in the background inherits an ignored SIGINT
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         first = p.stdout.readline()

@@ -455,31 +455,62 @@ def new_run_dir(logdir: str, name: str) -> Path:
     return run_dir
 
 
+class TimeLimit:
+    """``--time-limit``: a run started inside ``with TimeLimit(seconds):`` stops as Ctrl-C would
+    (its step finished, a checkpoint written) once its loop has run ``seconds``. The clock starts at
+    :meth:`Run.start` (start-up is not counted). No signal is involved, so it also holds where SIGINT
+    is ignored: jobs started in the background by a script or under nohup inherit an ignored SIGINT."""
+
+    active: TimeLimit | None = None
+
+    def __init__(self, seconds: float | None):
+        self.seconds = seconds
+        self.reached = False
+
+    def __enter__(self) -> TimeLimit:
+        TimeLimit.active = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        TimeLimit.active = None
+
+
 class StopRequest:
-    """SIGINT/SIGTERM ask the training loop to stop after the current step, checkpoint and return.
+    """SIGINT/SIGTERM ask the training loop to stop after the current step, checkpoint and return;
+    so does the active :class:`TimeLimit` once its time is up.
 
     A second signal while stopping is ignored: the checkpoint being written must finish."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
+        self._limit: TimeLimit | None = None
+        self._deadline: float | None = None
 
     def __enter__(self) -> StopRequest:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
+        self._limit = TimeLimit.active
+        if self._limit is not None and self._limit.seconds is not None:
+            self._deadline = time.monotonic() + self._limit.seconds
         return self
 
     def _handle(self, signum, frame) -> None:
         self.signum = signum
 
     def __bool__(self) -> bool:
+        if self.signum is None and self._deadline is not None and time.monotonic() >= self._deadline:
+            self._limit.reached = True
+            self._deadline = None
+            self.signum = 0  # stopped, by no signal
         return self.signum is not None
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
         self._previous.clear()
+        self._deadline = None
 
 
 class Every:

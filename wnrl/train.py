@@ -20,15 +20,13 @@ import dataclasses
 import importlib
 import json
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 
 from wnrl.checkpoint import CheckpointError
 from wnrl.config import CliError, add_config_arguments
 from wnrl.distributed import peer_lost, world_from_env
-from wnrl.run import TrainingDiverged, find_resume
+from wnrl.run import TimeLimit, TrainingDiverged, find_resume
 
 # What a resumed run cannot change: they fix its env, network shapes, replay layout and directory;
 # with --wn-project, the norm its directions are held at (switching the projection on or off mid-run
@@ -62,55 +60,6 @@ def _agent_module(name: str):
     module, cls = AGENTS[name]
     mod = importlib.import_module(module)
     return mod, getattr(mod, cls)
-
-
-class TimeLimit:
-    """Stops training ``seconds`` after its loop starts, as Ctrl-C would: the agent finishes its
-    step, writes its checkpoint and returns. The clock starts once the loop listens for Ctrl-C
-    (SIGINT is no longer Python's default handler), so start-up (env creation, buffers) is not
-    counted and the signal cannot land where it would end the run with a traceback."""
-
-    def __init__(self, seconds: float | None):
-        self.seconds = seconds
-        self.reached = False
-        self._lock = threading.Lock()
-        self._timer: threading.Timer | None = None
-        self._closed = False
-
-    def __enter__(self) -> TimeLimit:
-        if self.seconds is not None:
-            self._arm(0.1, self._wait_for_loop)
-        return self
-
-    def _arm(self, delay: float, then) -> None:
-        with self._lock:
-            if not self._closed:
-                self._timer = threading.Timer(delay, then)
-                self._timer.daemon = True
-                self._timer.start()
-
-    @staticmethod
-    def _loop_listens() -> bool:
-        return signal.getsignal(signal.SIGINT) is not signal.default_int_handler
-
-    def _wait_for_loop(self) -> None:
-        if self._loop_listens():
-            self._arm(self.seconds, self._fire)
-        else:
-            self._arm(0.1, self._wait_for_loop)
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._closed or not self._loop_listens():  # the loop has already returned
-                return
-            self.reached = True
-        os.kill(os.getpid(), signal.SIGINT)
-
-    def __exit__(self, *exc) -> None:
-        with self._lock:
-            self._closed = True
-            if self._timer is not None:
-                self._timer.cancel()
 
 
 def _seconds(text: str) -> float:
