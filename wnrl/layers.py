@@ -481,6 +481,7 @@ class WNDirections:
     def __init__(self, module: nn.Module, project: bool = False):
         self.module = module
         self.layers = wn_layers(module)
+        self._modules = [m for _, m in self.layers]
         self.project = project
         self.updates = 0  # optimizer steps seen by this object (this process: restarts at 0 on resume)
         self._logged: list[torch.Tensor] | None = None  # unit directions at the last log
@@ -491,7 +492,7 @@ class WNDirections:
     def after_step(self) -> None:
         """After every optimizer step: the projection (with ``project``) and the update count."""
         if self.project:
-            project_directions([m for _, m in self.layers])
+            project_directions(self._modules)
         self.updates += 1
         if self._measure_one:
             self._measure_one = False

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from wnrl.layers import WNDirections, wn_diagnostics
+from wnrl.layers import WNDirections
 
 
 class Logger:
@@ -74,13 +73,12 @@ class Logger:
             for tag, v in values.items():
                 self.writer.add_scalar(tag, v, step)
 
-    def wn_diagnostics(self, net: nn.Module | WNDirections, step: int) -> None:
-        """``wn/<layer>/g_mean`` and ``wn/<layer>/v_norm_mean`` of each weight-normalized layer of ``net``;
-        given the net's :class:`~wnrl.layers.WNDirections`, also ``wn/<layer>/angle_per_update`` and
-        ``wn/<layer>/angle_one_update`` (degrees: how far the directions turn per update)."""
+    def wn_diagnostics(self, directions: WNDirections, step: int) -> None:
+        """``wn/<layer>/g_mean``, ``v_norm_mean``, ``angle_per_update`` and ``angle_one_update`` (degrees:
+        how far the directions turn per update) of each weight-normalized layer, from the net's
+        :class:`~wnrl.layers.WNDirections`."""
         if self.writer is not None:
-            values = net.diagnostics() if isinstance(net, WNDirections) else wn_diagnostics(net)
-            self.scalars({f"wn/{k}": v for k, v in values.items()}, step)
+            self.scalars({f"wn/{k}": v for k, v in directions.diagnostics().items()}, step)
 
     def episodes_from(self, info: dict[str, np.ndarray], step: int) -> None:
         """Logs every game that ended on this env step (raw score and length, per whole game)."""
