@@ -13,7 +13,7 @@ from wnrl.agents.dqn import train as train_dqn
 
 from tests.helpers import ROOT
 from wnrl.evaluate import evaluate
-from wnrl.plot import load_groups, plot
+from wnrl.plot import line_style, load_groups, plot
 
 
 def run_module(module, *args, timeout=300):
@@ -96,6 +96,14 @@ def test_plot_gives_projected_and_initial_norm_wn_runs_their_own_group(tmp_path)
         with SummaryWriter(str(run)) as w:
             w.add_scalar("charts/episodic_return", 1.0, 5)
     assert sorted(norm for _, _, norm in load_groups([str(tmp_path)])) == ["wn", "wn+project", "wn+project ‖v‖₀=0.577"]
+
+
+def test_plot_draws_each_wn_variant_in_wns_colour_with_its_own_dashes():
+    wn = line_style("wn")
+    variants = [line_style(g) for g in ("wn+project", "wn ‖v‖₀=0.577", "wn+project ‖v‖₀=0.577")]
+    assert wn == ("C0", "-") and {color for color, _ in variants} == {"C0"}
+    assert len({style for _, style in [wn, *variants]}) == 4
+    assert line_style("none")[0] not in (None, "C0") and line_style("none")[1] == "-"
 
 
 def test_plot_without_event_files_fails_clearly(tmp_path):

@@ -95,6 +95,17 @@ def load_groups(paths: list[str], tag: str = TAG) -> dict[tuple[str, str, str], 
     return groups
 
 
+def line_style(group: str) -> tuple[str | None, str]:
+    """Colour and line style of a group's curve: one colour per norm in every panel; a WN variant
+    ("wn+project", "wn ‖v‖₀=0.577") keeps wn's colour with its own dash pattern."""
+    norm = group.split()[0].removesuffix("+project")
+    color = f"C{NORMS.index(norm)}" if norm in NORMS else None
+    projected, initial_norm = "+project" in group, " " in group
+    return color, {(False, False): "-", (True, False): "--", (False, True): ":", (True, True): "-."}[
+        (projected, initial_norm)
+    ]
+
+
 def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
     import matplotlib
 
@@ -114,9 +125,7 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # bins before any episode ended are NaN
                 mean, lo, hi = np.nanmean(curves, 0), np.nanmin(curves, 0), np.nanmax(curves, 0)
-            base = norm.split()[0]
-            color = f"C{NORMS.index(base)}" if base in NORMS else None  # one colour per norm in every panel
-            style = "-" if base == norm else "--"
+            color, style = line_style(norm)
             ax.plot(grid, mean, style, label=f"{norm} (n={len(runs)})", color=color)
             ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
         ax.set_title(f"{agent} on {env}")
