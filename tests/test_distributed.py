@@ -211,7 +211,17 @@ def _cmd(*args: str) -> list[str]:
 
 
 def _env() -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "WNRL_DIST_TIMEOUT": "30"}
+    # faulthandler: a rank that aborts prints its Python stack
+    env = {"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "WNRL_DIST_TIMEOUT": "30", "PYTHONFAULTHANDLER": "1"}
+    return {**os.environ, **env}
+
+
+def _why(stderr: str) -> str:
+    """What a failed launch's ranks said: their own lines (errors, aborts, Python stacks) before
+    torchrun's summary, which alone would fill a short message."""
+    keep = ("error", "Error", "terminate", "what()", "Fatal", "File ", "Abort", "Signal", "rank")
+    lines = [ln for ln in stderr.splitlines() if any(k in ln for k in keep) and "torch/distributed" not in ln]
+    return "\n".join(lines[:40]) + "\n...\n" + stderr[-800:]
 
 
 def _run(*args: str, timeout: float = 90) -> subprocess.CompletedProcess:
@@ -236,7 +246,7 @@ def test_torchrun_one_run_checkpoint_resume(tmp_path, agent):
     base = [agent, "--env", "CartPole-v1", *TINY[agent], "--progress", "false", "--logdir", str(logdir)]
     base += ["--run-name", "r", "--checkpoint-every", "1000"]
     p = _run(*base, "--total-steps", "2000")
-    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.returncode == 0, _why(p.stderr)
     assert [d.name for d in logdir.iterdir()] == ["r"]  # rank 1 made no directory of its own
     run_dir = logdir / "r"
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 1
@@ -266,7 +276,7 @@ def test_torchrun_one_run_checkpoint_resume(tmp_path, agent):
     assert len(single.stderr.strip().splitlines()) == 1
 
     p = _run(agent, "--resume", str(run_dir), "--total-steps", "3000")
-    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.returncode == 0, _why(p.stderr)
     assert len(list(run_dir.glob("events.out.tfevents.*"))) == 2  # one writer per launch
     curves = scalars(run_dir)
     sps_steps = [s for s, _ in curves["charts/SPS"]]
@@ -325,7 +335,7 @@ def test_torchrun_signal_to_one_rank_stops_all_with_one_checkpoint(tmp_path):
         out, err = proc.communicate(timeout=60)
     finally:
         proc.kill()
-    assert proc.returncode == 0, err[-2000:]
+    assert proc.returncode == 0, _why(err)
     assert "interrupted at step" in out and "torchrun --nproc-per-node 2" in out
     ckpts = list_checkpoints(logdir / "r")
     assert len(ckpts) == 1 and load_checkpoint(ckpts[0])["world_size"] == 2

@@ -13,6 +13,7 @@ ranks once one exits with an error).
 
 from __future__ import annotations
 
+import gc
 import os
 from datetime import timedelta
 from typing import Any
@@ -90,9 +91,18 @@ class World:
         ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(module, device_ids=ids)  # buffers: rank 0's, at every forward
 
-    def close(self) -> None:
-        if self.distributed and dist.is_initialized():
-            dist.destroy_process_group()
+    def close(self, clean: bool = True) -> None:
+        """Leaves the process group. ``clean`` (every rank got here without an error): first a barrier,
+        so no rank tears its connections down while another is still in a collective; then the DDP
+        wrappers' reference cycles are collected now, while the interpreter is whole (gloo work
+        objects freed during interpreter shutdown can abort the process). After an error no barrier:
+        the other ranks may be gone."""
+        if not (self.distributed and dist.is_initialized()):
+            return
+        if clean:
+            dist.barrier()
+            gc.collect()
+        dist.destroy_process_group()
 
 
 def peer_lost(e: BaseException) -> bool:

@@ -157,7 +157,7 @@ class Run:
             rng = seed_everything(cfg.seed + RANK_SEED_STRIDE * world.rank)
             env = make_env(cfg.env, n_local, cfg.seed + world.rank * n_local, cfg.sticky_actions)
         except BaseException:
-            world.close()
+            world.close(clean=False)
             raise
         return cls(cfg, agent, device, rng, env, resume, world=world)
 
@@ -170,6 +170,7 @@ class Run:
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        clean = exc[0] is None
         self._stop.__exit__()
         try:
             if self.logger is not None:
@@ -178,7 +179,7 @@ class Run:
             try:
                 self.env.close()
             finally:
-                self.world.close()
+                self.world.close(clean)
 
     @property
     def distributed(self) -> bool:

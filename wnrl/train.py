@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import importlib
 import json
 import os
@@ -147,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 1
+    if world_size > 1:
+        gc.collect()  # DDP's wrappers (reference cycles) freed now, not during interpreter shutdown
     if rank:
         return 0
     launch = "python -m wnrl.train"
