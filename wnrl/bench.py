@@ -243,20 +243,23 @@ def agent_rate(
     device: str = "auto",
     learning_starts: int = 2_000,
     startup: float = 6.0,
+    steps: int | None = None,
     **overrides,
 ) -> float | None:
     """Median agent steps/s of a real training run on Breakout, measured after learning starts
     (``overrides``: config fields, e.g. ``overlap_env=False``); the run is stopped ``seconds`` plus
-    ``startup`` seconds after it starts."""
+    ``startup`` seconds after it starts, or ends after ``steps`` agent steps if that comes first
+    (a fixed amount of work: what a slow or busy machine still measures)."""
     import shutil
     import tempfile
 
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     logdir = tempfile.mkdtemp(prefix="wnrl-bench-")
-    # No step budget: the run is stopped (as Ctrl-C would) ``seconds`` (plus start-up) after it starts.
+    # Without ``steps`` no step budget: stopped (as Ctrl-C would) ``seconds`` (plus start-up) after it starts.
+    budget = steps if steps is not None else 10**9
     fields = dict(
-        num_envs=num_envs, logdir=logdir, progress=False, device=device, checkpoint_every=10**9, total_steps=10**9
+        num_envs=num_envs, logdir=logdir, progress=False, device=device, checkpoint_every=10**9, total_steps=budget
     )
     if agent == "dqn":
         from wnrl.agents.dqn import DQNConfig as Config
@@ -402,6 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--a2c-envs", type=_sizes, default=None, help="num_envs for A2C end to end (e.g. 16,64; none)")
     p.add_argument("--agent-seconds", type=float, default=None, help="seconds each agent run is measured")
     p.add_argument("--agent-startup", type=float, default=6.0, help="seconds each agent run gets to start (6)")
+    p.add_argument(
+        "--agent-steps", type=int, default=None, help="end each agent run after this many steps (else only by time)"
+    )
     args = p.parse_args(argv)
     if args.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -477,7 +483,13 @@ def main(argv: list[str] | None = None) -> int:
                 row = {"agent": agent, "num_envs": n, "compile": args.compile, "steps_per_s": None}
                 try:
                     row["steps_per_s"] = agent_rate(
-                        agent, n, secs, device=str(device), startup=args.agent_startup, compile=args.compile
+                        agent,
+                        n,
+                        secs,
+                        device=str(device),
+                        startup=args.agent_startup,
+                        steps=args.agent_steps,
+                        compile=args.compile,
                     )
                 except Exception as e:  # one broken configuration must not hide the others' figures
                     row["error"] = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:300]}"
