@@ -133,7 +133,8 @@ def test_a2c_solves_cartpole_with_its_defaults(tmp_path):
 
 @pytest.mark.slow
 def test_a2c_learns_catch_with_the_conv_net(tmp_path):
-    cfg = A2CConfig.for_env("Catch", logdir=str(tmp_path), progress=False, total_steps=30_000, seed=1)
+    # 40k: at 30k seed 1 ended at 0.76 on one CPU and above 0.8 on another (float rounding); 1.00 at 40k
+    cfg = A2CConfig.for_env("Catch", logdir=str(tmp_path), progress=False, total_steps=40_000, seed=1)
     last = train(cfg)["recent_returns"][-50:]
     assert np.mean(last) > 0.8, last  # random play: about -0.6; every ball caught: +1
 

@@ -104,8 +104,10 @@ def test_adamax_with_the_papers_beta1(tmp_path):
 
 @pytest.mark.slow
 def test_dqn_solves_cartpole_with_its_defaults(tmp_path):
-    """The classic-control defaults, half their length: near-solved (500 is the cap; random play ~22)."""
-    cfg = DQNConfig.for_env("CartPole-v1", logdir=str(tmp_path), progress=False, total_steps=50_000, seed=1)
+    """The classic-control defaults at their length (100k): near-solved (500 is the cap; random play ~22).
+    At half the length seed 1 passed on one CPU and scored 110 on another (float rounding alone changes
+    a DQN run): a test of the defaults runs the defaults."""
+    cfg = DQNConfig.for_env("CartPole-v1", logdir=str(tmp_path), progress=False, seed=1)
     last = train(cfg)["recent_returns"][-20:]
     assert np.mean(last) > 400, last
 
