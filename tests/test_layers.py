@@ -45,6 +45,19 @@ def test_linear_forward_equals_plain_layer_with_effective_weight(bias):
     torch.testing.assert_close(layer(x), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_without_grad_gives_the_same_bits_as_with_grad(bias):
+    """Acting (no grad) skips the autograd Function but not a single op: the same numbers exactly,
+    so a run acts with exactly the network it learns."""
+    layer = _randomize(WNLinear(64, 32, bias=bias))
+    x = torch.randn(9, 64)
+    with torch.no_grad():
+        acting = layer(x)
+    learning = layer(x)
+    assert learning.grad_fn is not None and acting.grad_fn is None
+    assert torch.equal(acting, learning.detach())
+
+
 @pytest.mark.parametrize("scale_output", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
 def test_conv_forward_equals_plain_conv_with_effective_weight(scale_output, bias):

@@ -142,6 +142,15 @@ def _per_channel(s: torch.Tensor, ndim: int) -> torch.Tensor:
     return s.view(1, -1, *([1] * (ndim - 2)))
 
 
+def _wn_linear_forward(x, v, g, bias):
+    """``(1/‖v‖, x vᵀ, y)``: the WN dense layer's forward, shared by the autograd Function and the
+    gradient-free path (the same ops, so the same numbers)."""
+    inv_norm = torch.linalg.vector_norm(v, dim=1).clamp_min(_NORM_SQ_EPS**0.5).reciprocal()
+    s = g * inv_norm
+    z = F.linear(x, v)
+    return inv_norm, z, (z * s if bias is None else torch.addcmul(bias, z, s))
+
+
 class _WNLinearFn(torch.autograd.Function):
     """``y = s ⊙ (x vᵀ) + b`` with ``s = g/‖v‖``, with a hand-written backward.
 
@@ -156,12 +165,10 @@ class _WNLinearFn(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x, v, g, bias):
-        inv_norm = torch.linalg.vector_norm(v, dim=1).clamp_min(_NORM_SQ_EPS**0.5).reciprocal()
-        s = g * inv_norm
-        z = F.linear(x, v)
+        inv_norm, z, y = _wn_linear_forward(x, v, g, bias)
         ctx.save_for_backward(x, v, g, inv_norm, z)
         ctx.has_bias = bias is not None
-        return z * s if bias is None else torch.addcmul(bias, z, s)
+        return y
 
     @staticmethod
     def backward(ctx, dy):
@@ -201,6 +208,10 @@ class WNLinear(_WeightNormBase):
         return F.linear(x, v)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            # Acting: no backward to prepare. Function.apply's own overhead is about half of this
+            # layer's time on a small MLP (one CPU thread: 18 µs against 9 for a 4→64 layer, batch 8).
+            return _wn_linear_forward(x, self.v, self.g, self.bias)[2]
         return _WNLinearFn.apply(x, self.v, self.g, self.bias)
 
     def extra_repr(self) -> str:
