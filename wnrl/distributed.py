@@ -13,7 +13,6 @@ ranks once one exits with an error).
 
 from __future__ import annotations
 
-import gc
 import os
 from datetime import timedelta
 from typing import Any
@@ -93,15 +92,13 @@ class World:
 
     def close(self, clean: bool = True) -> None:
         """Leaves the process group. ``clean`` (every rank got here without an error): first a barrier,
-        so no rank tears its connections down while another is still in a collective; then the DDP
-        wrappers' reference cycles are collected now, while the interpreter is whole (gloo work
-        objects freed during interpreter shutdown can abort the process). After an error no barrier:
-        the other ranks may be gone."""
+        so no rank tears its connections down while another is still in a collective. After an error
+        no barrier: the other ranks may be gone. (The DDP wrappers, still referenced here, are
+        collected once training returns: ``wnrl.train.main``.)"""
         if not (self.distributed and dist.is_initialized()):
             return
         if clean:
             dist.barrier()
-            gc.collect()
         dist.destroy_process_group()
 
 

@@ -149,7 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     if world_size > 1:
-        gc.collect()  # DDP's wrappers (reference cycles) freed now, not during interpreter shutdown
+        # DDP's wrappers (reference cycles) freed now, while the interpreter is whole: gloo work objects
+        # freed during interpreter shutdown can abort the process (SIGABRT)
+        gc.collect()
     if rank:
         return 0
     launch = "python -m wnrl.train"
