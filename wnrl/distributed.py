@@ -13,6 +13,7 @@ ranks once one exits with an error).
 
 from __future__ import annotations
 
+import gc
 import os
 from datetime import timedelta
 from typing import Any
@@ -91,13 +92,19 @@ class World:
         return DistributedDataParallel(module, device_ids=ids)  # buffers: rank 0's, at every forward
 
     def close(self, clean: bool = True) -> None:
-        """Leaves the process group. ``clean`` (every rank got here without an error): first a barrier,
-        so no rank tears its connections down while another is still in a collective. After an error
-        no barrier: the other ranks may be gone. (The DDP wrappers, still referenced here, are
-        collected once training returns: ``wnrl.train.main``.)"""
+        """Leaves the process group. ``clean`` (every rank got here without an error): first the garbage
+        is collected and a barrier passed, so no rank tears its connections down while another is still
+        in a collective. After an error neither: the other ranks may be gone. (The DDP wrappers, still
+        referenced here, are collected once training returns: ``wnrl.train.main``.)
+
+        Why collect: DDP's backward leaves reference cycles holding gloo work objects; freed during
+        interpreter shutdown they abort the process ("terminate called without an active exception",
+        SIGABRT). Measured: 2 spawned ranks, 3 DDP backward passes, wrapper deleted, then exit: 7 of 40
+        launches aborted without a collection, 0 of 60 with one."""
         if not (self.distributed and dist.is_initialized()):
             return
         if clean:
+            gc.collect()
             dist.barrier()
         dist.destroy_process_group()
 
