@@ -52,6 +52,8 @@ def main() -> None:
     cfg = json.loads((args.run / "config.json").read_text())
     agent, game = cfg["agent"], game_name(cfg["env"])
     s, v = read_curve(args.run)
+    if len(v) == 0:
+        raise SystemExit(f"{args.run}: no game has ended in this run yet; nothing to draw")
     fig, ax = plt.subplots(figsize=(8, 4.5))
     what = f"wnrl {agent.upper()}, {cfg['norm']}, {cfg['total_steps'] / 1e6:g}M budget, seed {cfg['seed']}: games"
     ax.plot(s, v, ".", ms=2, alpha=0.25, color="tab:blue", label=what)
