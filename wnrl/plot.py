@@ -59,6 +59,12 @@ def read_curve(run_dir: Path, tag: str = TAG) -> tuple[np.ndarray, np.ndarray]:
     return np.array([e.step for e in s], dtype=np.float64), np.array([e.value for e in s], dtype=np.float64)
 
 
+def check_bins(bins: int) -> None:
+    """``--bins`` is a number of points per curve: at least one."""
+    if bins < 1:
+        raise CliError(f"--bins {bins}: the number of points per curve must be at least 1 (default 50)")
+
+
 def smooth_on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Mean of the episodes that ended in each bin of ``grid`` (carried forward over empty bins)."""
     out = np.full(len(grid), np.nan)
@@ -109,6 +115,7 @@ def line_style(group: str) -> tuple[str | None, str]:
 def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
     import matplotlib
 
+    check_bins(bins)
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
@@ -164,6 +171,7 @@ def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, 
     """Per (agent, env, norm): final return (episodes in the last 10% of the logged steps; mean ±
     std over seeds), steps until the smoothed curve first reaches ``threshold`` (median over the
     seeds that reach it), and wall-clock per 1,000 agent steps (median of the run's SPS)."""
+    check_bins(bins)
     rows = []
     for (agent, env, norm), runs in sorted(load_groups(paths, tag).items()):
         finals, reach, ms = [], [], []

@@ -1,0 +1,56 @@
+"""python -m wnrl.plot on run directories written here directly (config.json + TensorBoard events,
+as wnrl.run writes them), and on one tiny real run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from torch.utils.tensorboard import SummaryWriter
+
+from tests.helpers import ROOT
+from wnrl import plot as P
+
+# What a real DQN CartPole run's config.json holds (wnrl.run: {"agent": ..., **cfg.to_dict()}).
+CONFIG = {
+    "agent": "dqn", "env": "CartPole-v1", "total_steps": 50_000, "num_envs": 1, "seed": 1, "device": "auto",
+    "norm": "wn", "hidden_sizes": [64, 64], "wn_init_norm": 0.0, "wn_project": False, "activation": "relu",
+    "logdir": "runs", "run_name": "x", "checkpoint_every": 500_000, "log_every": 10_000, "sticky_actions": 0.0,
+    "life_loss_terminal": True, "clip_rewards": False, "progress": True, "compile": "off", "buffer_size": 10_000,
+    "learning_starts": 1_000, "batch_size": 64, "optimizer": "adam", "learning_rate": 2.3e-3, "lr_decay": False,
+    "adam_eps": 1e-8, "gamma": 0.99, "train_frequency": 256, "target_update_frequency": 10, "n_step": 1,
+}  # fmt: skip
+
+
+def make_run(root: Path, name: str, returns, steps=None, sps=1000.0, **config) -> Path:
+    """A run directory: config.json and one event file with an episodic return per step (and SPS)."""
+    run = root / name
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({**CONFIG, "run_name": name, **config}, indent=2))
+    steps = np.arange(1, len(returns) + 1) * 100 if steps is None else steps
+    with SummaryWriter(str(run)) as w:
+        for s, r in zip(steps, returns):
+            w.add_scalar("charts/episodic_return", float(r), int(s))
+            w.add_scalar("charts/SPS", sps, int(s))
+    return run
+
+
+def plot_cli(*args, timeout=120):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "wnrl.plot", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+@pytest.mark.parametrize("bins", ["0", "-5"])
+def test_bins_below_one_is_a_one_line_error(tmp_path, bins):
+    make_run(tmp_path, "a", [1.0, 2.0, 3.0])
+    r = plot_cli(tmp_path, "-o", tmp_path / "x.png", "--bins", bins, "--summary")
+    assert r.returncode == 2, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "--bins" in r.stderr and "at least 1" in r.stderr
+    assert not (tmp_path / "x.png").exists()
