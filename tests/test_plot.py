@@ -54,3 +54,27 @@ def test_bins_below_one_is_a_one_line_error(tmp_path, bins):
     assert r.returncode == 2, r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "--bins" in r.stderr and "at least 1" in r.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_a_resumed_run_plots_quietly_with_each_step_once_and_the_later_files_value(tmp_path):
+    """A run killed after step 1,000 and resumed from its checkpoint at 500 has two event files whose
+    steps overlap; the resumed run's values win (as the logger's purge_step intends)."""
+    run = make_run(tmp_path, "resumed", [1.0] * 10)  # steps 100..1000, value 1
+    with SummaryWriter(str(run), purge_step=501) as w:  # the logger resuming at step 500
+        for s in range(600, 1600, 100):
+            w.add_scalar("charts/episodic_return", 2.0, s)
+    with SummaryWriter(str(run)) as w:  # a file with overlapping steps and no purge mark
+        for s in range(1200, 2000, 100):
+            w.add_scalar("charts/episodic_return", 3.0, s)
+    steps, values = P.read_curve(run)
+    assert steps.tolist() == list(range(100, 2000, 100))  # each step once, in order
+    assert values.tolist() == [1.0] * 5 + [2.0] * 6 + [3.0] * 8
+    r = plot_cli(run, "-o", tmp_path / "x.png", "--summary")
+    assert r.returncode == 0, r.stderr
+    assert "out of order" not in (r.stdout + r.stderr).lower() and "removing" not in (r.stdout + r.stderr).lower()
+
+
+def test_games_ending_on_the_same_step_are_all_kept(tmp_path):
+    """Several envs can finish a game on one agent step: one file's repeated steps are not duplicates."""
+    run = make_run(tmp_path, "a", [1.0, 2.0, 3.0], steps=[100, 100, 200])
+    assert P.read_curve(run)[1].tolist() == [1.0, 2.0, 3.0]

@@ -47,16 +47,75 @@ def find_runs(paths: list[str]) -> list[Path]:
     return runs
 
 
+def event_files(run_dir: Path) -> list[Path]:
+    """A run's TensorBoard event files in the order they were written (first event's wall time): a
+    resumed run adds a file after the killed run's."""
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    def started(path: Path) -> float:
+        for event in LegacyEventFileLoader(str(path)).Load():
+            return event.wall_time
+        return float("inf")
+
+    return sorted(run_dir.glob("events.out.tfevents.*"), key=lambda f: (started(f), f.name))
+
+
+_SCALARS: dict[tuple[str, tuple], dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+
+
+def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Every scalar tag of a run as (steps, values), read across its event files in order.
+
+    A resumed run (``--resume`` after a crash or ``kill -9``) continues from its last checkpoint in a
+    new event file that opens with a restart mark at the first step it will write again (the
+    logger's ``purge_step``). What earlier files logged from that step on came from the killed run
+    after its checkpoint and is dropped, so each step keeps the resumed run's values; a file without
+    the mark (an older writer) supersedes from the first step it logs. Several values at one step
+    within a file are kept (games of several envs can end on the same agent step). TensorBoard's
+    EventAccumulator does the same purge but warns about it ("out of order event.step") every time
+    the run is read; this reader is quiet. Cached per run until its files change."""
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import SessionLog
+    from tensorboard.util import tensor_util
+
+    files = event_files(Path(run_dir))
+    key = (str(run_dir), tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
+    if key in _SCALARS:
+        return _SCALARS[key]
+    merged: dict[str, list[tuple[int, float]]] = defaultdict(list)
+
+    def cut(points: dict[str, list[tuple[int, float]]], step: int) -> None:
+        for tag, pts in points.items():
+            points[tag] = [p for p in pts if p[0] < step]
+
+    for f in files:
+        own: dict[str, list[tuple[int, float]]] = defaultdict(list)
+        restarted = False
+        for event in LegacyEventFileLoader(str(f)).Load():
+            if event.HasField("session_log") and event.session_log.status == SessionLog.START:
+                cut(merged, event.step)
+                cut(own, event.step)
+                restarted = True
+            for v in event.summary.value:
+                if v.HasField("simple_value"):
+                    own[v.tag].append((event.step, float(v.simple_value)))
+                elif v.HasField("tensor") and v.metadata.plugin_data.plugin_name == "scalars":
+                    own[v.tag].append((event.step, float(tensor_util.make_ndarray(v.tensor))))
+        if not restarted and own:
+            cut(merged, min(p[0] for pts in own.values() for p in pts))
+        for tag, pts in own.items():
+            merged[tag] += pts
+    out = {}
+    for tag, pts in merged.items():
+        pts.sort(key=lambda p: p[0])  # stable: a step's values keep their order
+        out[tag] = (np.array([p[0] for p in pts], np.float64), np.array([p[1] for p in pts], np.float64))
+    _SCALARS[key] = out
+    return out
+
+
 def read_curve(run_dir: Path, tag: str = TAG) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of one scalar tag; empty arrays if the run logged none."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    if tag not in events.Tags()["scalars"]:
-        return np.zeros(0), np.zeros(0)
-    s = events.Scalars(tag)
-    return np.array([e.step for e in s], dtype=np.float64), np.array([e.value for e in s], dtype=np.float64)
+    return read_scalars(Path(run_dir)).get(tag, (np.zeros(0), np.zeros(0)))
 
 
 def check_bins(bins: int) -> None:
