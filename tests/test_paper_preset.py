@@ -75,8 +75,9 @@ def test_dry_run_of_any_grid_and_of_a_grid_to_resume(capsys, tmp_path):
     assert len(cmds) == 4 and all(flag(c, "--total-steps") == "640" for c in cmds)
     assert list(tmp_path.iterdir()) == []
     run = tmp_path / "CartPole-v1__a2c__wn__s1"
-    run.mkdir()
-    (run / "config.json").write_text("{}")
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text('{"total_steps": 640}')
+    (run / "checkpoints" / "step_000000000320.pt").write_bytes(b"")  # cut at 320 of 640
     cmds = dry_run(capsys, "--agents", "a2c", "--envs", "CartPole-v1", "--norms", "wn", "--seeds", "1",
                    "--logdir", str(tmp_path))  # fmt: skip
     assert len(cmds) == 1 and flag(cmds[0], "--resume") == str(run)

@@ -8,20 +8,28 @@
 
 Runs as many at a time as ``--jobs`` (default: the GPUs torch sees, else the CPU cores), each a
 normal run directory ``<logdir>/<env>__<agent>__<norm>__s<seed>`` with its console output in
-``<name>.log`` beside it. Running the same grid again resumes unfinished runs and skips none:
-a finished run resumes to its end at once. Threads are split between concurrent CPU runs; with
-several GPUs each run gets one. A norm written ``wn+project`` (or ``wn_mobn+project``) is that
-norm with ``--wn-project``, a cell of its own. A preset fills in the agents, envs, norms, seeds,
-length and flags of a known experiment; flags given on the command line replace the preset's.
+``<name>.log`` beside it. Running a grid again goes on from what its cells left: a cell at the
+grid's ``--total-steps`` (or, without one, its own) is finished and not started; any other resumes
+with ``--resume RUN`` plus the grid's agent flags and length (a larger ``--total-steps`` extends
+finished runs; train refuses, in one line, a flag a run cannot change); a ``--total-steps`` below
+what a cell has already run is refused before anything starts; a cell directory with no
+checkpoint (killed before its first) holds nothing to resume: it is removed and the cell starts
+afresh. ``--dry-run`` prints exactly the commands that would run. Threads are split between
+concurrent CPU runs; with several GPUs each run gets one. A norm written ``wn+project`` (or
+``wn_mobn+project``) is that norm with ``--wn-project``, a cell of its own. A preset fills in the
+agents, envs, norms, seeds, length and flags of a known experiment; flags given on the command
+line replace the preset's.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -29,6 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wnrl.checkpoint import list_checkpoints
 from wnrl.config import CliError
 
 
@@ -127,6 +136,51 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
+@dataclass
+class Cell:
+    """One run of the grid and what running the grid does with it."""
+
+    name: str
+    run_dir: Path
+    # the train command; None: the cell is already at its length and nothing runs
+    cmd: list[str] | None
+    # the --total-steps the grid asks of this cell; None: the run's own (its saved config's or its agent's default)
+    target: int | None
+    # its directory holds no checkpoint (killed before the first): removed before the cell starts afresh
+    restart: bool = False
+    # the step of its newest checkpoint when planned (None: no checkpoint)
+    reached: int | None = None
+
+
+def checkpoint_step(run_dir: Path) -> int | None:
+    """The step of ``run_dir``'s newest checkpoint (read from its file name), or None."""
+    paths = list_checkpoints(run_dir)
+    return int(paths[-1].stem.removeprefix("step_")) if paths else None
+
+
+def saved_total_steps(run_dir: Path) -> int | None:
+    """The --total-steps a run directory's config.json holds, or None."""
+    try:
+        value = json.loads((Path(run_dir) / "config.json").read_text()).get("total_steps")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _last_total_steps(flags: list[str]) -> int | None:
+    """The --total-steps that ``flags`` set last (the one train's argparse keeps), or None."""
+    value = None
+    for i, arg in enumerate(flags):
+        if arg == "--total-steps" and i + 1 < len(flags):
+            value = flags[i + 1]
+        elif arg.startswith("--total-steps="):
+            value = arg.split("=", 1)[1]
+    try:
+        return _count(value) if value is not None else None
+    except argparse.ArgumentTypeError:
+        return None  # train names the bad value itself
+
+
 def plan(
     agents,
     envs,
@@ -135,60 +189,152 @@ def plan(
     logdir: Path,
     extra: dict[str, list[str]],
     norm_extra: dict[str, list[str]] | None = None,
-) -> list[tuple[str, list[str]]]:
-    """(run name, command) for every cell of the grid. A new run gets ``norm_extra[norm]`` (for
+) -> list[Cell]:
+    """Every cell of the grid and its command. A cell's flags are ``norm_extra[norm]`` (for
     "wn+project": ``norm_extra["wn"]``), then ``extra[agent]`` (a flag given twice takes its last
     value), then a "+project" cell's ``--wn-project true``, which no other flag overrides: it is
-    what the cell is; a run that exists resumes."""
-    jobs = []
+    what the cell is. A new cell gets its env, norm, seed and name with them; a cell with a
+    checkpoint resumes with them (its length and agent flags follow the grid's, as given now), or
+    does not run if it is already at the grid's --total-steps; a cell directory without a
+    checkpoint is started afresh. A --total-steps below the steps a cell already ran (and below
+    its own length) is a CliError naming the cell."""
+    cells: list[Cell] = []
+    too_short: list[tuple[str, int, int, int]] = []
     for agent, env, norm, seed in itertools.product(agents, envs, norms, seeds):
         name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', env)}__{agent}__{norm}__s{seed}"
         run_dir = logdir / name
         base = [sys.executable, "-m", "wnrl.train", agent, "--progress", "false"]
-        if (run_dir / "config.json").is_file():
-            cmd = base + ["--resume", str(run_dir)]
+        norm_flags = (norm_extra or {}).get(norm, (norm_extra or {}).get(base_norm(norm), []))
+        flags = norm_flags + extra.get(agent, [])
+        if norm != base_norm(norm):
+            flags += ["--wn-project", "true"]
+        target = _last_total_steps(flags)
+        reached = checkpoint_step(run_dir) if run_dir.is_dir() else None
+        if reached is None:
+            new = ["--env", env, "--norm", base_norm(norm), "--seed", str(seed)]
+            new += ["--logdir", str(logdir), "--run-name", name]
+            cells.append(Cell(name, run_dir, base + new + flags, target, restart=run_dir.exists()))
+            continue
+        own = saved_total_steps(run_dir)
+        # A2C's last rollout (DQN's last step over several envs) can end a run past its length: a
+        # cell that finished its own length is not "past" the grid's when both are that length.
+        floor = reached if own is None else min(reached, own)
+        if target is not None and target < floor:
+            too_short.append((name, reached, target, floor))
+        length = target if target is not None else own
+        if length is not None and reached >= length:
+            cells.append(Cell(name, run_dir, None, target, reached=reached))
         else:
-            cmd = base + ["--env", env, "--norm", base_norm(norm), "--seed", str(seed)]
-            cmd += ["--logdir", str(logdir), "--run-name", name]
-            norm_flags = (norm_extra or {}).get(norm, (norm_extra or {}).get(base_norm(norm), []))
-            cmd += norm_flags + extra.get(agent, [])
-            if norm != base_norm(norm):
-                cmd += ["--wn-project", "true"]
-        jobs.append((name, cmd))
-    return jobs
+            cells.append(Cell(name, run_dir, base + ["--resume", str(run_dir)] + flags, target, reached=reached))
+    if too_short:
+        name, reached, target, floor = too_short[0]
+        others = f" (and {len(too_short) - 1} other cell(s))" if len(too_short) > 1 else ""
+        raise CliError(
+            f"--total-steps {target:,} is below the {reached:,} steps {name} already ran{others}; give at "
+            f"least {max(c[3] for c in too_short):,}, or another --logdir for a shorter grid"
+        )
+    return cells
 
 
-def run_grid(jobs: list[tuple[str, list[str]]], logdir: Path, parallel: int) -> dict[str, int]:
-    """Runs ``jobs`` at most ``parallel`` at a time; returns each run's exit code."""
+def _restart_note(cell: Cell) -> str:
+    return f"{cell.name}: no checkpoint in its directory (killed before the first), nothing to resume"
+
+
+def _finished_note(cell: Cell) -> str:
+    length = cell.target if cell.target is not None else saved_total_steps(cell.run_dir)
+    return (
+        f"{cell.name}: already at step {cell.reached:,} of {length:,}; nothing to run "
+        "(a larger --total-steps extends it)"
+    )
+
+
+def _last_line(path: Path, offset: int) -> str:
+    """The last non-empty line written to ``path`` after byte ``offset`` ("" if none)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in text.replace("\r", "\n").splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
+
+
+def run_grid(cells: list[Cell], logdir: Path, parallel: int) -> dict[str, int]:
+    """Runs the cells that have a command, at most ``parallel`` at a time; returns each one's exit
+    code. A failure is one line: the exit code and the last line the run wrote."""
     import torch
 
     gpus = torch.cuda.device_count()
     threads = max(1, (os.cpu_count() or 1) // parallel)
-    pending = list(jobs)
-    running: dict[str, tuple[subprocess.Popen, int]] = {}
+    pending = [c for c in cells if c.cmd is not None]
+    running: dict[str, tuple[subprocess.Popen, int, int]] = {}
     codes: dict[str, int] = {}
     free_slots = list(range(parallel))
     logdir.mkdir(parents=True, exist_ok=True)
     while pending or running:
         while pending and free_slots:
-            name, cmd = pending.pop(0)
+            cell = pending.pop(0)
+            name = cell.name
+            if cell.restart and cell.run_dir.exists():
+                shutil.rmtree(cell.run_dir)
+                print(f"afresh   {_restart_note(cell)}; removed it, starting the cell afresh", flush=True)
             slot = free_slots.pop(0)
             env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
             if gpus:
                 env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-            log = open(logdir / f"{name}.log", "a")
-            running[name] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), slot)
+            log_path = logdir / f"{name}.log"
+            log = open(log_path, "a")
+            offset = log.tell()
+            proc = subprocess.Popen(cell.cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+            running[name] = (proc, slot, offset)
             log.close()
-            print(f"started  {name}", flush=True)
+            print(f"{'resumed ' if '--resume' in cell.cmd else 'started '} {name}", flush=True)
         time.sleep(0.2)
-        for name, (proc, slot) in list(running.items()):
+        for name, (proc, slot, offset) in list(running.items()):
             if proc.poll() is not None:
                 codes[name] = proc.returncode
                 free_slots.append(slot)
                 del running[name]
-                status = "done    " if proc.returncode == 0 else f"FAILED ({proc.returncode}), see {name}.log:"
-                print(f"{status} {name}", flush=True)
+                if proc.returncode == 0:
+                    cell = next(c for c in cells if c.name == name)
+                    reached, length = _progress(cell)
+                    if reached is not None and (length is None or reached >= length):
+                        print(f"done     {name}", flush=True)
+                    else:  # a time limit or a signal: its checkpoint is written, a rerun goes on
+                        at = "no checkpoint" if reached is None else f"at step {reached:,} of {length:,}"
+                        print(f"stopped  {name}: {at}; run the grid again to go on", flush=True)
+                else:
+                    code = proc.returncode
+                    why = f"signal {-code}" if code < 0 else str(code)
+                    last = _last_line(logdir / f"{name}.log", offset) or "(no output)"
+                    print(f"FAILED ({why}) {name}: {last}   (see {name}.log)", flush=True)
     return codes
+
+
+def _progress(cell: Cell) -> tuple[int | None, int | None]:
+    """The step of the cell's newest checkpoint and its length (the grid's --total-steps, else the run's own)."""
+    length = cell.target if cell.target is not None else saved_total_steps(cell.run_dir)
+    return (checkpoint_step(cell.run_dir) if cell.run_dir.is_dir() else None), length
+
+
+def summarize(cells: list[Cell], codes: dict[str, int]) -> tuple[str, bool]:
+    """The grid's last line, and whether every cell finished: exited 0 (or had nothing to run) and
+    has a checkpoint at its length (the grid's --total-steps, else its own)."""
+    failed = [c.name for c in cells if codes.get(c.name, 0) != 0]
+    unfinished = []
+    for c in cells:
+        if c.name in failed:
+            continue
+        reached, length = _progress(c)
+        if reached is None or (length is not None and reached < length):
+            at = "no checkpoint" if reached is None else f"step {reached:,} of {length:,}"
+            unfinished.append(f"{c.name} ({at})")
+    done = len(cells) - len(failed) - len(unfinished)
+    line = f"{done} of {len(cells)} runs finished"
+    line += f"; failed: {', '.join(failed)}" if failed else ""
+    line += f"; unfinished: {', '.join(unfinished)}" if unfinished else ""
+    return line, not (failed or unfinished)
 
 
 def _count(text: str) -> int:
@@ -206,7 +352,7 @@ def _split(text: str) -> list[str]:
     return [x.strip() for x in text.split(",") if x.strip()]
 
 
-def build_jobs(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+def build_jobs(args: argparse.Namespace) -> list[Cell]:
     """The grid the command line asks for: the preset's cells and flags, with explicit flags replacing them."""
     from wnrl.train import AGENTS
 
@@ -298,21 +444,30 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
+        for cell in jobs:  # what a run would also do, beside the commands
+            if cell.restart:
+                print(f"{_restart_note(cell)}; a run removes it and starts the cell afresh", file=sys.stderr)
+            elif cell.cmd is None:
+                print(_finished_note(cell), file=sys.stderr)
         try:
-            for _, cmd in jobs:
-                print(shlex.join(cmd))
+            for cell in jobs:
+                if cell.cmd is not None:
+                    print(shlex.join(cell.cmd))
             sys.stdout.flush()
         except BrokenPipeError:  # piped into head: the reader has what it wanted
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    print(f"{len(jobs)} runs, {parallel} at a time, in {args.logdir}")
+    to_run = sum(c.cmd is not None for c in jobs)
+    finished = f" ({len(jobs) - to_run} already finished)" if to_run < len(jobs) else ""
+    print(f"{len(jobs)} runs{finished}, {parallel} at a time, in {args.logdir}")
+    for cell in jobs:
+        if cell.cmd is None:
+            print(f"finished {_finished_note(cell)}")
+    sys.stdout.flush()
     codes = run_grid(jobs, Path(args.logdir), parallel)
-    failed = [n for n, c in codes.items() if c != 0]
-    print(
-        f"{len(codes) - len(failed)} of {len(codes)} runs finished"
-        + (f"; failed: {', '.join(failed)}" if failed else "")
-    )
-    return 1 if failed else 0
+    line, ok = summarize(jobs, codes)
+    print(line)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

@@ -1,0 +1,142 @@
+"""wnrl.grid run again over the cells it left: a cell killed before its first checkpoint starts afresh, a
+longer --total-steps extends every cell, a shorter one is refused, and a failing cell is reported by its last
+line while the others finish. Dry runs on faked cells, then a few tiny real runs."""
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+
+from tests.helpers import ROOT
+from wnrl.grid import main as grid_main
+
+CELL = "CartPole-v1__a2c__wn__s1"
+GRID = ["--agents", "a2c", "--envs", "CartPole-v1", "--norms", "wn", "--seeds", "1"]
+
+
+def run_grid(*args, timeout=300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", "wnrl.grid", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
+
+
+def dry_run(capsys, *args) -> tuple[list[list[str]], str]:
+    assert grid_main([*args, "--dry-run"]) == 0
+    out = capsys.readouterr()
+    return [shlex.split(line) for line in out.out.splitlines()], out.err
+
+
+def flag(cmd: list[str], name: str) -> str:
+    """The value of ``name`` the command sets last (the one argparse keeps)."""
+    values = [cmd[i + 1] for i, a in enumerate(cmd) if a == name]
+    assert values, f"{name} not in {shlex.join(cmd)}"
+    return values[-1]
+
+
+def fake_cell(logdir, total_steps: int, checkpoints: tuple[int, ...] = (), name: str = CELL):
+    """A cell's directory as a run leaves it: its config and checkpoint files (only their names are read)."""
+    run = logdir / name
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"agent": "a2c", "total_steps": total_steps}))
+    for step in checkpoints:
+        (run / "checkpoints" / f"step_{step:012d}.pt").write_bytes(b"x")
+    return run
+
+
+def last_checkpoint_step(run) -> int:
+    return max(int(p.stem.removeprefix("step_")) for p in (run / "checkpoints").glob("step_*.pt"))
+
+
+# 1. A cell killed before its first checkpoint
+
+
+def test_a_cell_with_no_checkpoint_starts_afresh_and_a_dry_run_says_so(capsys, tmp_path):
+    run = fake_cell(tmp_path, 5000)  # config.json written, killed before the first checkpoint
+    (tmp_path / "CartPole-v1__a2c__none__s1").mkdir()  # killed even before its config.json
+    cmds, err = dry_run(capsys, *GRID, "--norms", "wn,none", "--logdir", str(tmp_path), "--total-steps", "5000")
+    assert [flag(c, "--run-name") for c in cmds] == [CELL, "CartPole-v1__a2c__none__s1"]
+    assert not any("--resume" in c for c in cmds)
+    lines = err.strip().splitlines()
+    assert len(lines) == 2 and CELL in lines[0] and "no checkpoint" in lines[0] and "afresh" in lines[0]
+    assert run.is_dir() and (run / "config.json").is_file()  # a dry run removes nothing
+
+
+def test_rerunning_a_grid_finishes_a_cell_killed_before_its_first_checkpoint(tmp_path):
+    run = tmp_path / CELL
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"agent": "a2c", "total_steps": 320}))
+    (run / "events.out.tfevents.0.partial").write_bytes(b"")
+    r = run_grid(*GRID, "--total-steps", "320", "--jobs", "1", "--logdir", str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 of 1 runs finished" in r.stdout
+    assert [line for line in r.stdout.splitlines() if "no checkpoint" in line and CELL in line]
+    assert last_checkpoint_step(run) == 320 and not (run / "events.out.tfevents.0.partial").exists()
+
+
+# 2. Running a grid again with other settings
+
+
+def test_a_longer_rerun_resumes_every_cell_with_the_new_length_and_the_agent_flags(capsys, tmp_path):
+    done = fake_cell(tmp_path, 5000, (4000, 5000))
+    cut = fake_cell(tmp_path, 5000, (1000,), name="CartPole-v1__a2c__none__s1")
+    cmds, _ = dry_run(capsys, *GRID, "--norms", "wn,none", "--logdir", str(tmp_path), "--total-steps", "8000",
+                      "--a2c-args", "--learning-rate 1e-3")  # fmt: skip
+    assert [flag(c, "--resume") for c in cmds] == [str(done), str(cut)]
+    for c in cmds:
+        assert flag(c, "--total-steps") == "8000" and flag(c, "--learning-rate") == "1e-3"
+        assert "--run-name" not in c and "--env" not in c  # a resumed cell keeps what it is
+    # the length given inside --a2c-args counts the same way
+    cmds, _ = dry_run(capsys, *GRID, "--logdir", str(tmp_path), "--a2c-args", "--total-steps 9000")
+    assert flag(cmds[0], "--resume") == str(done) and flag(cmds[0], "--total-steps") == "9000"
+
+
+def test_a_shorter_rerun_than_a_cell_reached_is_refused_in_one_line(capsys, tmp_path):
+    fake_cell(tmp_path, 8000, (5000,))
+    assert grid_main([*GRID, "--logdir", str(tmp_path), "--total-steps", "3000", "--dry-run"]) == 2
+    out = capsys.readouterr()
+    assert out.out == "" and len(out.err.strip().splitlines()) == 1
+    assert CELL in out.err and "5,000" in out.err and "--total-steps 3,000" in out.err
+    # shortening a cell that has not got there yet is a change of plan, not a loss: it resumes
+    cmds, _ = dry_run(capsys, *GRID, "--logdir", str(tmp_path), "--total-steps", "6000")
+    assert flag(cmds[0], "--total-steps") == "6000"
+
+
+def test_a_cell_at_the_grids_length_is_finished_and_not_run(capsys, tmp_path):
+    # train refuses a resume with nothing to train: the grid does not start one; the dry run says why
+    fake_cell(tmp_path, 5000, (5040,))  # A2C's last rollout of 80 steps ended past 5,000
+    for length in (["--total-steps", "5000"], []):  # the grid's length, or the run's own
+        cmds, err = dry_run(capsys, *GRID, "--logdir", str(tmp_path), *length)
+        assert cmds == [] and CELL in err and "already at step 5,040 of 5,000" in err
+
+
+# 2 and 3, on real runs: extend, refuse through train, report a failure by its last line
+
+
+def test_a_grid_rerun_extends_its_runs_and_a_failing_cell_does_not_stop_the_others(tmp_path):
+    wn, none = tmp_path / CELL, tmp_path / "CartPole-v1__a2c__none__s1"
+    first = run_grid(*GRID, "--total-steps", "320", "--jobs", "1", "--logdir", str(tmp_path))
+    assert first.returncode == 0 and "1 of 1 runs finished" in first.stdout, first.stdout + first.stderr
+    assert last_checkpoint_step(wn) == 320
+
+    # --num-envs cannot change on resume: train refuses the wn cell; the new none cell still runs to its end
+    r = run_grid(*GRID, "--norms", "wn,none", "--total-steps", "640", "--a2c-args", "--num-envs 4",
+                 "--jobs", "1", "--logdir", str(tmp_path))  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr
+    failed = [line for line in r.stdout.splitlines() if line.startswith("FAILED")]
+    assert len(failed) == 1 and CELL in failed[0] and "--num-envs cannot change when resuming" in failed[0]
+    assert "1 of 2 runs finished" in r.stdout and f"failed: {CELL}" in r.stdout
+    assert last_checkpoint_step(none) == 640 and last_checkpoint_step(wn) == 320
+
+    # the same grid without the refused flag: the wn cell goes on from 320 to 640
+    r = run_grid(*GRID, "--norms", "wn,none", "--total-steps", "640", "--jobs", "1", "--logdir", str(tmp_path))
+    assert r.returncode == 0 and "2 of 2 runs finished" in r.stdout, r.stdout + r.stderr
+    assert last_checkpoint_step(wn) == 640
+    assert json.loads((wn / "config.json").read_text())["total_steps"] == 640
+
+    # a run that exits 0 short of the grid's length (stopped by its time limit) is not counted as finished
+    r = run_grid(*GRID, "--total-steps", "4000", "--a2c-args", "--time-limit 0.001", "--logdir", str(tmp_path))
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert f"0 of 1 runs finished; unfinished: {CELL} (step " in r.stdout and " of 4,000)" in r.stdout
+    assert [line for line in r.stdout.splitlines() if line.startswith("stopped") and CELL in line]
