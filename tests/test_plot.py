@@ -78,3 +78,40 @@ def test_games_ending_on_the_same_step_are_all_kept(tmp_path):
     """Several envs can finish a game on one agent step: one file's repeated steps are not duplicates."""
     run = make_run(tmp_path, "a", [1.0, 2.0, 3.0], steps=[100, 100, 200])
     assert P.read_curve(run)[1].tolist() == [1.0, 2.0, 3.0]
+
+
+def test_runs_of_different_configs_are_not_pooled_as_seeds(tmp_path):
+    """A long default run and a short small-buffer run, both seed 1, are two groups labelled by what
+    differs, and the summary says what differs in one line."""
+    make_run(tmp_path, "long", [1.0, 2.0], total_steps=10_000_000, buffer_size=1_000_000)
+    make_run(tmp_path, "short", [5.0, 6.0], total_steps=4_000, buffer_size=1_000)
+    groups = P.load_groups([str(tmp_path)])
+    assert sorted(groups) == [
+        ("dqn", "CartPole-v1", "wn, total_steps=10M, buffer_size=1M"),
+        ("dqn", "CartPole-v1", "wn, total_steps=4k, buffer_size=1k"),
+    ]
+    assert all(len(runs) == 1 for runs in groups.values())
+    assert P.differences(groups)[("dqn", "CartPole-v1")] == ["total_steps", "buffer_size"]
+    r = plot_cli(tmp_path, "-o", tmp_path / "x.png", "--summary")
+    assert r.returncode == 0, r.stderr
+    assert "dqn on CartPole-v1: the groups differ in total_steps, buffer_size" in r.stdout
+    rows = [line for line in r.stdout.splitlines() if line.startswith("| dqn |")]
+    assert len(rows) == 2 and any("total_steps=4k, buffer_size=1k" in line for line in rows)
+
+
+def test_bookkeeping_fields_do_not_split_a_group(tmp_path):
+    """Seed, run name, logdir, device, progress, log and checkpoint cadence, compile and replay
+    placement do not change the experiment; WN settings do not change a run without weight norm."""
+    make_run(tmp_path, "a", [1.0], seed=1)
+    make_run(tmp_path, "b", [2.0], seed=2, logdir="elsewhere", device="cuda", progress=False, log_every=1,
+             checkpoint_every=7, compile="default", replay_on_device="yes", save_replay=True)  # fmt: skip
+    make_run(tmp_path, "c", [1.0], norm="none", wn_init_norm=0.0)
+    make_run(tmp_path, "d", [2.0], norm="none", wn_init_norm=0.577, wn_project=True, seed=2)
+    groups = P.load_groups([str(tmp_path)])
+    assert {k: len(v) for k, v in groups.items()} == {
+        ("dqn", "CartPole-v1", "wn"): 2,
+        ("dqn", "CartPole-v1", "none"): 2,
+    }
+    assert P.differences(groups)[("dqn", "CartPole-v1")] == ["norm"]
+    for field in P.BOOKKEEPING:  # the list is documented in the module
+        assert f"``{field}``" in P.__doc__

@@ -1,8 +1,18 @@
 """``python -m wnrl.plot RUN_DIR... -o curves.png``: learning curves from TensorBoard event files.
 
-Each argument is a run directory or a directory holding runs. Runs are grouped by agent, env and
-norm (from their ``config.json``); each group is drawn as the mean over its seeds with a band from
-the lowest to the highest seed, episodic return against agent steps, one panel per agent and env.
+Each argument is a run directory or a directory holding runs. Runs are grouped by the experiment they
+ran: their agent, env and every field of their ``config.json`` except the bookkeeping below, so only
+runs that differ in nothing but the seed share a group. Groups of one agent and env are drawn in one
+panel, each labelled by its norm and the fields in which the panel's groups differ, and the panel
+says in one line which fields those are. A group is drawn as the mean over its seeds with a band
+from the lowest to the highest seed, episodic return against agent steps.
+
+Bookkeeping, not part of an experiment (``BOOKKEEPING``): ``seed`` (what varies within a group),
+``run_name``, ``logdir``, ``device``, ``progress``, ``log_every``, ``checkpoint_every``, ``compile``
+(the same maths, compiled), ``save_replay`` and ``replay_on_device`` (where the replay buffer lives,
+not what it holds). For a run without weight norm, ``wn_init_norm``, ``wn_project`` and ``wn_head``
+change nothing and are left out too. Everything else, ``total_steps`` included (the exploration and
+learning-rate schedules follow it), defines the experiment.
 """
 
 from __future__ import annotations
@@ -137,32 +147,118 @@ def smooth_on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> n
     return out
 
 
+# Fields of config.json that do not change what a run computes (see the module docstring).
+BOOKKEEPING = frozenset(
+    {"seed", "run_name", "logdir", "device", "progress", "log_every", "checkpoint_every", "compile"}
+    | {"save_replay", "replay_on_device"}
+)
+# Weight-norm settings: no effect on a run whose norm is not weight norm.
+WN_ONLY = ("wn_init_norm", "wn_project", "wn_head")
+# Shown in a group's norm label ("wn+project ‖v‖₀=0.577"), so not repeated after it.
+IN_NORM_LABEL = ("norm", "wn_project", "wn_init_norm")
+
+
+def experiment(cfg: dict) -> dict:
+    """The fields of a run's config that define its experiment (all but bookkeeping)."""
+    out = {k: v for k, v in cfg.items() if k not in BOOKKEEPING}
+    if not str(cfg.get("norm", "")).startswith("wn"):
+        for k in WN_ONLY:
+            out.pop(k, None)
+    return out
+
+
+def norm_label(cfg: dict) -> str:
+    """The norm, and for weight norm its variant: "wn+project", "wn ‖v‖₀=0.577"."""
+    norm = cfg["norm"]
+    if norm.startswith("wn") and cfg.get("wn_project"):
+        norm += "+project"
+    if norm.startswith("wn") and cfg.get("wn_init_norm"):
+        norm = f"{norm} ‖v‖₀={cfg['wn_init_norm']:g}"
+    return norm
+
+
+def show(value) -> str:
+    """A config value, short: 10M, 4k, 0.0003, true, [64, 64]."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int) and value and abs(value) >= 1000:
+        for size, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+            if abs(value) >= size:
+                return f"{value / size:g}{unit}"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return json.dumps(value) if not isinstance(value, str) else value
+
+
+def differing(configs: list[dict]) -> list[str]:
+    """The fields (in config order) whose values are not the same in all of ``configs``; a field a
+    config lacks differs, unless it is a WN setting left out of a run without weight norm."""
+    keys = list(dict.fromkeys(k for c in configs for k in c))
+    out = []
+    for k in keys:
+        have = [json.dumps(c[k], sort_keys=True) for c in configs if k in c]
+        lacking = len(have) < len(configs) and k not in WN_ONLY
+        if len(set(have)) > 1 or lacking:
+            out.append(k)
+    return out
+
+
 def load_groups(paths: list[str], tag: str = TAG) -> dict[tuple[str, str, str], list[dict]]:
-    """Runs with event data, grouped by (agent, env, norm); a WN run with ``wn_project`` or a set
-    ``wn_init_norm`` is its own group ("wn+project", "wn ‖v‖₀=0.577")."""
-    runs = find_runs(paths)
-    groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
-    for run in runs:
+    """Runs with event data for ``tag``, grouped by experiment (the module docstring says which
+    config fields count) and keyed by (agent, env, label). The label is the norm (a WN run with
+    ``wn_project`` or a set ``wn_init_norm`` shows it: "wn+project", "wn ‖v‖₀=0.577"), then the other
+    fields in which the groups of its agent and env differ ("wn, total_steps=4k, buffer_size=1k").
+    Each run is a dict: run, seed, steps, values, total, config, norm (the norm label) and variant
+    (the other differing fields, "" if none)."""
+    experiments: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+    for run in find_runs(paths):
         cfg = json.loads((run / "config.json").read_text())
         steps, values = read_curve(run, tag)
         if len(steps):
-            norm = cfg["norm"]
-            if norm.startswith("wn") and cfg.get("wn_project"):
-                norm += "+project"
-            if norm.startswith("wn") and cfg.get("wn_init_norm"):
-                norm = f"{norm} ‖v‖₀={cfg['wn_init_norm']:g}"
-            groups[(cfg["agent"], cfg["env"], norm)].append(
-                {"run": run, "seed": cfg["seed"], "steps": steps, "values": values, "total": cfg["total_steps"]}
+            key = (cfg["agent"], cfg["env"], json.dumps(experiment(cfg), sort_keys=True))
+            experiments[key].append(
+                {"run": run, "seed": cfg["seed"], "steps": steps, "values": values, "total": cfg["total_steps"],
+                 "config": cfg, "norm": norm_label(cfg)}  # fmt: skip
             )
-    if not groups:
+    if not experiments:
         where = ", ".join(paths)
         raise CliError(f"no TensorBoard event files with {tag} under {where}; point at run directories")
+    panels: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for (agent, env, _), runs in experiments.items():
+        panels[(agent, env)].append(experiment(runs[0]["config"]))  # in config order
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for (agent, env, _), runs in experiments.items():
+        cfg = runs[0]["config"]
+        extra = [k for k in differing(panels[(agent, env)]) if k not in IN_NORM_LABEL]
+        variant = ", ".join(f"{k}={show(cfg.get(k, '(unset)'))}" for k in extra)
+        for r in runs:
+            r["variant"] = variant
+        groups[(agent, env, runs[0]["norm"] + (f", {variant}" if variant else ""))] = runs
     return groups
+
+
+def differences(groups: dict[tuple[str, str, str], list[dict]]) -> dict[tuple[str, str], list[str]]:
+    """Per (agent, env): the config fields in which its groups differ (empty for a single group)."""
+    panels: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for (agent, env, _), runs in sorted(groups.items()):
+        panels[(agent, env)].append(experiment(runs[0]["config"]))
+    return {panel: differing(configs) if len(configs) > 1 else [] for panel, configs in panels.items()}
+
+
+def differences_lines(groups: dict[tuple[str, str, str], list[dict]]) -> list[str]:
+    """One line per panel whose groups differ: "dqn on Breakout: the groups differ in norm, learning_rate"."""
+    return [
+        f"{agent} on {env}: the groups differ in {', '.join(fields)}"
+        for (agent, env), fields in differences(groups).items()
+        if fields
+    ]
 
 
 def line_style(group: str) -> tuple[str | None, str]:
     """Colour and line style of a group's curve: one colour per norm in every panel; a WN variant
-    ("wn+project", "wn ‖v‖₀=0.577") keeps wn's colour with its own dash pattern."""
+    ("wn+project", "wn ‖v‖₀=0.577") keeps wn's colour with its own dash pattern. Only the norm label
+    counts (what follows its first comma is the group's other settings: see :func:`plot`)."""
+    group = group.split(",")[0]
     norm = group.split()[0].removesuffix("+project")
     color = f"C{NORMS.index(norm)}" if norm in NORMS else None
     projected, initial_norm = "+project" in group, " " in group
@@ -179,9 +275,12 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
     import matplotlib.pyplot as plt
 
     groups = load_groups(paths, tag)
+    differ = differences(groups)
     panels = sorted({(a, e) for a, e, _ in groups})
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
+    markers = ["o", "s", "^", "v", "D", "x", "+", "*"]
     for ax, (agent, env) in zip(axes[0], panels):
+        drawn: dict[tuple, int] = defaultdict(int)  # groups of one norm label differ in other settings: markers
         for (a, e, norm), runs in sorted(groups.items()):
             if (a, e) != (agent, env):
                 continue
@@ -192,9 +291,13 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
                 warnings.simplefilter("ignore", RuntimeWarning)  # bins before any episode ended are NaN
                 mean, lo, hi = np.nanmean(curves, 0), np.nanmin(curves, 0), np.nanmax(curves, 0)
             color, style = line_style(norm)
-            ax.plot(grid, mean, style, label=f"{norm} (n={len(runs)})", color=color)
+            k = drawn[(color, style)]
+            drawn[(color, style)] += 1
+            marker = {"marker": markers[(k - 1) % len(markers)], "markevery": max(bins // 10, 1)} if k else {}
+            ax.plot(grid, mean, style, label=f"{norm} (n={len(runs)})", color=color, **marker)
             ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
-        ax.set_title(f"{agent} on {env}")
+        fields = differ[(agent, env)]
+        ax.set_title(f"{agent} on {env}" + (f"\ngroups differ in {', '.join(fields)}" if fields else ""), fontsize=10)
         ax.set_xlabel("agent steps")
         ax.set_ylabel(tag.split("/")[-1].replace("_", " "))
         ax.grid(alpha=0.3)
@@ -232,7 +335,7 @@ def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, 
     seeds that reach it), and wall-clock per 1,000 agent steps (median of the run's SPS)."""
     check_bins(bins)
     rows = []
-    for (agent, env, norm), runs in sorted(load_groups(paths, tag).items()):
+    for (agent, env, _), runs in sorted(load_groups(paths, tag).items()):
         finals, reach, ms = [], [], []
         for r in runs:
             finals.append(final_return(r["steps"], r["values"]))
@@ -249,7 +352,8 @@ def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, 
             {
                 "agent": agent,
                 "env": env,
-                "norm": norm,
+                "norm": runs[0]["norm"],
+                "variant": runs[0]["variant"],
                 "seeds": len(runs),
                 "final_mean": float(np.mean(finals)),
                 "final_std": float(np.std(finals)),
@@ -262,12 +366,14 @@ def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, 
 
 
 def markdown_table(rows: list[dict], threshold: float | None) -> str:
-    head = "| agent | env | norm | seeds | final return (mean ± std) | "
+    variants = any(r.get("variant") for r in rows)
+    head = "| agent | env | norm | seeds | " + ("other settings | " if variants else "") + "final return (mean ± std) | "
     head += f"steps to {threshold:g} (median; seeds reaching) | " if threshold is not None else ""
     head += "ms per 1k steps |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         line = f"| {r['agent']} | {r['env']} | {r['norm']} | {r['seeds']} | "
+        line += f"{r['variant'] or '—'} | " if variants else ""
         line += f"{r['final_mean']:.2f} ± {r['final_std']:.2f} | "
         if threshold is not None:
             reach = f"{r['steps_to_threshold']:,.0f}" if r["steps_to_threshold"] is not None else "—"
@@ -290,7 +396,8 @@ def paper_comparison(paths: list[str], tag: str = TAG) -> list[dict]:
     from wnrl import envs
 
     by_game: dict[str, dict[str, list[dict]]] = defaultdict(lambda: {"none": [], "wn": []})
-    for (agent, env, norm), runs in load_groups(paths, tag).items():
+    for (agent, env, _), runs in load_groups(paths, tag).items():
+        norm = runs[0]["norm"]
         try:
             game = envs.resolve(env)[1]
         except ValueError:
@@ -370,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     print(f"wrote {path}")
+    for line in differences_lines(load_groups(args.runs, args.tag)):
+        print(line)
     if args.summary:
         print(markdown_table(summarize(args.runs, args.threshold, args.bins, args.tag), args.threshold))
         comparison = paper_comparison(args.runs) if args.tag == TAG else []
