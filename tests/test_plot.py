@@ -115,3 +115,27 @@ def test_bookkeeping_fields_do_not_split_a_group(tmp_path):
     assert P.differences(groups)[("dqn", "CartPole-v1")] == ["norm"]
     for field in P.BOOKKEEPING:  # the list is documented in the module
         assert f"``{field}``" in P.__doc__
+
+
+def test_runs_repeated_with_one_seed_are_repeats_not_seeds(tmp_path):
+    """Two runs of seed 1 are one seed run twice: no std over them, and the table says so."""
+    make_run(tmp_path, "a", [100.0] * 10, seed=1)
+    make_run(tmp_path, "b", [200.0] * 10, seed=1)
+    (row,) = P.summarize([str(tmp_path)])
+    assert (row["seeds"], row["runs"]) == (1, 2)
+    assert row["final_mean"] == 150.0 and row["final_std"] is None  # the seed's runs averaged
+    table = P.markdown_table([row], None)
+    assert "| 1 (2 runs; repeated: seed 1 ×2) |" in table and "150.00 ± —" in table
+    assert "0.00" not in table.split("150.00")[1].split("|")[0]
+
+
+def test_std_is_over_distinct_seeds_with_a_seeds_repeats_averaged_first(tmp_path):
+    make_run(tmp_path, "a", [100.0] * 10, seed=1)
+    make_run(tmp_path, "b", [200.0] * 10, seed=1)
+    make_run(tmp_path, "c", [350.0] * 10, seed=2)
+    (row,) = P.summarize([str(tmp_path)])
+    assert (row["seeds"], row["runs"]) == (2, 3) and row["per_seed"] == {1: 150.0, 2: 350.0}
+    assert row["final_mean"] == 250.0 and row["final_std"] == pytest.approx(np.std([150.0, 350.0], ddof=1))
+    r = plot_cli(tmp_path, "-o", tmp_path / "x.png", "--summary")
+    assert r.returncode == 0, r.stderr
+    assert "| 2 (3 runs; repeated: seed 1 ×2) |" in r.stdout and "250.00 ± 141.42" in r.stdout

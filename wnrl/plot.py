@@ -267,6 +267,41 @@ def line_style(group: str) -> tuple[str | None, str]:
     ]
 
 
+def by_seed(runs: list[dict]) -> dict[int, list[dict]]:
+    """A group's runs by seed: runs of one seed are repeats of one sample, not more samples."""
+    out: dict[int, list[dict]] = defaultdict(list)
+    for r in runs:
+        out[r["seed"]].append(r)
+    return dict(sorted(out.items()))
+
+
+def per_seed(runs: list[dict], measure) -> dict[int, float]:
+    """``measure(run)`` per distinct seed, a seed's repeated runs averaged."""
+    return {seed: float(np.mean([measure(r) for r in rs])) for seed, rs in by_seed(runs).items()}
+
+
+def mean_std(values) -> tuple[float, float | None]:
+    """Mean and sample standard deviation (ddof=1) over seeds; no std over a single seed."""
+    v = np.asarray(list(values), dtype=np.float64)
+    return float(v.mean()), (float(v.std(ddof=1)) if len(v) >= 2 else None)
+
+
+def seeds_text(runs: list[dict]) -> str:
+    """Distinct seeds, and the runs that repeat a seed: "1 (2 runs; repeated: seed 1 ×2)"."""
+    seeds = by_seed(runs)
+    repeated = [f"seed {s} ×{len(rs)}" for s, rs in seeds.items() if len(rs) > 1]
+    return f"{len(seeds)}" + (f" ({len(runs)} runs; repeated: {', '.join(repeated)})" if repeated else "")
+
+
+def seed_curves(runs: list[dict], grid: np.ndarray) -> np.ndarray:
+    """(seeds, len(grid)): each seed's curve on ``grid``, its repeated runs averaged."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # bins before any episode ended are NaN
+        return np.stack(
+            [np.nanmean([smooth_on_grid(r["steps"], r["values"], grid) for r in rs], 0) for rs in by_seed(runs).values()]
+        )
+
+
 def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
     import matplotlib
 
@@ -286,7 +321,7 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
                 continue
             end = max(int(r["steps"][-1]) for r in runs)  # what was logged, not the planned length
             grid = np.linspace(end / bins, end, bins)
-            curves = np.stack([smooth_on_grid(r["steps"], r["values"], grid) for r in runs])
+            curves = seed_curves(runs, grid)
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # bins before any episode ended are NaN
                 mean, lo, hi = np.nanmean(curves, 0), np.nanmin(curves, 0), np.nanmax(curves, 0)
@@ -294,8 +329,11 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
             k = drawn[(color, style)]
             drawn[(color, style)] += 1
             marker = {"marker": markers[(k - 1) % len(markers)], "markevery": max(bins // 10, 1)} if k else {}
-            ax.plot(grid, mean, style, label=f"{norm} (n={len(runs)})", color=color, **marker)
-            ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
+            n = len(curves)
+            count = f"{n} seed{'s' if n > 1 else ''}" + (f", {len(runs)} runs" if len(runs) > n else "")
+            ax.plot(grid, mean, style, label=f"{norm} ({count})", color=color, **marker)
+            if n > 1:
+                ax.fill_between(grid, lo, hi, color=color, alpha=0.2)
         fields = differ[(agent, env)]
         ax.set_title(f"{agent} on {env}" + (f"\ngroups differ in {', '.join(fields)}" if fields else ""), fontsize=10)
         ax.set_xlabel("agent steps")
@@ -330,39 +368,50 @@ def best_window_return(steps: np.ndarray, values: np.ndarray, window: float = EP
 
 
 def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, tag: str = TAG) -> list[dict]:
-    """Per (agent, env, norm): final return (episodes in the last 10% of the logged steps; mean ±
-    std over seeds), steps until the smoothed curve first reaches ``threshold`` (median over the
-    seeds that reach it), and wall-clock per 1,000 agent steps (median of the run's SPS)."""
+    """Per group: final return (episodes in the last 10% of the logged steps; per seed, then mean
+    and std over distinct seeds, a seed's repeated runs averaged first; no std over one seed), steps
+    until a seed's smoothed curve first reaches ``threshold`` (median over the seeds that reach it),
+    and wall-clock per 1,000 agent steps (from each run's median SPS, mean over runs)."""
     check_bins(bins)
     rows = []
     for (agent, env, _), runs in sorted(load_groups(paths, tag).items()):
-        finals, reach, ms = [], [], []
-        for r in runs:
-            finals.append(final_return(r["steps"], r["values"]))
-            end = float(r["steps"][-1])  # what was logged, not the planned total_steps
+        finals = per_seed(runs, lambda r: final_return(r["steps"], r["values"]))
+        reach, ms = [], []
+        for rs in by_seed(runs).values():
+            end = max(float(r["steps"][-1]) for r in rs)  # what was logged, not the planned total_steps
             grid = np.linspace(end / bins, end, bins)
-            curve = smooth_on_grid(r["steps"], r["values"], grid)
+            curve = seed_curves(rs, grid)[0]
             hit = np.flatnonzero(curve >= threshold) if threshold is not None else []
             if len(hit):
                 reach.append(float(grid[hit[0]]))
+        for r in runs:
             _, sps = read_curve(r["run"], "charts/SPS")
             if len(sps):
                 ms.append(1000.0 / float(np.median(sps)) * 1000.0)
+        final_mean, final_std = mean_std(finals.values())
         rows.append(
             {
                 "agent": agent,
                 "env": env,
                 "norm": runs[0]["norm"],
                 "variant": runs[0]["variant"],
-                "seeds": len(runs),
-                "final_mean": float(np.mean(finals)),
-                "final_std": float(np.std(finals)),
+                "seeds": len(finals),
+                "runs": len(runs),
+                "seeds_text": seeds_text(runs),
+                "per_seed": finals,
+                "final_mean": final_mean,
+                "final_std": final_std,
                 "reached": len(reach),
                 "steps_to_threshold": float(np.median(reach)) if reach else None,
                 "ms_per_1k_steps": float(np.mean(ms)) if ms else None,
             }
         )
     return rows
+
+
+def pm(mean: float, std: float | None, fmt: str = ".2f") -> str:
+    """"mean ± std", or "mean ± —" where there is no std (one seed)."""
+    return f"{mean:{fmt}} ± " + (f"{std:{fmt}}" if std is not None else "—")
 
 
 def markdown_table(rows: list[dict], threshold: float | None) -> str:
@@ -372,9 +421,9 @@ def markdown_table(rows: list[dict], threshold: float | None) -> str:
     head += "ms per 1k steps |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
-        line = f"| {r['agent']} | {r['env']} | {r['norm']} | {r['seeds']} | "
+        line = f"| {r['agent']} | {r['env']} | {r['norm']} | {r['seeds_text']} | "
         line += f"{r['variant'] or '—'} | " if variants else ""
-        line += f"{r['final_mean']:.2f} ± {r['final_std']:.2f} | "
+        line += f"{pm(r['final_mean'], r['final_std'])} | "
         if threshold is not None:
             reach = f"{r['steps_to_threshold']:,.0f}" if r["steps_to_threshold"] is not None else "—"
             line += f"{reach} ({r['reached']}/{r['seeds']}) | "
@@ -411,13 +460,14 @@ def paper_comparison(paths: list[str], tag: str = TAG) -> list[dict]:
         title, normal, wn, nature = PAPER_TABLE3[game]
         row: dict = {"game": title, "paper_none": normal, "paper_wn": wn, "nature_dqn": nature, "steps": 0}
         for norm, runs in by_game[game].items():
-            best = [best_window_return(r["steps"], r["values"]) for r in runs]
-            final = [final_return(r["steps"], r["values"]) for r in runs]
+            best = per_seed(runs, lambda r: best_window_return(r["steps"], r["values"]))
+            final = per_seed(runs, lambda r: final_return(r["steps"], r["values"]))
+            best_mean, best_std = mean_std(best.values()) if runs else (None, None)
             row[norm] = {
-                "seeds": len(runs),
-                "best_mean": float(np.mean(best)) if runs else None,
-                "best_std": float(np.std(best)) if runs else None,
-                "final_mean": float(np.mean(final)) if runs else None,
+                "seeds": len(best),  # distinct seeds; a seed's repeated runs are averaged
+                "best_mean": best_mean,
+                "best_std": best_std,
+                "final_mean": mean_std(final.values())[0] if runs else None,
             }
             row["steps"] = max([row["steps"]] + [trained_steps(r) for r in runs])
         rows.append(row)
