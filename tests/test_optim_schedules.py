@@ -1,9 +1,8 @@
-"""TF-style RMSprop against hand-computed steps; schedules that stay continuous across resumes."""
+"""TF-style RMSprop against hand-computed steps; linear schedules."""
 
 import numpy as np
 import pytest
 import torch
-from wnrl.agents.dqn import DQNConfig, epsilon_schedule
 
 from wnrl.optim import RMSpropTF, make_optimizer
 from wnrl.schedules import LinearSchedule
@@ -58,33 +57,3 @@ def test_linear_schedule_values():
     assert [s(0), s(50), s(100), s(10_000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
     assert LinearSchedule.from_start(1.0, 0.1, 0)(0) == 0.1  # no decay: the end value at once
     assert LinearSchedule.from_list(s.to_list()) == s
-
-
-def test_epsilon_continues_smoothly_when_a_resumed_run_is_made_longer():
-    """The issue's case: a 10M run at 500k (ε = 0.505) extended to 20M must not jump to 0.75."""
-    cfg = DQNConfig.for_env("Breakout", total_steps=10_000_000)
-    old = epsilon_schedule(cfg)
-    assert old(500_000) == pytest.approx(0.505)
-    new_end = epsilon_schedule(DQNConfig.for_env("Breakout", total_steps=20_000_000))
-    cont = old.continued(500_000, new_end.s1, new_end.v1)
-    assert cont(500_000) == pytest.approx(0.505)  # no jump
-    assert cont(2_000_000) == pytest.approx(0.01) and cont(1_250_000) == pytest.approx((0.505 + 0.01) / 2)
-    # continuing with the same ends changes nothing
-    same = old.continued(500_000, old.s1, old.v1)
-    for t in (500_000, 700_000, 1_000_000, 5_000_000):
-        assert same(t) == pytest.approx(old(t))
-    # a decay that has ended stays ended
-    assert old.continued(3_000_000, new_end.s1, new_end.v1)(3_000_001) == pytest.approx(0.01)
-
-
-def test_continued_schedule_from_a_checkpoint_with_and_without_saved_schedules():
-    from wnrl.schedules import continued_schedule
-
-    cfg = DQNConfig.for_env("Breakout", total_steps=20_000_000)
-    assert continued_schedule(epsilon_schedule, cfg, "epsilon", None) == epsilon_schedule(cfg)  # a new run
-    saved = {"step": 500_000, "config": {"total_steps": 10_000_000}, "schedules": {"epsilon": [0, 1, 1e6, 0.01]}}
-    assert continued_schedule(epsilon_schedule, cfg, "epsilon", saved)(500_000) == pytest.approx(0.505)
-    # a checkpoint from before schedules were saved: the schedule of its own config (10M steps), continued
-    del saved["schedules"]
-    cont = continued_schedule(epsilon_schedule, cfg, "epsilon", saved)
-    assert cont(500_000) == pytest.approx(0.505) and cont(2_000_000) == pytest.approx(0.01)

@@ -301,28 +301,3 @@ def test_unknown_agent_is_one_line(tmp_path):
 def test_resume_of_a_missing_run(tmp_path):
     r = cli("dqn", "--resume", str(tmp_path / "nope"))
     assert r.returncode == 2 and "not a run directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-
-
-def test_resume_with_more_steps_continues_epsilon_and_learning_rate_smoothly(tmp_path):
-    """Extending a run (--total-steps) moves where the schedules end, never their value at the resume
-    step: resumed at 1,000 of 2,000 steps (ε = 0.52) and extended to 4,000, ε goes on from 0.52
-    (recomputing the schedule would jump to 0.76)."""
-    base = [*COMMON, "--logdir", str(tmp_path), "--run-name", "r", "--learning-starts", "200"]
-    first = cli("dqn", *base, "--total-steps", "2000", "--exploration-fraction", "1.0", "--lr-decay", "true")
-    assert first.returncode == 0, first.stderr
-    run_dir = tmp_path / "r"
-    list_checkpoints(run_dir)[-1].unlink()  # resume from the step-1,000 checkpoint, mid-schedule
-    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "4000", "--progress", "false")
-    assert r.returncode == 0, r.stderr
-    tags = scalars(run_dir)
-    eps, lr = dict(tags["charts/epsilon"]), dict(tags["charts/learning_rate"])
-    n = 4  # envs: the value logged at step s was set at the start of the vector step, s − 4
-    assert eps[1000] == pytest.approx(1 - 0.96 * (1000 - n) / 2000)
-    # from (1000, 0.52) to (4000, 0.04): linear in between, no jump
-    for step in (1500, 2000, 3000):
-        assert eps[step] == pytest.approx(0.52 + (0.04 - 0.52) * (step - n - 1000) / 3000, abs=1e-6), step
-    # the learning rate factor: 0.5 at step 1,000 of 2,000, then to 0 at 4,000
-    for step in (1500, 2500):
-        assert lr[step] == pytest.approx(5e-4 * 0.5 * (4000 - step + n) / 3000, rel=1e-5), step
-    state = load_checkpoint(list_checkpoints(run_dir)[-1])
-    assert state["schedules"]["epsilon"] == pytest.approx([1000.0, 0.52, 4000.0, 0.04])

@@ -62,7 +62,7 @@ from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, 
 from wnrl.config import CliError, CommonConfig
 from wnrl.distributed import World, from_env, local_device
 from wnrl.logger import Logger
-from wnrl.schedules import LinearSchedule, continued_schedule
+from wnrl.schedules import LinearSchedule
 
 
 class TrainingDiverged(RuntimeError):
@@ -211,6 +211,10 @@ class Run:
         if self.resume is None:
             return
         resume = self.resume
+        # An optimizer's state_dict carries its param_groups' settings (lr, eps, betas, alpha), which
+        # would silently replace what this run's config (and config.json) says: the config's settings
+        # are kept, the checkpoint's statistics (moments, step counts) taken.
+        settings = {k: _settings(m) for k, m in modules.items() if isinstance(m, torch.optim.Optimizer)}
         if resume.state.get("env") != self.env.env_id:
             raise CheckpointError(f"{resume.path}: written for env {resume.state.get('env')}, not {self.env.env_id}")
         for key, module in modules.items():
@@ -218,6 +222,8 @@ class Run:
                 raise CheckpointError(f"{resume.path}: has no {key!r} state")
             try:
                 module.load_state_dict(resume.state[key])
+                if isinstance(module, torch.optim.Optimizer):
+                    _apply_settings(module, settings[key])
             except (RuntimeError, ValueError, KeyError) as e:
                 first = str(e).strip().splitlines()[-1].strip() if str(e).strip() else type(e).__name__
                 raise CheckpointError(
@@ -229,10 +235,9 @@ class Run:
         return default if self.resume is None else self.resume.state[key]
 
     def schedule(self, name: str, make: Callable[[Any], LinearSchedule]) -> LinearSchedule:
-        """``make(cfg)``, continued across resumes (:func:`wnrl.schedules.continued_schedule`) and
-        saved under ``name`` with every checkpoint."""
-        state = None if self.resume is None else self.resume.state
-        self._schedules[name] = continued_schedule(make, self.cfg, name, state)
+        """``make(cfg)``, saved under ``name`` with every checkpoint. A resumed run's schedule is its
+        (possibly extended) config's, not the checkpoint's: see :mod:`wnrl.schedules`."""
+        self._schedules[name] = make(self.cfg)
         return self._schedules[name]
 
     def start(self) -> None:
@@ -376,6 +381,16 @@ class Run:
             "interrupted": self._stopped or bool(self._stop),
             **extra,
         }
+
+
+def _settings(optimizer: torch.optim.Optimizer) -> list[dict[str, Any]]:
+    """Each param group's settings (everything but its parameters)."""
+    return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+
+
+def _apply_settings(optimizer: torch.optim.Optimizer, settings: list[dict[str, Any]]) -> None:
+    for group, values in zip(optimizer.param_groups, settings, strict=True):
+        group.update(values)
 
 
 # Rank r's generators are seeded with seed + r · this (rank 0: the seed itself, as a single process).

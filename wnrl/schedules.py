@@ -1,20 +1,22 @@
-"""Linear schedules (ε-greedy exploration, learning-rate decay) that stay continuous across resumes.
+"""Linear schedules (ε-greedy exploration, learning-rate decay) over a run's agent steps.
 
-A schedule is a straight line from ``(s0, v0)`` to ``(s1, v1)`` over agent steps, flat outside.
-Its ends are saved with each checkpoint. A run resumed with a new ``--total-steps`` does not
-recompute the line from step 0 (that would make ε or the learning rate jump: a 10M-step run at
-step 500k extended to 20M would go from ε = 0.505 back to 0.75); it continues from the value the
-schedule had at the resume step and reaches its end value where the new length puts the end.
+A schedule is a straight line from ``(s0, v0)`` to ``(s1, v1)`` over agent steps, flat outside, made
+from the run's config alone. A resumed run with its config unchanged follows the same line, so it
+goes on exactly where it stopped. A run resumed with a new ``--total-steps`` (or another schedule
+flag) follows, from its resume step on, the line of its new config: **an extended run is the run
+that had been planned for the new length** (Stable-Baselines3's ``learn(..., reset_num_timesteps=False)``
+re-plans the same way). So a finished 2,000-step A2C run extended to 6,000 goes on at 2/3 of its
+learning rate, decaying to 0 at 6,000, where continuing the old line would have kept it at 0 and
+trained nothing; a 10M-step DQN extended to 20M at step 500k goes on at the ε a 20M run has at
+500k (0.75, up from 0.505). The line's ends are saved with each checkpoint, as a record.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from dataclasses import astuple, dataclass
 from typing import Any
 
-__all__ = ["LinearSchedule", "continued_schedule", "lr_schedule", "set_learning_rate"]
+__all__ = ["LinearSchedule", "lr_schedule", "set_learning_rate"]
 
 
 @dataclass(frozen=True)
@@ -38,12 +40,6 @@ class LinearSchedule:
             return self.v0
         return self.v0 + (self.v1 - self.v0) * (step - self.s0) / (self.s1 - self.s0)
 
-    def continued(self, step: float, s1: float, v1: float) -> LinearSchedule:
-        """From this schedule's value at ``step``, linear to ``v1`` at ``s1`` (at once if ``s1 ≤ step``).
-
-        Continuing with the ends a schedule already has changes nothing from ``step`` on."""
-        return LinearSchedule(float(step), self(step), max(float(s1), float(step)), v1)
-
     def to_list(self) -> list[float]:
         return [float(x) for x in astuple(self)]
 
@@ -51,24 +47,6 @@ class LinearSchedule:
     def from_list(cls, values) -> LinearSchedule:
         s0, v0, s1, v1 = (float(x) for x in values)
         return cls(s0, v0, s1, v1)
-
-
-def continued_schedule(
-    make: Callable[[Any], LinearSchedule], cfg: Any, name: str, checkpoint: dict[str, Any] | None
-) -> LinearSchedule:
-    """``make(cfg)`` for a new run (``checkpoint`` None). For a resumed one, the schedule ``name``
-    saved in its checkpoint, continued from the checkpoint's step to the end ``make(cfg)`` sets: a
-    new --total-steps moves where the schedule ends, never its value at the resume step.
-    (Checkpoints from before schedules were saved: the schedule their own config made.)"""
-    fresh = make(cfg)
-    if checkpoint is None:
-        return fresh
-    saved = checkpoint.get("schedules", {}).get(name)
-    if saved is not None:
-        old = LinearSchedule.from_list(saved)
-    else:
-        old = make(dataclasses.replace(cfg, total_steps=int(checkpoint["config"]["total_steps"])))
-    return old.continued(int(checkpoint["step"]), fresh.s1, fresh.v1)
 
 
 def lr_schedule(cfg: Any) -> LinearSchedule:

@@ -30,6 +30,8 @@ from wnrl.distributed import peer_lost, world_from_env
 from wnrl.run import TimeLimit, TrainingDiverged, find_resume
 
 # What a resumed run cannot change: they fix its env, network shapes, replay layout and directory;
+# the optimizer (its saved statistics belong to one algorithm: Adam's moments are not Adamax's, torch's
+# RMSprop squares start at 0 where the TF-style ones start at 1);
 # with --wn-project, the norm its directions are held at (switching the projection on or off mid-run
 # would make one curve two experiments: a grown ‖v‖ snapped back at once is a jump of the effective
 # learning rate).
@@ -43,6 +45,7 @@ FROZEN_ON_RESUME = (
     "dueling",
     "wn_head",
     "num_envs",
+    "optimizer",
     "seed",
     "logdir",
     "run_name",
@@ -130,8 +133,14 @@ def main(argv: list[str] | None = None) -> int:
                 summary = mod.train(cfg)
         else:
             cfg = resumed_config(cls, agent, resume_dir, args)
+            resume = find_resume(resume_dir, agent)
+            if cfg.total_steps <= resume.step:
+                raise CliError(
+                    f"--resume {resume_dir}: the run is at step {resume.step:,}, at or past --total-steps "
+                    f"{cfg.total_steps:,}: nothing to train; pass a --total-steps above {resume.step:,} to extend it"
+                )
             with limit:
-                summary = mod.train(cfg, resume=find_resume(resume_dir, agent))
+                summary = mod.train(cfg, resume=resume)
     except (CliError, CheckpointError) as e:
         print(f"{who}error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,142 @@
+"""What users do to a run after it started: resume it, extend it, change its settings. Each test
+reproduces a defect a user met through the CLI (wnrl issue 22)."""
+
+import pytest
+import torch
+
+from tests.helpers import scalars
+from wnrl.checkpoint import list_checkpoints, load_checkpoint
+from wnrl.train import main
+
+QUIET = ["--progress", "false"]
+
+
+def _last(run_dir):
+    return load_checkpoint(list_checkpoints(run_dir)[-1])
+
+
+def _one_line_error(capsys, code, *needles):
+    err = capsys.readouterr().err.strip()
+    assert code == 2, err
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    for needle in needles:
+        assert needle in err, err
+
+
+def test_extending_a_finished_decayed_run_replans_the_learning_rate_and_learns(tmp_path):
+    """A finished A2C run's learning rate has decayed to 0. Extended, it is the run planned for the new
+    length: lr = lr₀·(1 − step/new_total) from the resume step on (it used to stay at 0: nothing moved)."""
+    base = ["a2c", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", "--log-every", "1000", *QUIET]
+    assert main([*base, "--total-steps", "2000"]) == 0
+    run_dir = tmp_path / "r"
+    before = _last(run_dir)
+    assert main(["a2c", "--resume", str(run_dir), "--total-steps", "40000", *QUIET]) == 0
+    lr = dict(scalars(run_dir)["charts/learning_rate"])
+    for step in (3000, 20000, 39000):
+        assert lr[step] == pytest.approx(7e-4 * (1 - step / 40000), rel=0.02), step
+    after = _last(run_dir)
+    assert after["step"] == 40000
+    model = {k: v for k, v in before["model"].items() if v.is_floating_point()}
+    moved = max((after["model"][k] - v).abs().max().item() for k, v in model.items())
+    assert moved > 0.05
+    # It learns: random play scores ~22 on CartPole; the mean of the last 100 games is well above it.
+    assert after["recent_returns"].mean().item() > 60
+
+
+def test_extending_dqn_replans_epsilon_and_learning_rate(tmp_path):
+    """Resumed at 1,000 of 2,000 steps and extended to 4,000: from the resume on, ε and the learning rate
+    are those of a run planned for 4,000 steps, and config.json says so."""
+    base = ["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", *QUIET]
+    base += ["--log-every", "500", "--checkpoint-every", "1000", "--learning-starts", "200"]
+    assert main([*base, "--total-steps", "2000", "--exploration-fraction", "1.0", "--lr-decay", "true"]) == 0
+    run_dir = tmp_path / "r"
+    list_checkpoints(run_dir)[-1].unlink()  # resume from the step-1,000 checkpoint, mid-schedule
+    assert main(["dqn", "--resume", str(run_dir), "--total-steps", "4000", *QUIET]) == 0
+    tags = scalars(run_dir)
+    eps, lr = dict(tags["charts/epsilon"]), dict(tags["charts/learning_rate"])
+    n = 4  # envs: the value logged at step s was set at the start of the vector step, s − 4
+    assert eps[1000] == pytest.approx(1 - 0.96 * (1000 - n) / 2000)  # the first run's plan
+    for step in (1500, 2000, 3500):  # the 4,000-step plan: 1 → 0.04 over 4,000 steps
+        assert eps[step] == pytest.approx(1 - 0.96 * (step - n) / 4000, abs=1e-6), step
+        assert lr[step] == pytest.approx(5e-4 * (1 - (step - n) / 4000), rel=1e-5), step
+    assert _last(run_dir)["schedules"]["epsilon"] == pytest.approx([0.0, 1.0, 4000.0, 0.04])
+
+
+def test_a_run_resumed_without_new_steps_goes_on_exactly(tmp_path):
+    """Preempted and resumed with nothing changed: the schedules are the ones the run started with."""
+    base = ["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", *QUIET]
+    base += ["--log-every", "500", "--checkpoint-every", "1000", "--learning-starts", "200", "--total-steps", "2000"]
+    assert main([*base, "--exploration-fraction", "1.0", "--lr-decay", "true"]) == 0
+    run_dir = tmp_path / "r"
+    first = dict(scalars(run_dir)["charts/epsilon"])
+    list_checkpoints(run_dir)[-1].unlink()
+    assert main(["dqn", "--resume", str(run_dir), *QUIET]) == 0
+    again = dict(scalars(run_dir)["charts/epsilon"])
+    for step in (1500, 2000):
+        assert again[step] == pytest.approx(first[step], abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "agent, flags, expect",
+    [
+        (
+            "dqn",
+            ["--adam-eps", "1e-3", "--adam-beta1", "0.5", "--learning-rate", "2e-4", "--lr-decay", "false"],
+            {"eps": 1e-3, "betas": (0.5, 0.999), "lr": 2e-4},
+        ),
+        (
+            "a2c",
+            ["--rms-alpha", "0.9", "--rms-eps", "1e-3", "--learning-rate", "1e-3", "--lr-decay", "false"],
+            {"eps": 1e-3, "alpha": 0.9, "lr": 1e-3},
+        ),
+    ],
+)
+def test_optimizer_settings_given_on_resume_are_the_ones_used(tmp_path, agent, flags, expect):
+    """Loading the optimizer's state used to restore the checkpoint's settings while config.json recorded
+    the new ones: the run went on with eps 1e-8 and betas (0.9, 0.999) after --adam-eps 1e-3 --adam-beta1 0.5."""
+    base = [agent, "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", *QUIET]
+    base += ["--learning-starts", "200"] if agent == "dqn" else []
+    assert main([*base, "--total-steps", "1000"]) == 0
+    run_dir = tmp_path / "r"
+    moments = {k: v for k, v in _last(run_dir)["optimizer"]["state"].items()}
+    assert main([agent, "--resume", str(run_dir), "--total-steps", "2000", *flags, *QUIET]) == 0
+    state = _last(run_dir)["optimizer"]
+    for group in state["param_groups"]:
+        for key, value in expect.items():
+            got = tuple(group[key]) if isinstance(value, tuple) else group[key]
+            assert got == pytest.approx(value), (key, group[key])
+    assert set(state["state"]) == set(moments)  # the statistics were carried on, not restarted
+
+
+def test_changing_the_optimizer_on_resume_is_one_line(tmp_path, capsys):
+    base = ["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", *QUIET]
+    assert main([*base, "--total-steps", "600", "--learning-starts", "200"]) == 0
+    code = main(["dqn", "--resume", str(tmp_path / "r"), "--total-steps", "1200", "--optimizer", "adamax", *QUIET])
+    _one_line_error(capsys, code, "--optimizer cannot change")
+
+
+def test_a_total_below_the_resume_step_is_one_line(tmp_path, capsys):
+    """`--resume RUN --total-steps 1000` on a finished 2,000-step run used to print "done: 2,000 steps"."""
+    base = ["a2c", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", *QUIET]
+    assert main([*base, "--total-steps", "2000"]) == 0
+    code = main(["a2c", "--resume", str(tmp_path / "r"), "--total-steps", "1000", *QUIET])
+    _one_line_error(capsys, code, "at step 2,000", "above 2,000")
+    code = main(["a2c", "--resume", str(tmp_path / "r"), *QUIET])  # finished, nothing new asked
+    _one_line_error(capsys, code, "nothing to train")
+
+
+def test_optimizer_settings_survive_load_state_dict_unit():
+    """The mechanism on its own: Run.restore keeps the new optimizer's settings, takes the old state."""
+    from wnrl.run import _apply_settings, _settings
+
+    p = [torch.nn.Parameter(torch.ones(3))]
+    old = torch.optim.Adam(p, lr=1e-4, eps=1e-8)
+    p[0].grad = torch.ones(3)
+    old.step()
+    new = torch.optim.Adam(p, lr=3e-4, eps=1e-3, betas=(0.5, 0.999))
+    keep = _settings(new)
+    new.load_state_dict(old.state_dict())
+    assert new.param_groups[0]["eps"] == 1e-8  # what torch does: the checkpoint's settings win
+    _apply_settings(new, keep)
+    assert new.param_groups[0]["eps"] == 1e-3 and new.param_groups[0]["betas"] == (0.5, 0.999)
+    assert new.state[p[0]]["step"] == 1
