@@ -139,3 +139,31 @@ def test_std_is_over_distinct_seeds_with_a_seeds_repeats_averaged_first(tmp_path
     r = plot_cli(tmp_path, "-o", tmp_path / "x.png", "--summary")
     assert r.returncode == 0, r.stderr
     assert "| 2 (3 runs; repeated: seed 1 ×2) |" in r.stdout and "250.00 ± 141.42" in r.stdout
+
+
+def test_summary_names_its_columns_and_gives_trainings_last_100_mean(tmp_path):
+    """The last-100-episodes column equals what training prints at its end; headers name the tag."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    train = subprocess.run(
+        [sys.executable, "-m", "wnrl.train", "dqn", "--env", "CartPole-v1", "--total-steps", "3000",
+         "--learning-starts", "500", "--logdir", str(tmp_path), "--run-name", "r", "--progress", "false"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )  # fmt: skip
+    assert train.returncode == 0, train.stderr
+    printed = float(train.stdout.split("mean return of the last ")[1].split(":")[1].split()[0])
+    (row,) = P.summarize([str(tmp_path)])
+    assert f"{row['last100_mean']:.2f}" == f"{printed:.2f}"
+    r = plot_cli(tmp_path, "-o", tmp_path / "x.png", "--summary")
+    assert r.returncode == 0, r.stderr
+    head = next(line for line in r.stdout.splitlines() if line.startswith("| agent |"))
+    assert "mean episodic_return over the last 10% of logged steps" in head
+    assert "mean episodic_return of the last 100 episodes (training's last line;" in head
+    assert "final return" not in r.stdout
+    row_line = next(line for line in r.stdout.splitlines() if line.startswith("| dqn |"))
+    assert f"| {printed:.2f} ± — |" in row_line
+
+    r = plot_cli(tmp_path, "-o", tmp_path / "x.png", "--summary", "--tag", "losses/td_loss", "--threshold", "1")
+    assert r.returncode == 0, r.stderr
+    head = next(line for line in r.stdout.splitlines() if line.startswith("| agent |"))
+    assert "mean td_loss over the last 10% of logged steps" in head and "episodes" not in head
+    assert "steps until td_loss" in head and "return" not in head

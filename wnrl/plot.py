@@ -42,6 +42,8 @@ PAPER_TABLE3: dict[str, tuple[str, int, int, int]] = {
 # deep_q_rl, from which the paper's DQN was adapted, trains in epochs of 250,000 agent steps and
 # evaluates after each.
 EPOCH_STEPS = 250_000
+# Training's last line reports the mean return of the last 100 games (wnrl.logger.Logger.recent_returns).
+LAST_EPISODES = 100
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -367,6 +369,32 @@ def best_window_return(steps: np.ndarray, values: np.ndarray, window: float = EP
         return float(np.nanmax(smooth_on_grid(steps, values, grid)))
 
 
+def last_episodes_mean(values: np.ndarray, n: int = LAST_EPISODES) -> float:
+    """Mean of the last ``n`` values (fewer if fewer were logged): for an episodic tag, the "mean
+    return of the last 100" that training prints when it ends (its logger keeps the same 100)."""
+    return float(values[-n:].mean())
+
+
+def episodic(tag: str) -> bool:
+    """Whether ``tag`` is logged once per finished game (``charts/episodic_return``, ``..._length``)."""
+    return tag.startswith("charts/episodic_")
+
+
+def column_names(tag: str = TAG, threshold: float | None = None, bins: int = 50) -> dict[str, str]:
+    """The summary's column headers, named after the tag they measure (``episodic_return``)."""
+    name = tag.split("/")[-1]
+    cols = {"final": f"mean {name} over the last 10% of logged steps (mean ± std over seeds)"}
+    if episodic(tag):
+        trains = "training's last line; " if tag == TAG else ""
+        cols["last100"] = f"mean {name} of the last {LAST_EPISODES} episodes ({trains}mean ± std over seeds)"
+    if threshold is not None:
+        cols["threshold"] = (
+            f"steps until {name} (mean per bin of {bins}) first reaches {threshold:g} (median; seeds reaching)"
+        )
+    cols["speed"] = "ms per 1k agent steps (from charts/SPS)"
+    return cols
+
+
 def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, tag: str = TAG) -> list[dict]:
     """Per group: final return (episodes in the last 10% of the logged steps; per seed, then mean
     and std over distinct seeds, a seed's repeated runs averaged first; no std over one seed), steps
@@ -389,6 +417,8 @@ def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, 
             if len(sps):
                 ms.append(1000.0 / float(np.median(sps)) * 1000.0)
         final_mean, final_std = mean_std(finals.values())
+        last100 = per_seed(runs, lambda r: last_episodes_mean(r["values"]))
+        last100_mean, last100_std = mean_std(last100.values())
         rows.append(
             {
                 "agent": agent,
@@ -401,6 +431,9 @@ def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, 
                 "per_seed": finals,
                 "final_mean": final_mean,
                 "final_std": final_std,
+                "last100_per_seed": last100,
+                "last100_mean": last100_mean,
+                "last100_std": last100_std,
                 "reached": len(reach),
                 "steps_to_threshold": float(np.median(reach)) if reach else None,
                 "ms_per_1k_steps": float(np.mean(ms)) if ms else None,
@@ -414,16 +447,19 @@ def pm(mean: float, std: float | None, fmt: str = ".2f") -> str:
     return f"{mean:{fmt}} ± " + (f"{std:{fmt}}" if std is not None else "—")
 
 
-def markdown_table(rows: list[dict], threshold: float | None) -> str:
+def markdown_table(rows: list[dict], threshold: float | None, tag: str = TAG, bins: int = 50) -> str:
+    """The summary as markdown: a row per group, each column headed by exactly what it measures."""
     variants = any(r.get("variant") for r in rows)
-    head = "| agent | env | norm | seeds | " + ("other settings | " if variants else "") + "final return (mean ± std) | "
-    head += f"steps to {threshold:g} (median; seeds reaching) | " if threshold is not None else ""
-    head += "ms per 1k steps |"
+    cols = column_names(tag, threshold, bins)
+    head = "| agent | env | norm | seeds | " + ("other settings | " if variants else "")
+    head += " | ".join(cols.values()) + " |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         line = f"| {r['agent']} | {r['env']} | {r['norm']} | {r['seeds_text']} | "
         line += f"{r['variant'] or '—'} | " if variants else ""
         line += f"{pm(r['final_mean'], r['final_std'])} | "
+        if "last100" in cols:
+            line += f"{pm(r['last100_mean'], r['last100_std'])} | "
         if threshold is not None:
             reach = f"{r['steps_to_threshold']:,.0f}" if r["steps_to_threshold"] is not None else "—"
             line += f"{reach} ({r['reached']}/{r['seeds']}) | "
@@ -515,10 +551,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--summary",
         action="store_true",
-        help="also print a markdown table of final returns and speed (and, for DQN runs on the paper's games, "
-        "the comparison with Salimans & Kingma's Table 3)",
+        help="also print a markdown table per group: the tag's mean over the last 10%% of logged steps and, for "
+        "episodic tags, over the last 100 episodes (as training's last line), per-seed statistics and speed "
+        "(and, for DQN runs on the paper's games, the comparison with Salimans & Kingma's Table 3)",
     )
-    p.add_argument("--threshold", type=float, default=None, help="with --summary: report steps to reach this return")
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="with --summary: report the steps until the tag's binned mean first reaches this value",
+    )
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")
     args = p.parse_args(argv)
     try:
@@ -530,7 +572,8 @@ def main(argv: list[str] | None = None) -> int:
     for line in differences_lines(load_groups(args.runs, args.tag)):
         print(line)
     if args.summary:
-        print(markdown_table(summarize(args.runs, args.threshold, args.bins, args.tag), args.threshold))
+        rows = summarize(args.runs, args.threshold, args.bins, args.tag)
+        print(markdown_table(rows, args.threshold, args.tag, args.bins))
         comparison = paper_comparison(args.runs) if args.tag == TAG else []
         if comparison:
             print("\n" + paper_table(comparison))
