@@ -59,6 +59,11 @@ class DQNConfig(CommonConfig):
     save_replay: bool = doc(
         "save the replay buffer with each checkpoint (resume without refilling; Atari: ~7 GB)", False
     )
+    refill_steps: int = doc(
+        "after a resume without a saved replay: agent steps of play (by the resumed policy and its ε) that "
+        "refill the buffer before learning goes on",
+        8_000,
+    )
     replay_on_device: str = doc(
         "keep the replay buffer in GPU memory: auto (when training on a GPU and it takes at most half the free "
         "GPU memory) | yes | no",
@@ -73,7 +78,7 @@ class DQNConfig(CommonConfig):
     def validate(self) -> None:
         super().validate()
         self.require_at_least(1, "buffer_size", "batch_size", "train_frequency", "target_update_frequency", "n_step")
-        self.require_at_least(0, "learning_starts")
+        self.require_at_least(0, "learning_starts", "refill_steps")
         if self.batch_size > self.buffer_size:
             raise CliError(f"--batch-size {self.batch_size} exceeds --buffer-size {self.buffer_size}; lower it")
         self.require_in("gamma", 0.0, 1.0, low_open=True)
@@ -101,6 +106,7 @@ DQNConfig.FAMILY_DEFAULTS = {
         "hidden_sizes": (256, 256),
         "buffer_size": 100_000,
         "learning_starts": 1_000,
+        "refill_steps": 500,
         "batch_size": 64,
         "learning_rate": 5e-4,
         "lr_decay": True,
@@ -117,6 +123,7 @@ DQNConfig.FAMILY_DEFAULTS = {
         "num_envs": 8,
         "buffer_size": 20_000,
         "learning_starts": 1_000,
+        "refill_steps": 500,
         "learning_rate": 2.5e-4,
         "target_update_frequency": 1_000,
         "exploration_fraction": 0.25,
@@ -248,7 +255,7 @@ def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
             cfg.activation,
         )
         set_v_init_norm(q, cfg.wn_init_norm)
-        q = q.to(run.device)
+        q = run.sync_batch_norm(q).to(run.device)  # --norm batch on several GPUs: statistics over all ranks
         target = copy.deepcopy(q)  # stays in training mode: see td_loss
         # fused: one kernel for all parameters instead of a Python loop over them
         betas = (cfg.adam_beta1, 0.999)
@@ -261,6 +268,12 @@ def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
         run.restore(model=q, target=target, optimizer=optimizer)
         learner = run.wrap(q)  # several ranks: DDP (rank 0's weights now, gradients averaged)
         run.world.broadcast_module(target)
+        if cfg.learning_starts >= cfg.total_steps and run.is_writer:
+            print(
+                f"warning: --learning-starts {cfg.learning_starts:,} is not below --total-steps {cfg.total_steps:,}: "
+                "this run only plays (random actions) and makes no update",
+                file=sys.stderr,
+            )
         # checks free memory before the run directory exists
         rb = build_buffer(cfg, run.env, run.device, run.rank, run.world.size)
         replay_restored = restore_replay(cfg, run, rb)
@@ -277,11 +290,21 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
     each on ``batch_size`` transitions of its shard; DDP averages the gradients (an effective batch
     of world size × batch_size)."""
     env, device, logger, rng, world = run.env, run.device, run.logger, run.rng, run.world
-    counters = {"updates": 0, "target_syncs": 0, "last_sync": -1, "pending": 0, **run.restored("counters", {})}
+    saved = run.restored("counters", {})
+    counters = {"updates": 0, "target_syncs": 0, "last_sync": -1, "pending": 0, "learning": False, **saved}
     step = run.start_step
-    # A resumed run without its saved replay refills the buffer (learning_starts steps) before learning again.
-    learning = replay_restored
-    learn_from = step if learning else step + cfg.learning_starts
+    # When learning starts: at learning_starts, as in a run never interrupted (also for a run resumed with
+    # its saved replay before it got there: the data-dependent init and the first target copy come then).
+    # A resumed run without its replay first refills the buffer with refill_steps of its own play; a full
+    # learning_starts of refill at every resume (80k on Atari) let a run preempted every few minutes
+    # reach 200k steps without one update while ε kept falling.
+    learning = replay_restored and bool(saved.get("learning", step >= cfg.learning_starts))
+    learn_from = cfg.learning_starts
+    if run.resume is not None and not replay_restored:
+        learn_from = max(learn_from, step + cfg.refill_steps)
+        logger.wait_for(learn_from, "after the replay refills")
+    else:
+        logger.wait_for(learn_from, "after learning starts")
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
     obs, _ = env.reset(seed=cfg.seed + step + world.rank * env.num_envs)
     first = np.ones(env.num_envs, dtype=bool)
@@ -360,7 +383,7 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
         logger.episodes_from(info, step)
 
         if not learning and step >= learn_from and _all_ranks(world, rb.num_sampleable() > 0, device):
-            learning = True
+            learning = counters["learning"] = True
             counters["pending"] = cfg.train_frequency  # the first update comes at once
             if needs_data_init(q):
                 # Weight norm's data-dependent init and batch norm's running statistics, on

@@ -224,10 +224,10 @@ def test_resume_with_saved_replay_learns_at_once(tmp_path):
 def test_resume_without_replay_refills_first(tmp_path):
     run_dir = _finished_run(tmp_path)
     before = load_checkpoint(list_checkpoints(run_dir)[-1])["counters"]["updates"]
-    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1400", "--progress", "false")
+    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1400", "--refill-steps", "120", "--progress", "false")
     assert r.returncode == 0, r.stderr
     after = load_checkpoint(list_checkpoints(run_dir)[-1])["counters"]["updates"]
-    assert after - before == 400 - 200 + 1  # learning waits for learning_starts (200) new transitions
+    assert after - before == 400 - 120 + 1  # learning waits for --refill-steps (120) new transitions
 
 
 def test_unwritable_logdir(tmp_path):

@@ -140,3 +140,69 @@ def test_optimizer_settings_survive_load_state_dict_unit():
     _apply_settings(new, keep)
     assert new.param_groups[0]["eps"] == 1e-3 and new.param_groups[0]["betas"] == (0.5, 0.999)
     assert new.state[p[0]]["step"] == 1
+
+
+@pytest.mark.parametrize("save_replay", [True, False])
+def test_a_dqn_resumed_during_random_play_starts_learning_where_an_uninterrupted_run_would(tmp_path, save_replay):
+    """Stopped at step 400 of its 600 steps of random play and resumed: learning starts at learning_starts
+    (600) with the data-dependent init and a target copy, as without the stop. With the replay saved it
+    used to learn at once from the default init (every WN layer `initialized=False`)."""
+    from wnrl.agents.dqn import QNetwork
+
+    from wnrl.layers import is_initialized
+
+    base = ["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), *QUIET, "--learning-starts", "600"]
+    base += ["--train-frequency", "2", "--save-replay", str(save_replay).lower()]
+    assert main([*base, "--run-name", "whole", "--total-steps", "1000"]) == 0
+    assert main([*base, "--run-name", "cut", "--total-steps", "400"]) == 0  # only plays: warned, see below
+    # without the replay: 100 steps of refill fit before learning_starts, which still decides
+    refill = [] if save_replay else ["--refill-steps", "100"]
+    assert main(["dqn", "--resume", str(tmp_path / "cut"), "--total-steps", "1000", *refill, *QUIET]) == 0
+    whole, cut = _last(tmp_path / "whole"), _last(tmp_path / "cut")
+    assert cut["counters"]["updates"] == whole["counters"]["updates"] == (1000 - 600) // 2 + 1
+    assert cut["counters"]["target_syncs"] >= 1
+    q = QNetwork((4,), 2, hidden_sizes=(256, 256))
+    q.load_state_dict(cut["model"])
+    assert is_initialized(q)
+
+
+def test_a_dqn_run_shorter_than_learning_starts_says_so(tmp_path, capsys):
+    args = ["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", *QUIET]
+    assert main([*args, "--total-steps", "400", "--learning-starts", "600"]) == 0
+    err = capsys.readouterr().err
+    assert "makes no update" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_resumed_dqn_refills_refill_steps_then_learns_and_the_bar_says_so(tmp_path):
+    """Each resume used to refill a whole learning_starts (80k on Atari) while ε kept falling: a run
+    preempted every few minutes never learned. It refills --refill-steps, and the bar says why it has no ETA."""
+    from wnrl.logger import Logger
+
+    args = ["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", *QUIET]
+    assert main([*args, "--total-steps", "1000", "--learning-starts", "600", "--train-frequency", "1"]) == 0
+    before = _last(tmp_path / "r")["counters"]["updates"]
+    assert main(["dqn", "--resume", str(tmp_path / "r"), "--total-steps", "1400", "--refill-steps", "100", *QUIET]) == 0
+    assert _last(tmp_path / "r")["counters"]["updates"] - before == 400 - 100 + 1
+    log = Logger(None, {}, total_steps=2000, progress=False, write=False)
+    log.wait_for(1500, "after the replay refills")
+    assert log.eta(1200) == "after the replay refills" and log.eta(1600, now=0.0) != "after the replay refills"
+
+
+@pytest.mark.parametrize("agent", ["dqn", "a2c"])
+def test_every_agent_asks_for_synchronized_batch_norm(tmp_path, monkeypatch, agent):
+    """README says `--norm batch` is SyncBatchNorm on several GPUs; DQN never asked for it (only A2C
+    did). Run.sync_batch_norm converts on CUDA ranks (not on this CPU): here, that each agent's network
+    goes through it before its optimizer is built."""
+    from wnrl.run import Run
+
+    seen = []
+    original = Run.sync_batch_norm
+
+    def spy(self, net):
+        seen.append(type(net).__name__)
+        return original(self, net)
+
+    monkeypatch.setattr(Run, "sync_batch_norm", spy)
+    args = [agent, "--env", "CartPole-v1", "--logdir", str(tmp_path), "--norm", "batch", "--total-steps", "300"]
+    assert main([*args, "--learning-starts", "100"] if agent == "dqn" else args) == 0
+    assert seen == ["QNetwork" if agent == "dqn" else "ActorCritic"]

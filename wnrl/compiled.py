@@ -30,7 +30,9 @@ class Compiled:
             return self.eager(*args)
         try:
             return self.fn(*args)
-        except Exception as e:  # a compiler failure must not end the run
+        except Exception as e:  # a compiler failure must not end the run; nothing else is caught
+            if not is_compile_error(e):
+                raise
             first = (str(e).strip().splitlines() or [""])[0][:200]
             print(
                 f"warning: --compile {self.mode} failed for {self.name} ({type(e).__name__}: {first}); "
@@ -39,3 +41,11 @@ class Compiled:
             )
             self.fn = self.eager
             return self.eager(*args)
+
+
+def is_compile_error(e: BaseException) -> bool:
+    """Whether ``e`` comes from torch's compiler stack (Dynamo tracing, Inductor and its C++/Triton
+    builds: e.g. ``InductorError`` for "no working C++ compiler"), not from running the code. A
+    collective that fails because a peer died is not one: retrying it eagerly would wait a whole
+    timeout again before the real error."""
+    return any(c.__module__.startswith(("torch._dynamo", "torch._inductor")) for c in type(e).__mro__)

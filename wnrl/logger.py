@@ -51,6 +51,7 @@ class Logger:
         self.collect = collect
         self._pending: list[tuple[float, int, int]] = []
         self.total_steps, self.eta_from = total_steps, eta_from
+        self._eta_wait = "after learning starts"
         self._marks: deque[tuple[float, int]] = deque()  # (time, step) of the last minute, from eta_from on
         self.bar = tqdm(
             bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]",
@@ -109,11 +110,16 @@ class Logger:
             post["return"] = f"{self.mean_recent_return():.2f}"
         self.bar.set_postfix(post, refresh=False)
 
+    def wait_for(self, step: int, why: str) -> None:
+        """No ETA before ``step`` (the agent steps then run at another speed than learning's); the bar
+        says ``why`` instead, e.g. "after the replay refills"."""
+        self.eta_from, self._eta_wait = step, why
+
     def eta(self, step: int, now: float | None = None) -> str:
         """Time left at the throughput of the last minute, as h:mm:ss; before ``eta_from`` (or with
         less than two marks to measure from) a word saying why there is none yet."""
         if step < self.eta_from:
-            return "after learning starts"
+            return self._eta_wait
         now = time.perf_counter() if now is None else now
         self._marks.append((now, step))
         while len(self._marks) > 2 and now - self._marks[1][0] >= 60.0:
