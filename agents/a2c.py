@@ -62,6 +62,9 @@ class A2CConfig(CommonConfig):
         self.require_in("gamma", 0.0, 1.0, low_open=True)
         self.require_in("gae_lambda", 0.0, 1.0)
         self.require_in("learning_rate", 0.0, float("inf"), low_open=True)
+        self.require_at_least(0, "max_grad_norm")
+        self.require_in("rms_alpha", 0.0, 0.999)
+        self.require_at_least(0, "rms_eps")
         if self.optimizer not in OPTIMIZERS:
             raise CliError(f"unknown --optimizer {self.optimizer!r}: choose one of {', '.join(OPTIMIZERS)}")
 

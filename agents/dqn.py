@@ -83,6 +83,7 @@ class DQNConfig(CommonConfig):
             raise CliError(f"--batch-size {self.batch_size} exceeds --buffer-size {self.buffer_size}; lower it")
         self.require_in("gamma", 0.0, 1.0, low_open=True)
         self.require_in("learning_rate", 0.0, float("inf"), low_open=True)
+        self.require_at_least(0, "max_grad_norm")
         self.require_in("adam_beta1", 0.0, 0.999)
         if self.optimizer not in DQN_OPTIMIZERS:
             raise CliError(f"unknown --optimizer {self.optimizer!r}: choose one of {', '.join(DQN_OPTIMIZERS)}")

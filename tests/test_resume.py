@@ -206,3 +206,31 @@ def test_every_agent_asks_for_synchronized_batch_norm(tmp_path, monkeypatch, age
     args = [agent, "--env", "CartPole-v1", "--logdir", str(tmp_path), "--norm", "batch", "--total-steps", "300"]
     assert main([*args, "--learning-starts", "100"] if agent == "dqn" else args) == 0
     assert seen == ["QNetwork" if agent == "dqn" else "ActorCritic"]
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["dqn", "--max-grad-norm", "-1"], "--max-grad-norm must be at least 0"),
+        (["a2c", "--max-grad-norm", "-1"], "--max-grad-norm must be at least 0"),
+        (["a2c", "--rms-alpha", "1.5"], "--rms-alpha must be in"),
+        (["a2c", "--threads", "0"], "expected a positive whole number"),
+    ],
+)
+def test_settings_no_run_can_use_are_one_line(tmp_path, capsys, args, needle):
+    try:
+        code = main([*args, "--env", "CartPole-v1", "--logdir", str(tmp_path), *QUIET])
+    except SystemExit as e:  # argparse's own errors exit from the parser (one line: wnrl.train._Parser)
+        code = e.code
+    _one_line_error(capsys, code, needle)
+    assert not any(tmp_path.iterdir())  # nothing written
+
+
+def test_threads_sets_torchs_threads(tmp_path):
+    before = torch.get_num_threads()
+    try:
+        args = ["a2c", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--total-steps", "200", "--threads", "1"]
+        assert main([*args, *QUIET]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

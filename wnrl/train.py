@@ -95,8 +95,27 @@ def build_parser() -> argparse.ArgumentParser:
             help="stop as Ctrl-C would (checkpoint written, exit 0; --resume goes on) once the training loop has "
             "run this long (start-up not counted)",
         )
+        p.add_argument(
+            "--threads",
+            metavar="N",
+            type=_positive_int,
+            default=None,
+            help="torch threads for this process (default: torch's, one per core). Give 1 when other processes "
+            "share the cores (two runs side by side, the tests beside a run): default threads oversubscribe and "
+            "both slow ~10×",
+        )
         add_config_arguments(p, cls)
     return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
 
 
 def resumed_config(cls, agent: str, run_dir: str, overrides: dict):
@@ -123,6 +142,11 @@ def main(argv: list[str] | None = None) -> int:
     agent = args.pop("agent")
     resume_dir = args.pop("resume")
     limit = TimeLimit(args.pop("time_limit"))
+    threads = args.pop("threads")
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     mod, cls = _agent_module(agent)
     rank, world_size, _ = world_from_env()  # under torchrun: every rank runs main; rank 0 reports
     who = f"rank {rank}: " if rank else ""
