@@ -167,3 +167,66 @@ def test_summary_names_its_columns_and_gives_trainings_last_100_mean(tmp_path):
     head = next(line for line in r.stdout.splitlines() if line.startswith("| agent |"))
     assert "mean td_loss over the last 10% of logged steps" in head and "episodes" not in head
     assert "steps until td_loss" in head and "return" not in head
+
+
+def test_iqm_of_known_arrays():
+    assert P.iqm(np.arange(1, 9)) == 4.5  # 8 values: 2 cut from each end, mean of 3..6
+    assert P.iqm(np.arange(1, 11)) == 5.5  # 10 values: ⌊2.5⌋ = 2 cut, mean of 3..8
+    assert P.iqm([1, 2, 3, 4]) == 2.5 and P.iqm([0, 0, 0, 100]) == 0.0  # the outlier is cut
+    assert P.iqm([7]) == 7.0 and P.iqm([3, 1]) == 2.0 and P.iqm([1, 2, 30]) == 11.0  # n < 4: the mean
+    assert P.iqm([[8, 1, 2, 3, 4, 5, 6, 7], [9, 2, 3, 4, 5, 6, 7, 8]], axis=1).tolist() == [4.5, 5.5]
+
+
+def test_stratified_bootstrap_is_deterministic_contains_the_estimate_and_never_mixes_games():
+    games = [np.array([0.1, 0.4, 0.2, 0.9]), np.array([1.5, 1.1, 1.3])]
+    point = P.iqm(np.concatenate(games))
+    lo, hi = P.stratified_bootstrap_ci(games, reps=2000, seed=3)
+    assert lo <= point <= hi and lo < hi
+    assert P.stratified_bootstrap_ci(games, reps=2000, seed=3) == (lo, hi)
+    # each resample keeps every game's seed count and draws only from that game's own scores
+    rows = P.stratified_resample(games, np.random.default_rng(0), reps=500)
+    assert rows.shape == (500, 7)
+    assert np.isin(rows[:, :4], games[0]).all() and np.isin(rows[:, 4:], games[1]).all()
+    # so a statistic that only mixing would change does not move: 3 seeds at 0, one at 1 → mean 0.25 always
+    assert P.stratified_bootstrap_ci([[0.0, 0.0, 0.0], [1.0]], np.mean, reps=300) == (0.25, 0.25)
+
+
+def test_normalization_uses_random_and_human_scores():
+    assert P.reference_scores("Pong") == (-20.7, 14.6) and P.reference_scores("ALE/Breakout-v5") == (1.7, 30.5)
+    assert P.normalize(-20.7, -20.7, 14.6) == 0.0 and P.normalize(14.6, -20.7, 14.6) == 1.0
+    assert P.normalize(16.1, 1.7, 30.5) == pytest.approx(0.5)
+    assert P.reference_scores("MinAtar/Breakout-v1") is None  # to be filled in: None, not a guess
+    assert P.reference_scores("CartPole-v1") is None and P.reference_scores("Catch") is None
+
+
+def test_summary_reports_seeds_per_game_and_the_iqm_across_games(tmp_path):
+    """Pong at normalized 0, 0.5, 1 (three seeds), Breakout at 0.25, 0.75 (two): IQM of the five is the
+    mean of the middle three, 0.5; CartPole has no reference and is left out with a note."""
+    for seed, x in zip((1, 2, 3), (0.0, 0.5, 1.0)):
+        make_run(tmp_path, f"pong{seed}", [-20.7 + x * 35.3] * 10, agent="a2c", env="Pong", seed=seed)
+    for seed, x in zip((1, 2), (0.25, 0.75)):
+        make_run(tmp_path, f"breakout{seed}", [1.7 + x * 28.8] * 10, agent="a2c", env="Breakout", seed=seed)
+    make_run(tmp_path, "cartpole", [20.0] * 10, agent="a2c")
+    (row,) = P.across_games(P.load_groups([str(tmp_path)]))
+    assert row["iqm"] == pytest.approx(0.5) and row["unnormalized"] == ["CartPole-v1"]
+    assert sorted(row["games"]) == ["Breakout", "Pong"] and len(row["games"]["Pong"]) == 3
+    lo, hi = row["ci"]
+    assert lo <= 0.5 <= hi and 0.0 <= lo and hi <= 1.0
+    r = plot_cli(tmp_path, "-o", tmp_path / "x.png", "--summary")
+    assert r.returncode == 0, r.stderr
+    assert "| a2c | Pong | wn | 3 |" in r.stdout and "-3.05 ± 17.65 |" in r.stdout  # std over 3 seeds
+    assert "| a2c | CartPole-v1 | wn | 1 | 20.00 ± — |" in r.stdout
+    assert f"| a2c | wn | Breakout 0.500 (2), Pong 0.500 (3) | 0.500 [{lo:.3f}, {hi:.3f}] |" in r.stdout
+    assert "Not in the IQM (no reference score; reported unnormalized above): CartPole-v1 (a2c wn)." in r.stdout
+
+
+def test_curve_band_is_a_bootstrap_interval_of_the_mean_over_seeds():
+    same = np.tile(np.linspace(0, 1, 5), (3, 1))
+    mean, lo, hi = P.mean_band(same)
+    assert np.array_equal(mean, same[0]) and np.array_equal(lo, same[0]) and np.array_equal(hi, same[0])
+    curves = np.random.default_rng(1).normal(size=(4, 6))
+    mean, lo, hi = P.mean_band(curves)
+    assert np.allclose(mean, curves.mean(0)) and (lo <= mean).all() and (mean <= hi).all() and (lo < hi).all()
+    assert (lo >= curves.min(0)).all() and (hi <= curves.max(0)).all()
+    assert all(np.array_equal(a, b) for a, b in zip(P.mean_band(curves), (mean, lo, hi)))  # seeded
+    assert "95% bootstrap CI" in P.BAND_CAPTION

@@ -4,8 +4,14 @@ Each argument is a run directory or a directory holding runs. Runs are grouped b
 ran: their agent, env and every field of their ``config.json`` except the bookkeeping below, so only
 runs that differ in nothing but the seed share a group. Groups of one agent and env are drawn in one
 panel, each labelled by its norm and the fields in which the panel's groups differ, and the panel
-says in one line which fields those are. A group is drawn as the mean over its seeds with a band
-from the lowest to the highest seed, episodic return against agent steps.
+says in one line which fields those are. A group is drawn as the mean over its distinct seeds (a
+seed's repeated runs averaged first) with a 95% bootstrap band of that mean where it has ≥ 2 seeds,
+episodic return against agent steps.
+
+``--summary`` reports per group and game the mean ± std over distinct seeds (never a std over one
+seed), and across games the interquartile mean of normalized scores with a stratified-bootstrap 95%
+interval (Agarwal et al., 2021, "Deep RL at the edge of the statistical precipice"; implemented here
+in numpy: ``iqm``, ``stratified_bootstrap_ci``).
 
 Bookkeeping, not part of an experiment (``BOOKKEEPING``): ``seed`` (what varies within a group),
 ``run_name``, ``logdir``, ``device``, ``progress``, ``log_every``, ``checkpoint_every``, ``compile``
@@ -44,6 +50,43 @@ PAPER_TABLE3: dict[str, tuple[str, int, int, int]] = {
 EPOCH_STEPS = 250_000
 # Training's last line reports the mean return of the last 100 games (wnrl.logger.Logger.recent_returns).
 LAST_EPISODES = 100
+
+
+# Random and human scores of the Atari-57 games, by ALE ROM id: the table of DeepMind's DQN Zoo
+# (dqn_zoo/atari_data.py, "Atari-57" human and random performance, as used by Badia et al., 2020, Agent57,
+# and by Agarwal et al., 2021), 108,000-frame episodes started with 1-30 no-ops. Normalized score:
+# (score - random) / (human - random).
+ATARI_RANDOM_HUMAN: dict[str, tuple[float, float]] = {
+    "alien": (227.8, 7127.7), "amidar": (5.8, 1719.5), "assault": (222.4, 742.0), "asterix": (210.0, 8503.3),
+    "asteroids": (719.1, 47388.7), "atlantis": (12850.0, 29028.1), "bank_heist": (14.2, 753.1),
+    "battle_zone": (2360.0, 37187.5), "beam_rider": (363.9, 16926.5), "berzerk": (123.7, 2630.4),
+    "bowling": (23.1, 160.7), "boxing": (0.1, 12.1), "breakout": (1.7, 30.5), "centipede": (2090.9, 12017.0),
+    "chopper_command": (811.0, 7387.8), "crazy_climber": (10780.5, 35829.4), "defender": (2874.5, 18688.9),
+    "demon_attack": (152.1, 1971.0), "double_dunk": (-18.6, -16.4), "enduro": (0.0, 860.5),
+    "fishing_derby": (-91.7, -38.7), "freeway": (0.0, 29.6), "frostbite": (65.2, 4334.7),
+    "gopher": (257.6, 2412.5), "gravitar": (173.0, 3351.4), "hero": (1027.0, 30826.4),
+    "ice_hockey": (-11.2, 0.9), "jamesbond": (29.0, 302.8), "kangaroo": (52.0, 3035.0), "krull": (1598.0, 2665.5),
+    "kung_fu_master": (258.5, 22736.3), "montezuma_revenge": (0.0, 4753.3), "ms_pacman": (307.3, 6951.6),
+    "name_this_game": (2292.3, 8049.0), "phoenix": (761.4, 7242.6), "pitfall": (-229.4, 6463.7),
+    "pong": (-20.7, 14.6), "private_eye": (24.9, 69571.3), "qbert": (163.9, 13455.0),
+    "riverraid": (1338.5, 17118.0), "road_runner": (11.5, 7845.0), "robotank": (2.2, 11.9),
+    "seaquest": (68.4, 42054.7), "skiing": (-17098.1, -4336.9), "solaris": (1236.3, 12326.7),
+    "space_invaders": (148.0, 1668.7), "star_gunner": (664.0, 10250.0), "surround": (-10.0, 6.5),
+    "tennis": (-23.8, -8.3), "time_pilot": (3568.0, 5229.2), "tutankham": (11.4, 167.6),
+    "up_n_down": (533.4, 11693.2), "venture": (0.0, 1187.5),
+    "video_pinball": (16256.9, 17667.9),  # DQN Zoo's random figure; other tables give 0.0
+    "wizard_of_wor": (563.5, 4756.5), "yars_revenge": (3092.9, 54576.9), "zaxxon": (32.5, 9173.3),
+}  # fmt: skip
+# MinAtar (Young & Tian, 2019), by the game in its gymnasium id ("MinAtar/Breakout-v1"): (random, reference)
+# to be filled in, e.g. random play measured here and a published agent's score at a stated budget. A game
+# with None is reported unnormalized and left out of the IQM.
+MINATAR_RANDOM_REFERENCE: dict[str, tuple[float | None, float | None]] = {
+    "Asterix": (None, None),
+    "Breakout": (None, None),
+    "Freeway": (None, None),
+    "Seaquest": (None, None),
+    "SpaceInvaders": (None, None),
+}
 
 
 def find_runs(paths: list[str]) -> list[Path]:
@@ -219,8 +262,8 @@ def load_groups(paths: list[str], tag: str = TAG) -> dict[tuple[str, str, str], 
         if len(steps):
             key = (cfg["agent"], cfg["env"], json.dumps(experiment(cfg), sort_keys=True))
             experiments[key].append(
-                {"run": run, "seed": cfg["seed"], "steps": steps, "values": values, "total": cfg["total_steps"],
-                 "config": cfg, "norm": norm_label(cfg)}  # fmt: skip
+                {"run": run, "seed": cfg["seed"], "steps": steps, "values": values, "total": cfg["total_steps"]}
+                | {"config": cfg, "norm": norm_label(cfg)}
             )
     if not experiments:
         where = ", ".join(paths)
@@ -299,9 +342,70 @@ def seed_curves(runs: list[dict], grid: np.ndarray) -> np.ndarray:
     """(seeds, len(grid)): each seed's curve on ``grid``, its repeated runs averaged."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # bins before any episode ended are NaN
-        return np.stack(
-            [np.nanmean([smooth_on_grid(r["steps"], r["values"], grid) for r in rs], 0) for rs in by_seed(runs).values()]
-        )
+        seeds = by_seed(runs).values()
+        return np.stack([np.nanmean([smooth_on_grid(r["steps"], r["values"], grid) for r in rs], 0) for rs in seeds])
+
+
+def reference_scores(env: str) -> tuple[float, float] | None:
+    """(random, reference) for normalizing ``env``'s scores: Atari's human score, MinAtar's table; None
+    where there is none."""
+    from wnrl.envs.atari import atari_rom
+
+    if env.startswith("MinAtar/"):
+        random, reference = MINATAR_RANDOM_REFERENCE.get(env.split("/")[1].split("-")[0], (None, None))
+        return None if random is None or reference is None else (random, reference)
+    rom = atari_rom(env)
+    return ATARI_RANDOM_HUMAN.get(rom) if rom else None
+
+
+def normalize(score, random: float, reference: float):
+    """(score − random) / (reference − random): 0 is random play, 1 the reference (Atari: human)."""
+    return (np.asarray(score, dtype=np.float64) - random) / (reference - random)
+
+
+def iqm(x, axis: int = -1):
+    """Interquartile mean: the mean of the middle 50% of ``x`` along ``axis``, cutting ⌊n/4⌋ values
+    from each end, as scipy.stats.trim_mean(x, 0.25) (which rliable uses; plain mean for n < 4)."""
+    x = np.sort(np.asarray(x, dtype=np.float64), axis=axis)
+    n = x.shape[axis]
+    cut = int(0.25 * n)
+    return np.take(x, np.arange(cut, n - cut), axis=axis).mean(axis=axis)
+
+
+def stratified_resample(scores_by_game: list[np.ndarray], rng: np.random.Generator, reps: int) -> np.ndarray:
+    """(reps, total seeds): each row draws every game's seeds with replacement from that game's own
+    seeds, as many as it has: resampling never mixes games."""
+    return np.concatenate([g[rng.integers(0, len(g), size=(reps, len(g)))] for g in scores_by_game], axis=1)
+
+
+def stratified_bootstrap_ci(
+    scores_by_game: list, statistic=iqm, reps: int = 2000, level: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile interval of ``statistic`` over the pooled scores of all games, from ``reps``
+    stratified-bootstrap resamples (Agarwal et al., 2021): deterministic for a given ``seed``."""
+    games = [np.asarray(g, dtype=np.float64).ravel() for g in scores_by_game]
+    samples = statistic(stratified_resample(games, np.random.default_rng(seed), reps), axis=1)
+    tail = 100 * (1 - level) / 2
+    lo, hi = np.percentile(samples, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+BAND_RESAMPLES = 1000
+BAND_CAPTION = (
+    "line: mean over seeds (a seed's repeated runs averaged first); band: 95% bootstrap CI of that mean "
+    f"({BAND_RESAMPLES} resamples of the seeds), for groups with ≥ 2 seeds"
+)
+
+
+def mean_band(curves: np.ndarray, reps: int = BAND_RESAMPLES, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """(mean, lo, hi) over the seeds (rows) of ``curves`` at each point: the mean and a 95% percentile
+    bootstrap interval of it, resampling seeds with replacement (NaN where no seed has a value)."""
+    idx = np.random.default_rng(seed).integers(0, len(curves), size=(reps, len(curves)))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # bins before any episode ended are NaN
+        means = np.nanmean(curves[idx], axis=1)
+        lo, hi = np.nanpercentile(means, [2.5, 97.5], axis=0)
+        return np.nanmean(curves, 0), lo, hi
 
 
 def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
@@ -324,9 +428,7 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
             end = max(int(r["steps"][-1]) for r in runs)  # what was logged, not the planned length
             grid = np.linspace(end / bins, end, bins)
             curves = seed_curves(runs, grid)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # bins before any episode ended are NaN
-                mean, lo, hi = np.nanmean(curves, 0), np.nanmin(curves, 0), np.nanmax(curves, 0)
+            mean, lo, hi = mean_band(curves)
             color, style = line_style(norm)
             k = drawn[(color, style)]
             drawn[(color, style)] += 1
@@ -342,7 +444,8 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
         ax.set_ylabel(tag.split("/")[-1].replace("_", " "))
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    fig.text(0.5, 0.01, BAND_CAPTION, ha="center", va="bottom", fontsize=8, wrap=True)
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=100)
@@ -443,7 +546,7 @@ def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, 
 
 
 def pm(mean: float, std: float | None, fmt: str = ".2f") -> str:
-    """"mean ± std", or "mean ± —" where there is no std (one seed)."""
+    """The text "mean ± std", or "mean ± —" where there is no std (one seed)."""
     return f"{mean:{fmt}} ± " + (f"{std:{fmt}}" if std is not None else "—")
 
 
@@ -465,6 +568,91 @@ def markdown_table(rows: list[dict], threshold: float | None, tag: str = TAG, bi
             line += f"{reach} ({r['reached']}/{r['seeds']}) | "
         line += f"{r['ms_per_1k_steps']:,.0f} |" if r["ms_per_1k_steps"] is not None else "— |"
         lines.append(line)
+    return "\n".join(lines)
+
+
+def summary_notes(rows: list[dict], tag: str = TAG) -> list[str]:
+    """Lines under the summary table: each group's per-seed values, and what a repeated seed means."""
+    name = tag.split("/")[-1]
+    lines = [f"Per seed, mean {name} over the last 10% of logged steps (a seed's repeated runs averaged):"]
+    for r in rows:
+        variant = f", {r['variant']}" if r.get("variant") else ""
+        values = ", ".join(f"seed {seed} {v:.2f}" for seed, v in r["per_seed"].items())
+        lines.append(f"- {r['agent']} {r['env']} {r['norm']}{variant}: {values}")
+    if any(r["runs"] > r["seeds"] for r in rows):
+        lines.append(
+            "Runs of one seed and config are repeats, not more seeds: they are averaged into that seed, "
+            "and ± is the sample std over distinct seeds (— with one seed)."
+        )
+    return lines
+
+
+def across_games(groups: dict[tuple[str, str, str], list[dict]], reps: int = 2000, seed: int = 0) -> list[dict]:
+    """Per agent and config (all but the env): the normalized final scores of every game that has a
+    reference score (``reference_scores``), each seed's score the mean episodic return over the last
+    10% of its logged steps; their IQM over all (game, seed) pairs and a stratified-bootstrap 95%
+    interval (only when some game has ≥ 2 seeds: otherwise no resample differs). Games without a
+    reference are listed under ``unnormalized``."""
+    aggregates: dict[tuple[str, str], dict] = {}
+    for (agent, env, _), runs in sorted(groups.items()):
+        exp = experiment(runs[0]["config"])
+        exp.pop("env", None)
+        key = (agent, json.dumps(exp, sort_keys=True))
+        agg = aggregates.setdefault(
+            key, {"agent": agent, "norm": runs[0]["norm"], "config": exp, "games": {}, "unnormalized": []}
+        )
+        finals = per_seed(runs, lambda r: final_return(r["steps"], r["values"]))
+        ref = reference_scores(env)
+        if ref is None:
+            agg["unnormalized"].append(env)
+        else:
+            agg["games"][env] = normalize(list(finals.values()), *ref)
+    by_agent: dict[str, list[dict]] = defaultdict(list)
+    for agg in aggregates.values():
+        by_agent[agg["agent"]].append(agg["config"])
+    rows = []
+    for agg in aggregates.values():
+        extra = [k for k in differing(by_agent[agg["agent"]]) if k not in IN_NORM_LABEL]
+        agg["variant"] = ", ".join(f"{k}={show(agg['config'].get(k, '(unset)'))}" for k in extra)
+        games = list(agg["games"].values())
+        agg["iqm"] = float(iqm(np.concatenate(games))) if games else None
+        spread = any(len(g) >= 2 for g in games)
+        agg["ci"] = stratified_bootstrap_ci(games, iqm, reps, seed=seed) if spread else None
+        rows.append(agg)
+    return rows
+
+
+def iqm_table(rows: list[dict], tag: str = TAG, reps: int = 2000) -> str:
+    """The across-games table and its notes as markdown; empty when no game has a reference score."""
+    shown = [r for r in rows if r["games"]]
+    left_out = sorted({f"{env} ({r['agent']} {r['norm']})" for r in rows for env in r["unnormalized"]})
+    if not shown:
+        return f"No IQM: no game here has a reference score in wnrl.plot ({', '.join(left_out)})." if left_out else ""
+    name = tag.split("/")[-1]
+    variants = any(r["variant"] for r in shown)
+    head = "| agent | norm | " + ("other settings | " if variants else "")
+    head += "normalized score per game (mean over seeds; seeds) | "
+    head += f"IQM of normalized mean {name} over the last 10% of logged steps, all (game, seed) pairs [95% CI] |"
+    lines = [
+        "Across games (Agarwal et al., 2021): normalized score = (score − random) / (reference − random), the "
+        "reference being the human score for Atari (Atari-57 table, DQN Zoo) and MinAtar's table in wnrl.plot.",
+        "",
+        head,
+        "|" + "---|" * (head.count("|") - 1),
+    ]
+    for r in shown:
+        per_game = ", ".join(f"{env} {g.mean():.3f} ({len(g)})" for env, g in r["games"].items())
+        ci = f" [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r["ci"] else " [— : one seed per game]"
+        line = f"| {r['agent']} | {r['norm']} | " + (f"{r['variant'] or '—'} | " if variants else "")
+        lines.append(line + f"{per_game} | {r['iqm']:.3f}{ci} |")
+    lines += [
+        "",
+        "IQM: mean of the middle 50% of the (game, seed) scores (⌊n/4⌋ cut from each end); CI: 2.5th-97.5th "
+        f"percentile of the IQM over {reps:,} stratified bootstrap resamples (each game's seeds drawn with "
+        "replacement from its own), fixed seed.",
+    ]
+    if left_out:
+        lines.append(f"Not in the IQM (no reference score; reported unnormalized above): {', '.join(left_out)}.")
     return "\n".join(lines)
 
 
@@ -574,6 +762,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.summary:
         rows = summarize(args.runs, args.threshold, args.bins, args.tag)
         print(markdown_table(rows, args.threshold, args.tag, args.bins))
+        print("\n" + "\n".join(summary_notes(rows, args.tag)))
+        games = iqm_table(across_games(load_groups(args.runs, args.tag))) if args.tag == TAG else ""
+        if games:
+            print("\n" + games)
         comparison = paper_comparison(args.runs) if args.tag == TAG else []
         if comparison:
             print("\n" + paper_table(comparison))
