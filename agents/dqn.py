@@ -269,16 +269,16 @@ def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
         run.restore(model=q, target=target, optimizer=optimizer)
         learner = run.wrap(q)  # several ranks: DDP (rank 0's weights now, gradients averaged)
         run.world.broadcast_module(target)
+        # checks free memory before the run directory exists
+        rb = build_buffer(cfg, run.env, run.device, run.rank, run.world.size)
+        replay_restored = restore_replay(cfg, run, rb)
+        run.start()
         if cfg.learning_starts >= cfg.total_steps and run.is_writer:
             print(
                 f"warning: --learning-starts {cfg.learning_starts:,} is not below --total-steps {cfg.total_steps:,}: "
                 "this run only plays (random actions) and makes no update",
                 file=sys.stderr,
             )
-        # checks free memory before the run directory exists
-        rb = build_buffer(cfg, run.env, run.device, run.rank, run.world.size)
-        replay_restored = restore_replay(cfg, run, rb)
-        run.start()
         return _loop(cfg, run, q, learner, target, optimizer, rb, n_actions, replay_restored)
 
 
