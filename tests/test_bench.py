@@ -73,8 +73,10 @@ def test_bench_agent_section_with_chosen_sizes_and_goal_lines(tmp_path, capsys):
     assert [(r["agent"], r["num_envs"]) for r in figures["agents"]] == [("a2c", 2)]
     assert figures["agents"][0]["steps_per_s"] > 0 and figures["dqn_update"]["ms"] > 0
     printed = capsys.readouterr().out
-    assert "FAIL DQN >= 5,000 agent steps/s at the default replay ratio: not measured" in printed
-    assert any(line.startswith(("PASS A2C", "FAIL A2C")) for line in printed.splitlines())
+    # GPU goals on a CPU: the figures, never PASS or FAIL
+    assert "n/a  DQN >= 5,000 agent steps/s at the default replay ratio: not measured" in printed
+    assert any(line.startswith("n/a  A2C") and "not applicable on CPU" in line for line in printed.splitlines())
+    assert not any(line.startswith(("PASS", "FAIL")) for line in printed.splitlines())
 
 
 def test_bench_project_section_times_the_projection_against_the_update(tmp_path, capsys):
