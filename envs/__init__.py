@@ -12,15 +12,16 @@ described in :mod:`envs.stats`. ``env.env_id`` is the canonical name, ``env.fami
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 from typing import Any
 
 from wnrl.envs.atari import atari_rom, game_title, make_atari, rom_ids
 from wnrl.envs.catch import CatchVectorEnv
-from wnrl.envs.classic import is_registered, make_classic, registered_ids
+from wnrl.envs.classic import SUPPORTED, is_ale_id, is_registered, make_classic, registered_ids, unsupported_spaces
 from wnrl.envs.stats import GameStats
 
-__all__ = ["make", "resolve", "known_ids", "GameStats", "CatchVectorEnv"]
+__all__ = ["make", "resolve", "check_supported", "known_ids", "GameStats", "CatchVectorEnv"]
 
 FAMILIES = ("atari", "classic", "catch")
 
@@ -32,11 +33,21 @@ def known_ids() -> list[str]:
 
 
 def resolve(env_id: str) -> tuple[str, str]:
-    """``(family, canonical name)`` for an id, or a ValueError naming the closest known ids."""
+    """``(family, canonical name)`` for an id, or a ValueError naming the closest known ids.
+
+    ``"module:EnvId"`` (gymnasium's form for an env that ``module`` registers when imported) imports
+    ``module`` and keeps the whole id as the name, so a run that records it can be made again in a
+    fresh process."""
     if not isinstance(env_id, str) or not env_id:
         raise ValueError(f"env id must be a non-empty string, got {env_id!r}")
+    if ":" in env_id:
+        return "classic", _import_registering_module(env_id)
     if env_id.lower() in ("catch", "catch-v0"):
         return "catch", "Catch"
+    # A gymnasium id registered by something other than ale-py is that env, even when an Atari ROM has
+    # the same title (gymnasium's toy-text Blackjack-v1 is not ALE's Blackjack).
+    if is_registered(env_id) and not env_id.startswith("ALE/") and not is_ale_id(env_id):
+        return "classic", env_id
     rom = atari_rom(env_id)
     if rom is not None:
         return "atari", game_title(rom)
@@ -48,8 +59,59 @@ def resolve(env_id: str) -> tuple[str, str]:
     hint = f"did you mean {', '.join(repr(by_lower[c]) for c in close)}? " if close else ""
     raise ValueError(
         f"unknown environment {env_id!r}: {hint}Use an Atari game ('Breakout', 'ALE/Pong-v5'), "
-        "a gymnasium id with vector observations ('CartPole-v1') or 'Catch'"
+        "a gymnasium id with vector observations ('CartPole-v1'), 'module:EnvId' for an env that module "
+        "registers, or 'Catch'"
     )
+
+
+def _import_registering_module(env_id: str) -> str:
+    """Imports the module of a ``"module:EnvId"`` id; the id if it then names a registered env."""
+    module, _, name = env_id.partition(":")
+    if not module or not name or ":" in name:
+        raise ValueError(f"env id {env_id!r}: expected 'module:EnvId', e.g. 'my_envs:Maze-v0'")
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name is not None and (module == e.name or module.startswith(e.name + ".")):
+            raise ValueError(
+                f"env id {env_id!r}: no module {module!r} to import; put the directory that holds it on "
+                "PYTHONPATH (or install it)"
+            ) from None
+        raise ValueError(f"env id {env_id!r}: importing {module!r} failed ({_first_line(e)})") from None
+    except Exception as e:  # the module itself raised while importing
+        raise ValueError(f"env id {env_id!r}: importing {module!r} failed ({_first_line(e)})") from None
+    if not is_registered(name):
+        raise ValueError(
+            f"env id {env_id!r}: module {module!r} was imported but registers no env {name!r} with gymnasium "
+            "(gymnasium.register(id=..., entry_point=...) when it is imported)"
+        )
+    return env_id
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0]}" if text else type(e).__name__
+
+
+def check_supported(env_id: str) -> None:
+    """A ValueError (one line, naming what is supported) if wnrl's agents cannot take ``env_id``'s
+    spaces, or if it cannot be made at all (a missing dependency). Makes one env of a gymnasium id
+    to read its spaces; Atari games and Catch are known to fit."""
+    family, name = resolve(env_id)
+    if family != "classic":
+        return
+    import gymnasium as gym
+
+    try:
+        env = gym.make(name, disable_env_checker=True)
+    except Exception as e:  # a missing dependency (Box2D, MuJoCo), or the env's own constructor failing
+        raise ValueError(f"{name} cannot be made here ({_first_line(e)})") from None
+    try:
+        problem = unsupported_spaces(env.observation_space, env.action_space)
+    finally:
+        env.close()
+    if problem:
+        raise ValueError(f"{name} has {problem}; {SUPPORTED}")
 
 
 def _check_options(fn, family: str, options: dict[str, Any]) -> None:

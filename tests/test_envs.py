@@ -35,7 +35,7 @@ def test_unknown_option_is_named():
 
 def test_pixel_only_gym_envs_are_refused():
     pytest.importorskip("gymnasium.envs.toy_text")
-    with pytest.raises(ValueError, match="flat vectors"):
+    with pytest.raises(ValueError, match="flat-vector observations"):
         envs.make("FrozenLake-v1", 1)
 
 

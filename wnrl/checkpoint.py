@@ -7,10 +7,9 @@ A checkpoint is a dict of tensors, numbers and strings saved with ``torch.save``
 from __future__ import annotations
 
 import os
-import pickle
 import re
 import tempfile
-import zipfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +68,37 @@ def save_atomic(path: Path, obj: Any) -> None:
         raise
 
 
+def _looks_like_torch_save(path: Path) -> bool:
+    """Whether ``path`` starts like a file ``torch.save`` writes (a zip archive, or a legacy pickle)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head.startswith(b"PK") or head[:1] == b"\x80"
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Reads a checkpoint with ``weights_only=True``; a truncated or corrupt file is a CheckpointError."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
     try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, zipfile.BadZipFile, pickle.UnpicklingError, ValueError, OSError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{path}: not a readable checkpoint (truncated or corrupt: {first[:120]})") from None
+        with warnings.catch_warnings():  # torch warns (several lines) about the pickle protocol of some garbage
+            warnings.simplefilter("ignore")
+            state = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # noqa: BLE001
+        # Any file can be handed in: torch's unpickler fails on text and other garbage with whatever the
+        # bytes happen to mean (a text file starting "he" is a memo lookup of key 101: KeyError), not only
+        # with UnpicklingError or RuntimeError. None of them is a checkpoint.
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        detail = f"{type(e).__name__}: {first}" if first and len(first) <= 60 else type(e).__name__
+        torch_file = _looks_like_torch_save(path)
+        kind = "a torch.save file cut short or damaged" if torch_file else "not a file torch.save wrote"
+        raise CheckpointError(
+            f"{path}: not a readable checkpoint (truncated or corrupt: {kind}; {detail}); "
+            "give a run directory or a checkpoints/step_*.pt file"
+        ) from None
     if not isinstance(state, dict) or "agent" not in state or "step" not in state:
         raise CheckpointError(f"{path}: not a wnrl checkpoint (no agent/step fields)")
     fmt = state.get("format", 1)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import types
 import typing
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ def doc(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
 @dataclass
 class CommonConfig:
     env: str = doc(
-        "Atari game ('Breakout', 'ALE/Pong-v5'), gymnasium id with vector observations, or 'Catch'",
+        "Atari game ('Breakout', 'ALE/Pong-v5'), gymnasium id with vector observations and discrete actions "
+        "('CartPole-v1'; 'module:EnvId' imports the module that registers it), or 'Catch'",
         "Breakout",
     )
     total_steps: int = doc("agent steps to train for, summed over all envs", 10_000_000)
@@ -97,6 +99,29 @@ class CommonConfig:
             )
         if self.compile not in COMPILE_MODES:
             raise CliError(f"unknown --compile {self.compile!r}: choose one of {', '.join(COMPILE_MODES)}")
+        check_seed(self.seed)
+        self.check_env()
+
+    def check_env(self) -> None:
+        """The env exists, its spaces are ones the agents take, and this machine can hold
+        ``num_envs`` of it (Atari: see ``envs.atari.max_envs``)."""
+        from wnrl import envs
+        from wnrl.distributed import world_from_env
+        from wnrl.envs.atari import max_envs
+
+        family = env_family(self.env)
+        try:
+            envs.check_supported(self.env)
+        except ValueError as e:
+            raise CliError(f"--env {e}") from None  # "--env FrozenLake-v1 has observations ..."
+        if family == "atari":
+            _, world_size, _ = world_from_env()
+            # the envs this machine builds: this process's share times the processes torchrun runs here
+            on_machine = -(-self.num_envs // world_size) * int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
+            limit, why = max_envs()
+            if on_machine > limit:
+                per = " on this machine" if world_size > 1 else ""
+                raise CliError(f"--num-envs {self.num_envs}: {on_machine} Atari envs{per} is more than {limit} ({why})")
 
     def require_at_least(self, low: float, *names: str) -> None:
         for name in names:
@@ -109,6 +134,16 @@ class CommonConfig:
             if high == float("inf"):
                 raise CliError(f"{_flag(name)} must be {'>' if low_open else '>='} {low:g}, got {v}")
             raise CliError(f"{_flag(name)} must be in {'(' if low_open else '['}{low:g}, {high:g}], got {v}")
+
+
+# ale-py takes 32-bit seeds, and a run seeds env i with seed + i (+ the step, on resume): room is left.
+MAX_SEED = 2**30
+
+
+def check_seed(seed: int, flag: str = "--seed") -> None:
+    """A seed every generator and env takes: an integer from 0 to ``MAX_SEED``; else a CliError."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise CliError(f"{flag} must be an integer from 0 to {MAX_SEED:,}, got {seed}")
 
 
 def _flag(name: str) -> str:

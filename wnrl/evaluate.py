@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from wnrl.config import CliError
+from wnrl.config import CliError, check_seed
 
 VIDEO_FORMATS = (".mp4", ".gif")
 VIEWS = ("game", "agent")
@@ -384,7 +384,7 @@ class CtrlC:
 def evaluate(
     path: str,
     episodes: int = 10,
-    epsilon: float = 0.05,
+    epsilon: float | None = None,
     greedy: bool = False,
     seed: int = 12345,
     device: str = "auto",
@@ -396,6 +396,9 @@ def evaluate(
 ) -> dict:
     """Plays ``episodes`` whole games; returns the scores and their summary.
 
+    ``epsilon``: DQN's probability of a random action (None: 0.05); ``greedy``: A2C takes its most
+    likely action. Each is refused (CliError) for the other agent's run.
+
     ``video``: a .mp4 or .gif path for the first game of env 0, checked before anything is loaded
     (see the module's docstring for ``video_view``; ``video_scale``: pixel size, default 3, 1 for
     classic-control renders). Ctrl-C raises :class:`Interrupted` (a KeyboardInterrupt) holding the
@@ -404,8 +407,9 @@ def evaluate(
     """
     if episodes < 1:
         raise CliError(f"--episodes must be at least 1, got {episodes}")
-    if not 0.0 <= epsilon <= 1.0:
+    if epsilon is not None and not 0.0 <= epsilon <= 1.0:
         raise CliError(f"--epsilon must be in [0, 1], got {epsilon}")
+    check_seed(seed)
     if video_view not in VIEWS:
         raise CliError(f"--video-view {video_view!r}: choose one of {', '.join(VIEWS)}")
     if video_scale is not None and not 1 <= video_scale <= 8:
@@ -417,6 +421,15 @@ def evaluate(
 
     seed_everything(seed)
     agent = load(path, device=device, seed=seed)
+    # each agent's protocol has its own knob: a flag for the other agent would be silently ignored
+    if agent.agent == "a2c" and epsilon is not None:
+        raise CliError(
+            f"--epsilon is DQN's exploration; this is an A2C run, which samples its policy (--greedy takes the "
+            f"most likely action instead): drop --epsilon {epsilon:g}"
+        )
+    if agent.agent == "dqn" and greedy:
+        raise CliError("--greedy is A2C's; this is a DQN run, which acts ε-greedily: use --epsilon 0 for greedy play")
+    epsilon = 0.05 if epsilon is None else epsilon
     agent.epsilon = epsilon
     # the evaluation protocols: DQN ε-greedy (ε = 0 is greedy), A2C samples unless --greedy
     deterministic = greedy if agent.agent == "a2c" else epsilon == 0
@@ -494,8 +507,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m wnrl.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("path", help="a run directory (its newest checkpoint) or a checkpoint file")
     p.add_argument("--episodes", type=int, default=10, help="whole games to play (default: 10)")
-    p.add_argument("--epsilon", type=float, default=0.05, help="DQN: probability of a random action (default: 0.05)")
-    p.add_argument("--greedy", action="store_true", help="A2C: take the most likely action instead of sampling")
+    p.add_argument(
+        "--epsilon", type=float, default=None, help="DQN only: probability of a random action (default: 0.05)"
+    )
+    p.add_argument("--greedy", action="store_true", help="A2C only: take the most likely action instead of sampling")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation envs (default: 12345)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument(

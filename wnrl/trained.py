@@ -73,6 +73,11 @@ class TrainedAgent:
         checkpoint: Path | None = None,
     ):
         self.checkpoint = checkpoint
+        where = f"{checkpoint}: " if checkpoint is not None else ""
+        missing = [k for k in ("agent", "step", "config", "model") if k not in state]
+        if missing or not isinstance(state["config"], dict) or not isinstance(state["model"], dict):
+            what = f"no {'/'.join(missing)} field" if missing else "its config or model is not a dict"
+            raise CheckpointError(f"{where}not a wnrl checkpoint ({what})")
         self.agent: str = state["agent"]
         self.config: dict[str, Any] = dict(state["config"])
         self.env_id: str = state.get("env") or self.config["env"]
@@ -82,7 +87,11 @@ class TrainedAgent:
         self._rng = np.random.default_rng(seed)
         if self.agent not in AGENTS:
             raise CheckpointError(f"checkpoint of an unknown agent {self.agent!r}: this wnrl has {', '.join(AGENTS)}")
-        probe = self.make_env(num_envs=1, seed=0)
+        self._check_env(where)
+        try:
+            probe = self.make_env(num_envs=1, seed=0)
+        except ValueError as e:  # the env's spaces changed since the run (a user env edited), or similar
+            raise CheckpointError(f"{where}its env {self.env_id!r} cannot be made here: {e}") from None
         try:
             self.obs_shape: tuple[int, ...] = tuple(probe.single_observation_space.shape)
             self.obs_dtype = probe.single_observation_space.dtype
@@ -96,6 +105,21 @@ class TrainedAgent:
             detail = str(e).splitlines()[-1].strip()[:160]
             raise CheckpointError(f"the checkpoint's weights do not match its config ({detail})") from None
         self.net = net.to(self.device).eval().requires_grad_(False)
+
+    def _check_env(self, where: str) -> None:
+        """A CheckpointError saying how to make the run's env here if this process cannot."""
+        from wnrl import envs
+
+        try:
+            envs.resolve(self.env_id)
+        except ValueError as e:
+            if ":" in self.env_id:  # "module:EnvId": the module is not importable here
+                raise CheckpointError(f"{where}its env cannot be made here: {e}") from None
+            raise CheckpointError(
+                f"{where}its env {self.env_id!r} is not registered with gymnasium in this process (it was "
+                "registered from Python when the run trained): import the module that registers it before "
+                f"wnrl.load(), or train with --env MODULE:{self.env_id} so that evaluate imports MODULE itself"
+            ) from None
 
     def __repr__(self) -> str:
         return (
