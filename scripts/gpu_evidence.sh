@@ -129,9 +129,9 @@ if rows:
 PY
 }
 
-goal_lines() { # MODE LOG: the bench's PASS/FAIL goal lines, into the summary
-  if grep -qE '^(PASS|FAIL) ' "$2" 2>/dev/null; then
-    grep -E '^(PASS|FAIL) ' "$2" | sed "s/^/[$1] /" | tee -a "$SUMMARY"
+goal_lines() { # MODE LOG: the bench's goal lines (PASS/FAIL on a GPU, n/a on a CPU), into the summary
+  if grep -qE '^(PASS|FAIL|n/a) ' "$2" 2>/dev/null; then
+    grep -E '^(PASS|FAIL|n/a) ' "$2" | sed "s/^/[$1] /" | tee -a "$SUMMARY"
   else
     say "[$1] FAIL no goal was reported (the bench did not finish; see evidence.log)"
   fi

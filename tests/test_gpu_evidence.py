@@ -63,9 +63,9 @@ def test_gpu_evidence_on_cpu_with_a_tiny_budget(tmp_path):
         assert f"PASS stage {name} (" in summary
     assert "FAIL stage" not in summary and summary.rstrip().endswith("RESULT: every stage ran")
     goals = [line for line in summary.splitlines() if line.startswith("[eager] ")]
-    assert [g.split()[2] for g in goals] == ["WN", "DQN", "A2C"] and all(
-        g.split()[1] in ("PASS", "FAIL") for g in goals
-    )
+    # on a CPU the speed goals are shown with their figures, marked n/a (they are GPU goals)
+    assert [g.split()[2] for g in goals] == ["WN", "DQN", "A2C"]
+    assert all(g.split()[1] == "n/a" and "(GPU goal, not applicable on CPU)" in g for g in goals), goals
     # the settings: A2C at the num_envs its bench measured, DQN on fixed ones (the bench measured none)
     assert "- a2c: 2 envs, compile off (the fastest in the benches:" in summary
     assert "- dqn: 8 envs, compile off (fixed: the benches measured no dqn steps/s; 100000 steps/s assumed)" in summary
