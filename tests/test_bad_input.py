@@ -103,6 +103,13 @@ def test_evaluate_negative_seed_is_one_line(runs):
     one_line_error(command("wnrl.evaluate", runs / "a2c", "--seed", "-1"), "--seed must be an integer from 0 to")
 
 
+@pytest.mark.parametrize("threads", ["0", "-2", "1.5", "two"])
+def test_evaluate_bad_threads_is_one_line_before_anything_loads(tmp_path, threads):
+    # train's --threads, the same check: read before the path (here none) or torch are looked at
+    r = command("wnrl.evaluate", tmp_path / "no_run", "--threads", threads)
+    one_line_error(r, "--threads", f"expected a positive whole number, got '{threads}'")
+
+
 # ---------------------------------------------------------------- 3. envs whose spaces the agents cannot take
 
 

@@ -28,7 +28,14 @@ class CommonConfig:
         "('CartPole-v1'; 'module:EnvId' imports the module that registers it), or 'Catch'",
         "Breakout",
     )
-    total_steps: int = doc("agent steps to train for, summed over all envs", 10_000_000)
+    total_steps: int = doc(
+        "agent steps to train for, summed over all envs. With --resume: the new length of the run, above the "
+        "step it reached (else one line, exit 2); the run goes on to it, and from the resume step on DQN's ε and "
+        "the learning rate are what a run started with this --total-steps has at that step (the schedules planned anew "
+        "over the new total from the configured start and end values, not continued from the old plan). Without "
+        "it a resumed run keeps its saved total",
+        10_000_000,
+    )
     num_envs: int = doc("environments stepped together", 8)
     seed: int = doc("seed for envs, networks and sampling", 1)
     device: str = doc("auto | cpu | cuda | cuda:N (auto: the GPU if there is one)", "auto")
@@ -44,9 +51,11 @@ class CommonConfig:
         0.0,
     )
     wn_project: bool = doc(
-        "weight norm (--norm wn or wn_mobn): after every optimizer step, rescale each direction v_i back to the "
-        "norm it started at (--wn-init-norm, or 0.05·√fan_in for the paper's draw). w = g·v/‖v‖ does not "
-        "change; ‖v‖ stops growing, so the directions keep the effective learning rate they started with",
+        "weight norm (--norm wn or wn_mobn): after every optimizer step, rescale each direction v_i to one "
+        "norm per layer: --wn-init-norm when set (the norm every row started at), else the layer's RMS norm of "
+        "the paper's draw, 0.05·√fan_in (not the norm each drawn row happened to start at: those scatter "
+        "around it by about 1/√(2·fan_in), relative, and are snapped to it at the first step). w = g·v/‖v‖ "
+        "does not change; ‖v‖ stops growing, so the directions keep the effective learning rate they start with",
         False,
     )
     activation: str = doc("activation of the MLP trunk for vector observations: relu | tanh", "relu")
@@ -72,8 +81,7 @@ class CommonConfig:
     @classmethod
     def for_env(cls, env: str = "Breakout", **overrides: Any):
         """The config with ``env``'s family defaults, then ``overrides``."""
-        family = env_family(env)
-        return cls(**{**COMMON_FAMILY_DEFAULTS[family], **cls.FAMILY_DEFAULTS.get(family, {}), "env": env, **overrides})
+        return cls(**{**family_overrides(cls, env_family(env)), "env": env, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -168,6 +176,44 @@ COMMON_FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
+# How --help names the families, in this order.
+FAMILY_NAMES = {"atari": "Atari", "classic": "vector envs", "catch": "Catch"}
+FAMILY_HELP = (
+    "Defaults differ by env family where --help names several: Atari (ALE games), vector envs (gymnasium ids "
+    "with vector observations: CartPole-v1, Acrobot-v1, module:EnvId) and Catch; the --env given picks the "
+    "family, and a flag given wins over its family's default."
+)
+
+
+def family_overrides(cls: type, family: str) -> dict[str, Any]:
+    """The fields ``cls``'s config sets for ``family`` over the dataclass defaults: the common table,
+    then the agent's own (``cls.FAMILY_DEFAULTS``)."""
+    return {**COMMON_FAMILY_DEFAULTS[family], **getattr(cls, "FAMILY_DEFAULTS", {}).get(family, {})}
+
+
+def family_defaults(cls: type, name: str) -> dict[str, Any]:
+    """Field ``name``'s default in each env family (``FAMILY_NAMES``' order)."""
+    f = next(f for f in dataclasses.fields(cls) if f.name == name)
+    if f.default is not dataclasses.MISSING:
+        default = f.default
+    elif f.default_factory is not dataclasses.MISSING:
+        default = f.default_factory()
+    else:
+        default = None
+    return {family: family_overrides(cls, family).get(name, default) for family in FAMILY_NAMES}
+
+
+def default_help(cls: type, name: str) -> str:
+    """``default: X``, or, where the families differ, each family's value: ``default: 0.0001 on Atari,
+    0.0005 on vector envs, 0.00025 on Catch`` (families with the same value named together)."""
+    by_value: dict[str, list[str]] = {}
+    for family, value in family_defaults(cls, name).items():
+        by_value.setdefault(_show(value), []).append(FAMILY_NAMES[family])
+    if len(by_value) == 1:
+        return f"default: {next(iter(by_value))}"
+    return "default: " + ", ".join(f"{v} on {' and '.join(names)}" for v, names in by_value.items())
+
+
 class CliError(Exception):
     """A bad command line or configuration: printed as one line, exit code 2."""
 
@@ -203,6 +249,37 @@ def _parse_int(s: str) -> int:
     raise argparse.ArgumentTypeError(f"expected an integer, got {s!r}")
 
 
+def positive_int(s: str) -> int:
+    """An argparse type: a whole number of at least 1 (``1e3`` and ``2.0`` too, as ``_parse_int`` reads them)."""
+    try:
+        value = _parse_int(s)
+    except argparse.ArgumentTypeError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {s!r}")
+    return value
+
+
+THREADS_HELP = (
+    "torch threads for this process (default: torch's, one per core). Give 1 when other processes share the "
+    "cores (two runs side by side, an evaluation or the tests beside a run): with default threads each "
+    "oversubscribes the cores and runs 8-12× slower"
+)
+
+
+def add_threads_argument(parser: argparse.ArgumentParser) -> None:
+    """``--threads N`` (train, evaluate): applied with :func:`set_threads`; a bad N is argparse's error."""
+    parser.add_argument("--threads", metavar="N", type=positive_int, default=None, help=THREADS_HELP)
+
+
+def set_threads(threads: int | None) -> None:
+    """``torch.set_num_threads(threads)``; None leaves torch's default."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _parse_float(s: str) -> float:
     try:
         return float(s)
@@ -218,13 +295,13 @@ def _parse_int_tuple(s: str) -> tuple[int, ...]:
 
 
 def add_config_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--flag`` per dataclass field; unset flags stay out of the namespace."""
+    """One ``--flag`` per dataclass field; unset flags stay out of the namespace. The help gives the
+    field's default, or each env family's where they differ (:func:`default_help`)."""
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = _base_type(hints[f.name])
         flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else None
-        help_text = f"{f.metadata.get('help', '')} (default: {_show(default)})"
+        help_text = f"{f.metadata.get('help', '')} ({default_help(cls, f.name)})"
         kw: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if tp is bool:
             kw.update(type=_parse_bool, nargs="?", const=True, metavar="BOOL")

@@ -1,8 +1,11 @@
 """``python -m wnrl.evaluate RUN_DIR_OR_CHECKPOINT --episodes N``: play a trained agent and report scores.
 
-The standard protocol: DQN acts ε-greedily with ε = 0.05 (``--epsilon``), A2C samples its policy
-(``--greedy`` takes the most likely action); whole games with raw scores, no life-loss resets, the
-108,000-frame cap. Prints mean ± std and min/max over the episodes.
+The protocol, exactly: DQN acts ε-greedily with ε = 0.05 (``--epsilon``), the evaluation ε of Mnih
+et al. (2015, Nature); A2C samples its policy (``--greedy`` takes the most likely action); whole games
+with raw scores, no life-loss resets; an Atari game is cut at 108,000 emulator frames (27,000 agent
+steps at frame skip 4), the cap Dopamine uses (``max_steps_per_episode = 27000``), longer than Nature's
+5-minute (18,000-frame) evaluation games; other envs play to their own end or time limit. Prints mean ± std
+and min/max over the episodes. ``--threads N``: torch threads, as for ``wnrl.train`` (1 beside a run).
 
 ``--video out.mp4`` records the first game of the first env (H.264 through imageio and the ffmpeg
 binary of the imageio-ffmpeg wheel; a ``.gif`` path writes an animated GIF instead). What it shows
@@ -34,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from wnrl.config import CliError, check_seed
+from wnrl.config import CliError, add_threads_argument, check_seed, set_threads
 
 VIDEO_FORMATS = (".mp4", ".gif")
 VIEWS = ("game", "agent")
@@ -513,6 +516,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--greedy", action="store_true", help="A2C only: take the most likely action instead of sampling")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation envs (default: 12345)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    add_threads_argument(p)  # as train's: give 1 beside a training run
     p.add_argument(
         "--video",
         default=None,
@@ -531,6 +535,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")  # one line, exit 2
     args = p.parse_args(argv)
+    set_threads(args.threads)
     # pygame (gymnasium's renderer) draws off screen here: no display wanted, nor SDL's warnings about one
     os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
     try:

@@ -482,6 +482,9 @@ class TimeLimit:
     def __init__(self, seconds: float | None):
         self.seconds = seconds
         self.reached = False
+        # The run reached its training loop (Run.start installed the stop): ``wnrl.train`` reads it to
+        # say whether a Ctrl-C that got through came before the loop (start-up) or after it.
+        self.loop_started = False
 
     def __enter__(self) -> TimeLimit:
         TimeLimit.active = self
@@ -508,8 +511,10 @@ class StopRequest:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._previous[sig] = signal.signal(sig, self._handle)
         self._limit = TimeLimit.active
-        if self._limit is not None and self._limit.seconds is not None:
-            self._deadline = time.monotonic() + self._limit.seconds
+        if self._limit is not None:
+            self._limit.loop_started = True
+            if self._limit.seconds is not None:
+                self._deadline = time.monotonic() + self._limit.seconds
         return self
 
     def _handle(self, signum, frame) -> None:

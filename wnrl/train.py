@@ -1,11 +1,13 @@
 """``python -m wnrl.train {dqn,a2c} --env Breakout [--flag value ...]``: train an agent.
 
-Every config field is a flag (``--help`` lists them with their defaults); env-family defaults
-(Atari vs vector envs) apply to what is not set. Output goes to ``runs/<run-name>/``: TensorBoard
-events, ``config.json`` and ``checkpoints/``. ``--resume RUN_DIR`` continues a run from its last
-checkpoint, after any crash. Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes a
-checkpoint and exits 0. Bad input prints one line and exits with code 2; a diverged run (non-finite
-loss or parameters) stops with one line and exit code 1, keeping its last good checkpoint.
+Every config field is a flag (``--help`` lists them with their defaults, each env family's where
+they differ); env-family defaults (Atari, vector envs, Catch) apply to what is not set. Output goes
+to ``runs/<run-name>/``: TensorBoard events, ``config.json`` and ``checkpoints/``. ``--resume
+RUN_DIR`` continues a run from its last checkpoint, after any crash. Ctrl-C (SIGINT) or SIGTERM
+finishes the current step, writes a checkpoint and exits 0; a Ctrl-C before the training loop began
+(imports, env and network building) stops with one line and exit code 130, nothing trained. Bad
+input prints one line and exits with code 2; a diverged run (non-finite loss or parameters) stops
+with one line and exit code 1, keeping its last good checkpoint.
 ``--time-limit SECONDS`` stops the run as Ctrl-C would once its loop has run that long.
 
 Under ``torchrun`` (``torchrun --nproc-per-node 2 -m wnrl.train a2c ...``) every process runs this
@@ -24,10 +26,8 @@ import os
 import sys
 from pathlib import Path
 
-from wnrl.checkpoint import CheckpointError
-from wnrl.config import CliError, add_config_arguments
-from wnrl.distributed import peer_lost, world_from_env
-from wnrl.run import TimeLimit, TrainingDiverged, find_resume
+# torch and the run machinery are imported inside main: a Ctrl-C while they load is a one-line stop too
+from wnrl.config import FAMILY_HELP, CliError, add_config_arguments, add_threads_argument, set_threads
 
 # What a resumed run cannot change: they fix its env, network shapes, replay layout and directory;
 # the optimizer (its saved statistics belong to one algorithm: Adam's moments are not Adamax's, torch's
@@ -85,7 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
             mod, cls = _agent_module(name)
         except ImportError:
             continue
-        p = sub.add_parser(name, help=(mod.__doc__ or "").strip().split("\n")[0], description=mod.__doc__)
+        p = sub.add_parser(
+            name, help=(mod.__doc__ or "").strip().split("\n")[0], description=mod.__doc__, epilog=FAMILY_HELP
+        )
         p.add_argument("--resume", metavar="RUN_DIR", default=None, help="continue this run from its last checkpoint")
         p.add_argument(
             "--time-limit",
@@ -95,27 +97,9 @@ def build_parser() -> argparse.ArgumentParser:
             help="stop as Ctrl-C would (checkpoint written, exit 0; --resume goes on) once the training loop has "
             "run this long (start-up not counted)",
         )
-        p.add_argument(
-            "--threads",
-            metavar="N",
-            type=_positive_int,
-            default=None,
-            help="torch threads for this process (default: torch's, one per core). Give 1 when other processes "
-            "share the cores (two runs side by side, the tests beside a run): default threads oversubscribe and "
-            "both slow ~10×",
-        )
+        add_threads_argument(p)
         add_config_arguments(p, cls)
     return parser
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
 
 
 def resumed_config(cls, agent: str, run_dir: str, overrides: dict):
@@ -138,19 +122,44 @@ def resumed_config(cls, agent: str, run_dir: str, overrides: dict):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command. A Ctrl-C before the training loop (importing torch, building the envs and the
+    network: the loop's own stop is not installed yet) is one line and exit code 130: nothing was
+    trained and no checkpoint written."""
+    limits: list = []  # _main's TimeLimit once made: it records whether the training loop started
+    try:
+        return _main(argv, limits)
+    except KeyboardInterrupt:
+        if limits and limits[0].loop_started:  # the loop's handler is gone again: Ctrl-C while the run closed
+            what = "interrupted while the run was closing, after its training loop"
+        else:
+            what = "interrupted while starting, before training began: nothing trained, no checkpoint written"
+        print(f"{_rank_prefix()}{what}", file=sys.stderr)
+        return 130
+
+
+def _rank_prefix() -> str:
+    """The prefix of a rank's error lines under torchrun (ranks other than 0), read from the environment
+    as ``distributed.world_from_env`` reads it, without importing torch."""
+    if int(os.environ.get("WORLD_SIZE", "1") or 1) > 1 and int(os.environ.get("RANK", "0") or 0):
+        return f"rank {int(os.environ['RANK'])}: "
+    return ""
+
+
+def _main(argv: list[str] | None, limits: list) -> int:
+    from wnrl.checkpoint import CheckpointError
+    from wnrl.distributed import peer_lost, world_from_env
+    from wnrl.run import TimeLimit, TrainingDiverged, find_resume
+
     args = vars(build_parser().parse_args(argv))
     agent = args.pop("agent")
     resume_dir = args.pop("resume")
     limit = TimeLimit(args.pop("time_limit"))
-    threads = args.pop("threads")
-    if threads is not None:
-        import torch
-
-        torch.set_num_threads(threads)
-    mod, cls = _agent_module(agent)
+    limits.append(limit)
+    set_threads(args.pop("threads"))
     rank, world_size, _ = world_from_env()  # under torchrun: every rank runs main; rank 0 reports
     who = f"rank {rank}: " if rank else ""
     try:
+        mod, cls = _agent_module(agent)
         if resume_dir is None:
             cfg = cls.for_env(args.pop("env", cls.env), **args)
             with limit:
