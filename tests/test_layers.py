@@ -354,7 +354,7 @@ def test_logged_angles_of_a_hand_made_rotation():
     net = nn.Sequential(layer)
     directions = WNDirections(net)
     first = directions.diagnostics()
-    assert "0/angle_per_update" not in first  # the first log only keeps the directions
+    assert "wn/0/angle_per_update" not in first  # the first log only keeps the directions
     with torch.no_grad():
         layer.v.mul_(torch.tensor([[1.0], [2.0], [5.0]]))  # a row's length is no part of its angle
         _rotate_rows(layer.v, 3.0)  # the first update after the log: 3°
@@ -364,17 +364,17 @@ def test_logged_angles_of_a_hand_made_rotation():
             _rotate_rows(layer.v, 0.5)
         directions.after_step()
     d = directions.diagnostics()
-    assert d["0/angle_per_update"] == pytest.approx(5.0 / 5, rel=1e-4)
-    assert d["0/angle_one_update"] == pytest.approx(3.0, rel=1e-4)
-    assert d["0/g_mean"] == pytest.approx(layer.g.mean().item())
+    assert d["wn/0/angle_per_update"] == pytest.approx(5.0 / 5, rel=1e-4)
+    assert d["wn/0/angle_one_update"] == pytest.approx(3.0, rel=1e-4)
+    assert d["wn/0/g_mean"] == pytest.approx(layer.g.mean().item())
     # a log with no update in between logs no angle and keeps the reference
-    assert "0/angle_per_update" not in directions.diagnostics()
+    assert "wn/0/angle_per_update" not in directions.diagnostics()
     with torch.no_grad():
         _rotate_rows(layer.v, -0.002)  # small angles stay exact (acos would read 0 in float32)
     directions.after_step()
     d = directions.diagnostics()
-    assert d["0/angle_per_update"] == pytest.approx(0.002, rel=1e-2)
-    assert d["0/angle_one_update"] == pytest.approx(0.002, rel=1e-2)
+    assert d["wn/0/angle_per_update"] == pytest.approx(0.002, rel=1e-2)
+    assert d["wn/0/angle_one_update"] == pytest.approx(0.002, rel=1e-2)
 
 
 def test_angles_of_a_conv_layer_average_over_its_rows():
@@ -390,5 +390,28 @@ def test_angles_of_a_conv_layer_average_over_its_rows():
     directions.after_step()
     directions.after_step()
     d = directions.diagnostics()
-    assert d["0/angle_per_update"] == pytest.approx(45.0 / 2, rel=1e-5)
-    assert d["0/angle_one_update"] == pytest.approx(45.0, rel=1e-5)
+    assert d["wn/0/angle_per_update"] == pytest.approx(45.0 / 2, rel=1e-5)
+    assert d["wn/0/angle_one_update"] == pytest.approx(45.0, rel=1e-5)
+
+
+def test_plain_layers_angles_are_logged_like_wn_ones():
+    """A plain dense layer's rows ``w_i/‖w_i‖``: the same angles (tags ``directions/<layer>/...``) and
+    its mean row norm, so that one learning rate's step can be compared across norms."""
+    plain = nn.Linear(2, 3)
+    net = nn.Sequential(WNLinear(2, 3), plain)
+    directions = WNDirections(net)
+    first = directions.diagnostics()
+    assert "directions/1/angle_per_update" not in first and "directions/0/w_norm_mean" not in first
+    assert first["directions/1/w_norm_mean"] == pytest.approx(plain.weight.norm(dim=1).mean().item())
+    with torch.no_grad():
+        plain.weight.mul_(torch.tensor([[1.0], [3.0], [0.5]]))
+        _rotate_rows(plain.weight, 2.0)
+    directions.after_step()
+    with torch.no_grad():
+        _rotate_rows(plain.weight, 4.0)
+    directions.after_step()
+    d = directions.diagnostics()
+    assert d["directions/1/angle_per_update"] == pytest.approx(6.0 / 2, rel=1e-4)
+    assert d["directions/1/angle_one_update"] == pytest.approx(2.0, rel=1e-4)
+    assert d["wn/0/angle_per_update"] == 0.0  # the WN layer did not move
+    assert d["directions/1/w_norm_mean"] == pytest.approx(plain.weight.norm(dim=1).mean().item())

@@ -468,24 +468,33 @@ def _mean_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return (2 * torch.atan2(diff, total)).mean()
 
 
+def plain_layers(module: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The dense and conv layers inside ``module`` that are not weight-normalized (``--norm none``,
+    ``layer``, ``batch``, and output layers), with their qualified names."""
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
 class WNDirections:
-    """The directions of a net's WN layers across its optimizer steps, as the training loop sees them.
+    """The directions of a net's layers across its optimizer steps, as the training loop sees them.
 
     :meth:`after_step` goes right after every ``optimizer.step()`` (outside any compiled function):
     with ``project`` (``--wn-project``) it runs :func:`project_directions`, and it counts the
     updates. :meth:`diagnostics`, at each log, adds to :func:`wn_diagnostics` how far each layer's
-    directions ``v_i/‖v_i‖`` turned, in **degrees**, the mean over the layer's rows:
+    directions turned, in **degrees**, the mean over the layer's rows: ``v_i/‖v_i‖`` for a WN
+    layer (tags ``wn/<layer>/...``), ``w_i/‖w_i‖`` for a plain dense or conv layer (tags
+    ``directions/<layer>/...``, with ``w_norm_mean``, the mean row norm), so that one learning rate's
+    step can be compared across norms:
 
-    * ``<layer>/angle_per_update``: the angle between the directions now and at the previous log,
+    * ``angle_per_update``: the angle between the directions now and at the previous log,
       divided by the updates in between: the net turn per update over the log interval. It falls
       as ‖v‖ grows (the effective learning rate), and also when successive steps cancel (steps in
       random directions turn ``v`` by about √n steps in n updates, not n).
-    * ``<layer>/angle_one_update``: the angle of one update, the first after the previous log: the
+    * ``angle_one_update``: the angle of one update, the first after the previous log: the
       size of a step itself (under Adam or RMSprop about ``lr·√fan_in/‖v_i‖``), whatever the steps
       after it do. The ratio of the two says how consistently the direction moves.
 
     Both start at the second log (the first only keeps the directions). Memory: one float copy of
-    each layer's ``v``; time: a few reductions per layer per log, nothing per update without
+    each layer's weight; time: a few reductions per layer per log, nothing per update without
     ``project``.
     """
 
@@ -493,6 +502,10 @@ class WNDirections:
         self.module = module
         self.layers = wn_layers(module)
         self._modules = [m for _, m in self.layers]
+        # (tag prefix, layer, the name of the parameter whose rows are the directions)
+        self._tracked = [(f"wn/{n}", m, "v") for n, m in self.layers] + [
+            (f"directions/{n}", m, "weight") for n, m in plain_layers(module)
+        ]
         self.project = project
         self.updates = 0  # optimizer steps seen by this object (this process: restarts at 0 on resume)
         self._logged: list[torch.Tensor] | None = None  # unit directions at the last log
@@ -508,22 +521,28 @@ class WNDirections:
         if self._measure_one:
             self._measure_one = False
             # stays on the device (no host sync) until the next log reads it
-            self._one = [_mean_angle(before, _unit_rows(m.v)) for before, (_, m) in zip(self._logged, self.layers)]
+            self._one = [
+                _mean_angle(before, _unit_rows(getattr(m, p))) for before, (_, m, p) in zip(self._logged, self._tracked)
+            ]
 
     @torch.no_grad()
     def diagnostics(self) -> dict[str, float]:
-        """:func:`wn_diagnostics`, and the angles since the previous call (once there was one and
-        an update came since); the directions now become the reference for the next call."""
-        out = wn_diagnostics(self.module)
+        """The tags to log: :func:`wn_diagnostics` (as ``wn/<layer>/...``), each plain layer's mean
+        row norm, and the angles since the previous call (once there was one and an update came
+        since); the directions now become the reference for the next call."""
+        out = {f"wn/{k}": v for k, v in wn_diagnostics(self.module).items()}
+        for prefix, m, p in self._tracked:
+            if p == "weight":
+                out[f"{prefix}/w_norm_mean"] = float(torch.linalg.vector_norm(m.weight.flatten(1), dim=1).mean())
         n = self.updates - self._logged_updates
         if self._logged is not None and n == 0:
             return out  # nothing moved: keep the reference (and a pending one-update measure)
-        now = [_unit_rows(m.v) for _, m in self.layers]
+        now = [_unit_rows(getattr(m, p)) for _, m, p in self._tracked]
         if self._logged is not None:
-            for (name, _), before, after in zip(self.layers, self._logged, now):
-                out[f"{name}/angle_per_update"] = math.degrees(float(_mean_angle(before, after))) / n
-            for (name, _), angle in zip(self.layers, self._one or []):
-                out[f"{name}/angle_one_update"] = math.degrees(float(angle))
+            for (prefix, _, _), before, after in zip(self._tracked, self._logged, now):
+                out[f"{prefix}/angle_per_update"] = math.degrees(float(_mean_angle(before, after))) / n
+            for (prefix, _, _), angle in zip(self._tracked, self._one or []):
+                out[f"{prefix}/angle_one_update"] = math.degrees(float(angle))
         self._logged, self._logged_updates = now, self.updates
         self._one, self._measure_one = None, True
         return out

@@ -76,10 +76,11 @@ class Logger:
 
     def wn_diagnostics(self, directions: WNDirections, step: int) -> None:
         """``wn/<layer>/g_mean``, ``v_norm_mean``, ``angle_per_update`` and ``angle_one_update`` (degrees:
-        how far the directions turn per update) of each weight-normalized layer, from the net's
-        :class:`~wnrl.layers.WNDirections`."""
+        how far the directions turn per update) of each weight-normalized layer, and
+        ``directions/<layer>/w_norm_mean`` and the same angles of each plain dense or conv layer,
+        from the net's :class:`~wnrl.layers.WNDirections`."""
         if self.writer is not None:
-            self.scalars({f"wn/{k}": v for k, v in directions.diagnostics().items()}, step)
+            self.scalars(directions.diagnostics(), step)
 
     def episodes_from(self, info: dict[str, np.ndarray], step: int) -> None:
         """Logs every game that ended on this env step (raw score and length, per whole game)."""
