@@ -89,3 +89,81 @@ def test_bench_project_section_times_the_projection_against_the_update(tmp_path,
         assert 0 < r["project_ms"] and 0 < r["update_ms"]
         assert r["project_of_update"] == pytest.approx(r["project_ms"] / r["update_ms"])
     assert "--wn-project: one projection" in capsys.readouterr().out
+
+
+def test_bench_norms_section_rows_ratios_goal_lines_and_json(tmp_path, capsys):
+    from wnrl.bench import NORM_VARIANTS
+
+    out = tmp_path / "bench.json"
+    threads = torch.get_num_threads()
+    # tiny sizes: DQN learns from step 50 (runs of 52 and 252 steps), A2C from its 4 init rollouts (160 and 1,160)
+    args = ["--sections", "norms", "--device", "cpu", "--norm-envs", "CartPole-v1", "--norm-steps", "0,200"]
+    args += ["--norm-learning-starts", "50", "--norm-repeats", "2", "--repeats", "3", "--json", str(out)]
+    # A2C's window is the same 200 steps: 5 rollouts of 8 envs
+    assert main(args) == 0
+    assert torch.get_num_threads() == threads  # the section's one thread is put back
+    rows = json.loads(out.read_text())["norms"]
+    variants = list(NORM_VARIANTS)
+    assert variants == ["none", "wn", "wn_mobn", "wn+project", "layer", "batch"]
+    assert [(r["agent"], r["env"], r["norm"]) for r in rows] == [
+        (agent, "CartPole-v1", v) for agent in ("dqn", "a2c") for v in variants
+    ]
+    for r in rows:
+        assert r["update_ms"] > 0 and r["s_per_1k_steps"] > 0 and r["vs_none"] > 0 and r["update_vs_none"] > 0
+        assert len(r["samples_s_per_1k"]) == 2 and r["repeats"] == 2 and r["update_repeats"] == 3
+        assert r["torch_threads"] == 1 and r["clock"] == "CPU"
+        assert r["vs_none_min"] <= r["vs_none_max"]
+    for r in (r for r in rows if r["norm"] == "none"):
+        assert r["vs_none"] == r["update_vs_none"] == r["vs_none_min"] == r["vs_none_max"] == 1.0
+    dqn, a2c = rows[0], rows[6]
+    assert (dqn["learning_from"], dqn["steps_from"], dqn["steps_to"], dqn["update_batch"]) == (50, 52, 252, 64)
+    assert (a2c["learning_from"], a2c["steps_from"], a2c["steps_to"], a2c["update_batch"]) == (160, 160, 360, 40)
+    printed = capsys.readouterr().out
+    assert "DQN on CartPole-v1 (its family defaults), one torch thread, one run at a time; ratios to none" in printed
+    assert (
+        "CPU seconds per 1k agent steps over steps 52→252" in printed
+        and "learning from step 50, median of 2" in printed
+    )
+    # the norms goal is not a GPU goal: PASS or FAIL on a CPU too, with its figure
+    goal_lines = [line for line in printed.splitlines() if " wn within 10% of none end to end" in line]
+    assert [line.split()[1] for line in goal_lines] == ["DQN", "A2C"]
+    assert all(line.startswith(("PASS ", "FAIL ")) and "× none on CartPole-v1" in line for line in goal_lines)
+
+
+def test_norm_goals_per_agent_on_every_env():
+    from wnrl.bench import goal_line, goals
+
+    def row(agent, env, norm, ratio):
+        return {"agent": agent, "env": env, "norm": norm, "vs_none": ratio, "vs_none_min": ratio, "vs_none_max": ratio}
+
+    norms = [row("dqn", "CartPole-v1", "none", 1.0), row("dqn", "CartPole-v1", "wn", 1.08)]
+    norms += [row("dqn", "Catch", "wn", 1.02), row("a2c", "CartPole-v1", "wn", 1.04), row("a2c", "Catch", "wn", 1.2)]
+    norms += [{"agent": "a2c", "env": "Breakout", "error": "RuntimeError: x"}]
+    dqn, a2c = goals({"norms": norms}, "cpu")
+    assert dqn["applies"] and dqn["passed"] and a2c["applies"] and not a2c["passed"]
+    assert goal_line(dqn).startswith("PASS DQN wn within 10% of none end to end: CPU s per 1k agent steps, 1.08×")
+    assert "1.20× none on Catch" in goal_line(a2c) and goal_line(a2c).endswith("not within 10%")
+    (only_layer,) = goals({"norms": [row("dqn", "Catch", "layer", 1.1)]}, "cuda")
+    assert not only_layer["passed"] and "not measured" in only_layer["detail"]
+
+
+@pytest.mark.parametrize(
+    "bad, says",
+    [
+        (["--sections", "norm"], "--sections: unknown norm"),
+        (["--norm-variants", "wn,weight"], "unknown weight"),
+        (["--norm-agents", "ppo"], "unknown ppo"),
+        (["--norm-envs", "NoSuchEnv-v9"], "--norm-envs"),
+        (["--norm-steps", "100"], "WARMUP,WINDOW"),
+        (["--norm-steps", "100,0"], "WARMUP,WINDOW"),
+        (["--norm-repeats", "0"], "positive integer"),
+        (["--norm-learning-starts", "-5"], "positive integer"),
+    ],
+)
+def test_bench_bad_values_are_one_line(bad, says, capsys):
+    with pytest.raises(SystemExit) as exit:
+        main(["--sections", "norms", "--device", "cpu", *bad])
+    assert exit.value.code == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured.err
+    assert captured.err.startswith("error: ") and says in captured.err

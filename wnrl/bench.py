@@ -16,6 +16,14 @@ Sections:
   same ``num_envs`` (and, for DQN, of the update bound), at several ``num_envs``: the scaling curve
   (``--png`` draws it).
 * ``memory``: replay bytes per stored Atari transition, and the process's peak memory.
+* ``norms`` (not in the default sections: about 20 minutes on 2 cores, ``--quick`` under 2): what
+  each network normalization costs (none, wn, wn_mobn, wn+project, layer, batch), for DQN and A2C
+  on CartPole-v1, Catch and Breakout (``--quick``: not Breakout), each agent with its env family's
+  defaults (DQN on Breakout learning from step 500): one gradient update of the agent's own net,
+  and the agent end to end as CPU seconds per 1,000 agent steps, from two whole runs of different
+  lengths (start-up cancels), both past the learning start; one torch thread, one run at a time,
+  the median of 3 rounds, with ratios to none. ``time.process_time``: on a machine that other work
+  shares, the figure moves far less than wall-clock would (a GPU run measures wall-clock).
 
 Only ratios measured in one run on the same machine are worth comparing.
 """
@@ -47,17 +55,24 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_fn(fn: Callable[[], object], device: torch.device, repeats: int, warmup: int = 3) -> float:
-    """Median seconds per call over ``repeats`` calls (after ``warmup``)."""
+def time_fn(
+    fn: Callable[[], object],
+    device: torch.device,
+    repeats: int,
+    warmup: int = 3,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Median seconds per call over ``repeats`` calls (after ``warmup``), by ``clock`` (wall-clock;
+    ``time.process_time`` for the process's CPU time)."""
     for _ in range(warmup):
         fn()
     _sync(device)
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0 = clock()
         fn()
         _sync(device)
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return statistics.median(times)
 
 
@@ -296,6 +311,331 @@ def _with_deadline(train, cfg, seconds: float) -> dict:
         timer.cancel()
 
 
+# ------------------------------------------------------------------------------------------ norms
+# What each network normalization costs: one update of the agent's own net, and the agent's whole
+# run end to end, per variant (--norm, with --wn-project for "wn+project").
+NORM_VARIANTS: dict[str, dict] = {
+    "none": {"norm": "none"},
+    "wn": {"norm": "wn"},
+    "wn_mobn": {"norm": "wn_mobn"},
+    "wn+project": {"norm": "wn", "wn_project": True},
+    "layer": {"norm": "layer"},
+    "batch": {"norm": "batch"},
+}
+NORM_AGENTS = ("dqn", "a2c")
+NORM_ENVS = ("CartPole-v1", "Catch", "Breakout")  # --quick leaves out Breakout
+# DQN on Atari learns from step 80,000 with a 1M buffer by default: measured while learning instead.
+NORM_DQN_ATARI = {"learning_starts": 500, "buffer_size": 10_000}
+# (warm-up, window) per agent and env family: the two runs are T1 = L + warm-up and T2 = T1 + window
+# agent steps long, L the step from which every variant learns. Full: about 20 minutes in all on 2
+# quiet cores (one DQN update of the Nature net on 84x84 frames, Catch's as Breakout's, takes ~35 ms
+# on one thread: DQN costs ~9 CPU s per 1k steps there; A2C's CartPole steps are cheap, ~0.16 s per
+# 1k, so its window is long). Quick (CartPole and Catch, one round): under 2 minutes, windows of a
+# few CPU seconds, so a figure is good to about ±10%.
+NORM_WINDOWS = {
+    "full": {
+        ("dqn", "classic"): (500, 4_000),
+        ("dqn", "catch"): (200, 800),
+        ("dqn", "atari"): (200, 600),
+        ("a2c", "classic"): (2_000, 40_000),
+        ("a2c", "catch"): (800, 3_200),
+        ("a2c", "atari"): (400, 2_000),
+    },
+    "quick": {
+        ("dqn", "classic"): (200, 1_000),
+        ("dqn", "catch"): (50, 240),
+        ("dqn", "atari"): (50, 240),
+        ("a2c", "classic"): (200, 6_000),
+        ("a2c", "catch"): (80, 800),
+        ("a2c", "atari"): (80, 800),
+    },
+}
+NORM_GOAL_WN_VS_NONE = 1.10  # wn's end-to-end cost over none's, per agent (issue 24)
+
+
+def norm_clock(device: torch.device) -> tuple[Callable[[], float], str]:
+    """The clock the norms section measures with: the process's CPU time on a CPU (all its threads,
+    the env's included; what a run sharing the machine with others still measures right), the
+    wall-clock on a GPU (whose work is no CPU time of the process)."""
+    if device.type == "cuda":
+        return time.perf_counter, "wall-clock"
+    return time.process_time, "CPU"
+
+
+def norm_config(agent: str, env: str, variant: str, device: str = "cpu", **fields):
+    """``agent``'s config for ``env``: its family defaults, then the variant's norm (and DQN on Atari
+    learning early, :data:`NORM_DQN_ATARI`), then ``fields``."""
+    from wnrl.config import env_family
+
+    if agent == "dqn":
+        from wnrl.agents.dqn import DQNConfig as Config
+
+        base = dict(NORM_DQN_ATARI) if env_family(env) == "atari" else {}
+    elif agent == "a2c":
+        from wnrl.agents.a2c import A2CConfig as Config
+
+        base = {}
+    else:
+        raise ValueError(f"unknown agent {agent!r}")
+    return Config.for_env(env, **{**base, **NORM_VARIANTS[variant], "device": device, "progress": False, **fields})
+
+
+def _random_obs(space, n: int, device: torch.device) -> torch.Tensor:
+    if space.dtype == np.uint8:
+        return torch.randint(0, 256, (n, *space.shape), dtype=torch.uint8, device=device)
+    return torch.randn(n, *space.shape, device=device)
+
+
+def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], None], int, bool]:
+    """One gradient update of ``agent``'s own network for ``cfg`` (its env, norm, sizes and optimizer),
+    made with the agent's own loss on a fixed random batch as the training loop makes it: DQN's TD loss
+    (online forward and backward, target forward), clip, optimizer step, ``--wn-project``'s
+    projection; A2C's forward over a rollout of ``n_steps × num_envs`` observations, loss, backward,
+    clip, step, projection. Returns (the update, its batch, whether the net takes a data-dependent
+    init: then it learns only after that init's data)."""
+    import copy
+
+    from wnrl import envs
+    from wnrl.layers import WNDirections, frozen_batch_statistics, init_from_data, needs_data_init, set_v_init_norm
+
+    env = envs.make(cfg.env, 1, seed=0)
+    space, n_actions = env.single_observation_space, int(env.single_action_space.n)
+    env.close()
+    if agent == "dqn":
+        from wnrl.agents.dqn import QNetwork, td_loss
+        from wnrl.agents.replay import ReplayBatch
+
+        net = QNetwork(space.shape, n_actions, cfg.norm, cfg.dueling, cfg.hidden_sizes, cfg.wn_head, cfg.activation)
+        batch = cfg.batch_size
+    else:
+        from wnrl.agents.a2c import ActorCritic, learn, rollout_losses
+
+        net = ActorCritic(space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head, cfg.activation)
+        batch = cfg.n_steps * cfg.num_envs
+    set_v_init_norm(net, cfg.wn_init_norm)
+    net = net.to(device)
+    data_init = needs_data_init(net)
+    obs = _random_obs(space, batch, device)
+    if data_init:
+        init_from_data(net, _random_obs(space, max(batch, 2), device))
+    net.train()
+    directions = WNDirections(net, project=cfg.wn_project)
+
+    if agent == "dqn":
+        target = copy.deepcopy(net)
+        betas = (cfg.adam_beta1, 0.999)
+        if cfg.optimizer == "adamax":
+            optimizer = torch.optim.Adamax(net.parameters(), lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
+        else:
+            optimizer = torch.optim.Adam(
+                net.parameters(), lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps, fused=True
+            )
+        freeze = frozen_batch_statistics(net, target)
+        replay = ReplayBatch(
+            obs,
+            torch.randint(0, n_actions, (batch,), device=device),
+            torch.randn(batch, device=device),
+            torch.full((batch,), cfg.gamma**cfg.n_step, device=device),
+            _random_obs(space, batch, device),
+        )
+
+        def update() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            td_loss(net, target, replay, cfg.double_dqn, freeze)[0].backward()
+            if cfg.max_grad_norm > 0:
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
+            optimizer.step()
+            directions.after_step()
+
+    else:
+        from wnrl.optim import make_optimizer
+
+        optimizer = make_optimizer(cfg.optimizer, net.parameters(), cfg.learning_rate, cfg.rms_alpha, cfg.rms_eps)
+        T, N = cfg.n_steps, cfg.num_envs
+        losses = rollout_losses(
+            cfg,
+            torch.randn(T, N, device=device),
+            torch.rand(T, N, device=device) < 0.05,
+            torch.ones(T, N, dtype=torch.bool, device=device),
+            torch.randint(0, n_actions, (T, N), device=device),
+        )
+        bootstrap = torch.randn(N, device=device)
+
+        def update() -> None:
+            learn(cfg, net, net, optimizer, losses, obs, bootstrap)
+            directions.after_step()
+
+    return update, batch, data_init
+
+
+def learning_from(agent: str, cfg, data_init: bool) -> int:
+    """The agent step from which ``cfg``'s run makes gradient updates: DQN's learning_starts; A2C's
+    first rollouts after the ones its data-dependent init uses (none without such an init)."""
+    if agent == "dqn":
+        return cfg.learning_starts
+    return cfg.init_rollouts * cfg.n_steps * cfg.num_envs if data_init else 0
+
+
+def run_cost(agent: str, cfg, clock: Callable[[], float] = time.process_time) -> tuple[float, int]:
+    """(``clock`` seconds, agent steps) of one whole ``train(cfg)``: start-up, the run, its final checkpoint."""
+    if agent == "dqn":
+        from wnrl.agents.dqn import train
+    else:
+        from wnrl.agents.a2c import train
+    t0 = clock()
+    summary = train(cfg)
+    cost = clock() - t0
+    if summary.get("interrupted"):
+        raise KeyboardInterrupt  # a run Ctrl-C stopped early: no figure
+    return cost, int(summary["steps"])
+
+
+def steady_cost(
+    agent: str, env: str, variant: str, t1: int, t2: int, device: str = "cpu", clock=time.process_time, **fields
+) -> float:
+    """``clock`` seconds per 1,000 agent steps of ``agent`` on ``env`` with ``variant``, its family
+    defaults otherwise: two runs, ``t1`` and ``t2`` steps long (each a whole ``train(cfg)`` in a temp
+    logdir, no checkpoint but the final one), and (cost(t2) − cost(t1)) / (t2 − t1): the start-up
+    (imports, envs, nets, the final checkpoint) cancels, and with both lengths past the learning start
+    what is left is the agent's cost per step while it learns.
+
+    The two runs are the same run up to ``t1`` (same seeds): DQN's ε schedule, which otherwise scales
+    with total_steps (and skips the net's forward while every env explores), is pinned to end by
+    ``t1`` (or by the family default's own end, if sooner) in both, so the window is measured at the
+    final ε, as most of a run is."""
+    (c1, n1), (c2, n2) = (_norm_run(agent, env, variant, total, t1, device, clock, **fields) for total in (t1, t2))
+    if n2 <= n1:
+        raise ValueError(f"the runs of {t1:,} and {t2:,} steps both ended at step {n1:,}")
+    return (c2 - c1) / (n2 - n1) * 1_000
+
+
+def _norm_run(
+    agent: str, env: str, variant: str, total: int, t1: int, device: str, clock, **fields
+) -> tuple[float, int]:
+    """:func:`run_cost` of one run of ``total`` steps for :func:`steady_cost` (ε pinned to end by ``t1``)."""
+    import shutil
+    import tempfile
+
+    logdir = tempfile.mkdtemp(prefix="wnrl-bench-norms-")
+    try:
+        run_fields = dict(fields, total_steps=total, logdir=logdir, checkpoint_every=10**9)
+        if agent == "dqn":
+            family = norm_config(agent, env, variant, device, **fields)
+            end = min(family.exploration_fraction * family.total_steps, t1)
+            run_fields["exploration_fraction"] = end / total
+        return run_cost(agent, norm_config(agent, env, variant, device, **run_fields), clock)
+    finally:
+        shutil.rmtree(logdir, ignore_errors=True)
+
+
+def norm_window(agent: str, cfg, learn_from: int, warmup: int, window: int) -> tuple[int, int]:
+    """(T1, T2): T1 = ``learn_from`` + ``warmup``, T2 = T1 + ``window``, each rounded up to whole
+    vector steps of ``cfg`` (A2C: whole rollouts), where a run ends."""
+    per = cfg.num_envs if agent == "dqn" else cfg.num_envs * cfg.n_steps
+    t1 = -(-(learn_from + warmup) // per) * per
+    return t1, -(-(t1 + window) // per) * per
+
+
+def bench_norms(
+    agent: str,
+    env: str,
+    variants: list[str],
+    device: torch.device,
+    warmup: int,
+    window: int,
+    repeats: int = 3,
+    update_repeats: int = 30,
+    dqn_learning_starts: int | None = None,
+) -> list[dict]:
+    """One row per variant of ``agent`` on ``env``, measured one after the other with one torch thread
+    (the caller sets it): the update time (median of ``update_repeats``, the variants interleaved) and
+    the end-to-end cost per 1k agent steps (:func:`steady_cost`, median of ``repeats`` rounds, each
+    round every variant once, in a rotated order), each also as a ratio to ``none`` (the first variant
+    if ``none`` is not asked). ``vs_none_min``/``_max``: the range of the per-round ratios."""
+    clock, _ = norm_clock(device)
+    fields = {} if dqn_learning_starts is None or agent != "dqn" else {"learning_starts": dqn_learning_starts}
+    cfgs = {v: norm_config(agent, env, v, str(device), **fields) for v in variants}
+    updates, batch, starts = {}, 0, []
+    for v in variants:
+        updates[v], batch, data_init = norm_update(agent, cfgs[v], device)
+        starts.append(learning_from(agent, cfgs[v], data_init))
+    samples: dict[str, list[float]] = {v: [] for v in variants}
+    for v in variants:
+        time_fn(updates[v], device, repeats=1, warmup=3, clock=clock)
+    for _ in range(update_repeats):
+        for v in variants:
+            samples[v].append(time_fn(updates[v], device, repeats=1, warmup=0, clock=clock))
+    update_s = {v: statistics.median(s) for v, s in samples.items()}
+
+    L = max(starts)  # every variant learns from here on
+    t1, t2 = norm_window(agent, cfgs[variants[0]], L, warmup, window)
+    # The first run in a process (and on an env) pays one-off costs (imports, first calls) that the
+    # difference would take for the agent's: one run of T1 steps, not measured, first.
+    _norm_run(agent, env, variants[0], t1, t1, str(device), clock, **fields)
+    costs: dict[str, list[float]] = {v: [] for v in variants}
+    for r in range(repeats):
+        k = r % len(variants)
+        for v in variants[k:] + variants[:k]:
+            costs[v].append(steady_cost(agent, env, v, t1, t2, str(device), clock, **fields))
+    base = "none" if "none" in variants else variants[0]
+    rows = []
+    for v in variants:
+        per_round = [c / b for c, b in zip(costs[v], costs[base])]
+        cost = statistics.median(costs[v])
+        rows.append(
+            {
+                "agent": agent,
+                "env": env,
+                "norm": v,
+                "update_batch": batch,
+                "update_ms": update_s[v] * 1e3,
+                "update_vs_none": update_s[v] / update_s[base],
+                "s_per_1k_steps": cost,
+                "vs_none": cost / statistics.median(costs[base]),
+                "vs_none_min": min(per_round),
+                "vs_none_max": max(per_round),
+                "samples_s_per_1k": costs[v],
+                "learning_from": L,
+                "steps_from": t1,
+                "steps_to": t2,
+                "repeats": repeats,
+                "update_repeats": update_repeats,
+                "clock": norm_clock(device)[1],
+                "torch_threads": torch.get_num_threads(),
+            }
+        )
+    return rows
+
+
+def norms_title(rows: list[dict], clock_name: str) -> str:
+    """What a norms table measures, exactly (three lines)."""
+    r = rows[0]
+    return (
+        f"{r['agent'].upper()} on {r['env']} (its family defaults), one torch thread, one run at a time; "
+        "ratios to none\n"
+        f"  s_per_1k_steps: {clock_name} seconds per 1k agent steps over steps {r['steps_from']:,}→{r['steps_to']:,} "
+        f"(cost of a {r['steps_to']:,}-step run − cost of a {r['steps_from']:,}-step run), learning from step "
+        f"{r['learning_from']:,}, median of {r['repeats']} (vs_none_range: over the rounds)\n"
+        f"  update_ms: one gradient update of the agent's net, {clock_name} ms, batch {r['update_batch']}, median of "
+        f"{r['update_repeats']}"
+    )
+
+
+def norms_table(rows: list[dict]) -> list[dict]:
+    """The printed columns of a norms table."""
+    return [
+        {
+            "norm": r["norm"],
+            "update_ms": r["update_ms"],
+            "update_vs_none": r["update_vs_none"],
+            "s_per_1k_steps": r["s_per_1k_steps"],
+            "vs_none": r["vs_none"],
+            "vs_none_range": f"{r['vs_none_min']:.2f}–{r['vs_none_max']:.2f}",
+        }
+        for r in rows
+    ]
+
+
 def device_name(device: torch.device) -> str:
     """ "NVIDIA H100 80GB HBM3" or "AMD EPYC, 2 cores"."""
     if device.type == "cuda":
@@ -347,11 +687,12 @@ WN_GOAL_VS_PLAIN = 1.10  # wnrl's WN Nature Q-network update time over the plain
 
 def goals(result: dict, device_type: str = "cuda") -> list[dict]:
     """The goals for the sections ``result`` holds, each ``{"goal", "passed", "detail", "applies"}``;
-    a figure its section did not produce (a run too short, or one that failed) fails its goal. They
-    are GPU goals: measured on another ``device_type``, each has ``applies`` False and ``passed`` None."""
+    a figure its section did not produce (a run too short, or one that failed) fails its goal. The
+    layers' and agents' goals are GPU goals: measured on another ``device_type``, each has ``applies``
+    False and ``passed`` None. The norms goal applies on any device (see :func:`_norm_goals`)."""
     out = _goals(result)
     for g in out:
-        g["applies"] = device_type == "cuda"
+        g["applies"] = g.pop("any_device", False) or device_type == "cuda"
         if not g["applies"]:
             g["passed"] = None
             g["detail"] += f" (GPU goal, not applicable on {device_type.upper()})"
@@ -389,6 +730,33 @@ def _goals(result: dict) -> list[dict]:
                 ok = best["of_raw_env"] >= A2C_GOAL_OF_RAW_ENV
                 detail = f"{best['of_raw_env']:.0%} of the raw env ({best['steps_per_s']:,.0f} steps/s, {where})"
             out.append({"goal": goal, "passed": ok, "detail": detail})
+    if "norms" in result:
+        out += _norm_goals(result["norms"])
+    return out
+
+
+def _norm_goals(rows: list[dict]) -> list[dict]:
+    """Per agent in ``rows``: wn's end-to-end cost per agent step within 10% of none's, on every env
+    measured (issue 24). Not a GPU goal: it is a ratio of two figures taken the same way, one after
+    the other, in one run on one machine, so it holds or not on whatever device the run was on (a CPU
+    user pays a CPU run's ratio); it applies everywhere and shows PASS or FAIL, an informational line
+    like the others (no goal changes the bench's exit code). A busy machine blurs it: the per-round
+    range in the table says by how much."""
+    out = []
+    for agent in dict.fromkeys(r["agent"] for r in rows):
+        goal = f"{agent.upper()} wn within {NORM_GOAL_WN_VS_NONE - 1:.0%} of none end to end"
+        wn = [r for r in rows if r["agent"] == agent and r.get("norm") == "wn" and r.get("vs_none") is not None]
+        if not wn:
+            detail, ok = "not measured (wn and none must both be among --norm-variants; see the norms tables)", False
+        else:
+            ok = all(r["vs_none"] <= NORM_GOAL_WN_VS_NONE for r in wn)
+            figures = ", ".join(
+                f"{r['vs_none']:.2f}× none on {r['env']} ({r['vs_none_min']:.2f}–{r['vs_none_max']:.2f})" for r in wn
+            )
+            clock = wn[0].get("clock", "CPU")
+            verdict = "within" if ok else "not within"
+            detail = f"{clock} s per 1k agent steps, {figures}: {verdict} {NORM_GOAL_WN_VS_NONE - 1:.0%}"
+        out.append({"goal": goal, "passed": ok, "detail": detail, "any_device": True})
     return out
 
 
@@ -402,10 +770,107 @@ def _sizes(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers like 8,16, got {text!r}") from None
 
 
+SECTIONS = ("layers", "project", "env", "agents", "memory", "norms")
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return n
+
+
+def _names(choices: tuple[str, ...]) -> Callable[[str], list[str]]:
+    """A type for "a,b": a list of names among ``choices``, in the order given, each once."""
+
+    def parse(text: str) -> list[str]:
+        names = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+        bad = [n for n in names if n not in choices]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"unknown {', '.join(bad) or '(none given)'}; choose from {','.join(choices)}"
+            )
+        return names
+
+    return parse
+
+
+def _envs(text: str) -> list[str]:
+    """ "CartPole-v1,Catch": env ids wnrl knows (a CliError's line otherwise)."""
+    from wnrl.config import CliError, env_family
+
+    names = list(dict.fromkeys(x.strip() for x in text.split(",") if x.strip()))
+    if not names:
+        raise argparse.ArgumentTypeError("no env given")
+    for name in names:
+        try:
+            env_family(name)
+        except CliError as e:
+            raise argparse.ArgumentTypeError(str(e).splitlines()[0]) from None
+    return names
+
+
+def _window(text: str) -> tuple[int, int]:
+    """ "WARMUP,WINDOW": two integers, WARMUP >= 0 and WINDOW >= 1."""
+    try:
+        warmup, window = (int(x) for x in text.split(","))
+    except ValueError:
+        warmup = window = -1
+    if warmup < 0 or window < 1:
+        raise argparse.ArgumentTypeError(f"expected WARMUP,WINDOW (agent steps, like 1000,4000), got {text!r}")
+    return warmup, window
+
+
+def _norms_section(args, device: torch.device, quick: bool, update_repeats: int, result: dict, save) -> list[str]:
+    """The norms tables (one per agent and env), into ``result["norms"]``; returns the failures. Runs
+    with one torch thread (torch's setting is put back after), every measurement one at a time."""
+    from wnrl.config import env_family
+
+    envs = args.norm_envs if args.norm_envs is not None else list(NORM_ENVS[:2] if quick else NORM_ENVS)
+    _, clock_name = norm_clock(device)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    rows: list[dict] = []
+    failures = []
+    try:
+        for agent in args.norm_agents:
+            for env in envs:
+                warmup, window = args.norm_steps or NORM_WINDOWS["quick" if quick else "full"][(agent, env_family(env))]
+                try:
+                    block = bench_norms(
+                        agent,
+                        env,
+                        args.norm_variants,
+                        device,
+                        warmup,
+                        window,
+                        repeats=args.norm_repeats or (1 if quick else 3),
+                        update_repeats=update_repeats,
+                        dqn_learning_starts=args.norm_learning_starts,
+                    )
+                except Exception as e:  # one broken configuration must not hide the others' figures
+                    error = f"{type(e).__name__}: {(str(e).strip().splitlines() or [''])[0][:300]}"
+                    block = [{"agent": agent, "env": env, "error": error}]
+                    failures.append(f"norms, {agent} on {env}: {error}")
+                    print(f"error: norms, {agent} on {env}: {error}", file=sys.stderr)
+                else:
+                    _print_table(norms_title(block, clock_name), norms_table(block))
+                rows += block
+                result["norms"] = rows
+                save()
+    finally:
+        torch.set_num_threads(threads)
+    return failures
+
+
 def main(argv: list[str] | None = None) -> int:
     from wnrl.compiled import COMPILE_MODES
 
     p = argparse.ArgumentParser(prog="python -m wnrl.bench", description=__doc__.split("\n")[0])
+    p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")  # one line, exit 2
     p.add_argument("--quick", action="store_true", help="fewer repeats and sizes (under a minute)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file (after every section)")
@@ -414,9 +879,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--sections",
         default="layers,project,env,agents,memory",
-        help="comma-separated: layers, project, env, agents, memory",
+        help="comma-separated: layers, project, env, agents, memory, norms (norms is not in the default: about "
+        "20 minutes on 2 cores, --quick under 2)",
     )
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per layer variant and DQN update")
+    p.add_argument(
+        "--repeats", type=_positive, default=None, help="timed calls per layer variant, DQN update and norm update"
+    )
     p.add_argument("--env-sizes", type=_sizes, default=None, help="num_envs for the raw env (e.g. 8,16,32,64)")
     p.add_argument("--env-seconds", type=float, default=None, help="seconds per raw-env size")
     p.add_argument("--dqn-envs", type=_sizes, default=None, help="num_envs for DQN end to end (e.g. 8,32; none)")
@@ -426,7 +894,38 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--agent-steps", type=int, default=None, help="end each agent run after this many steps (else only by time)"
     )
+    p.add_argument("--norm-agents", type=_names(NORM_AGENTS), default=list(NORM_AGENTS), help="norms: agents (dqn,a2c)")
+    p.add_argument(
+        "--norm-envs",
+        type=_envs,
+        default=None,
+        help=f"norms: envs (default {','.join(NORM_ENVS)}; --quick: {','.join(NORM_ENVS[:2])}: Breakout left out)",
+    )
+    p.add_argument(
+        "--norm-variants",
+        type=_names(tuple(NORM_VARIANTS)),
+        default=list(NORM_VARIANTS),
+        help=f"norms: variants ({','.join(NORM_VARIANTS)}; wn+project: --norm wn --wn-project)",
+    )
+    p.add_argument(
+        "--norm-repeats", type=_positive, default=None, help="norms: rounds of end-to-end runs (3; --quick: 1)"
+    )
+    p.add_argument(
+        "--norm-steps",
+        type=_window,
+        default=None,
+        metavar="WARMUP,WINDOW",
+        help="norms: for every agent and env, runs of L+WARMUP and L+WARMUP+WINDOW agent steps (L: where learning "
+        "starts); default per agent and env family",
+    )
+    p.add_argument(
+        "--norm-learning-starts", type=_positive, default=None, help="norms: DQN's learning_starts on every env"
+    )
     args = p.parse_args(argv)
+    sections = [x.strip() for x in args.sections.split(",") if x.strip()]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown or not sections:
+        p.error(f"--sections: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(SECTIONS)}")
     if args.device == "auto":
         device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     else:
@@ -444,7 +943,7 @@ def main(argv: list[str] | None = None) -> int:
         agent_sizes["dqn"] = args.dqn_envs
     if args.a2c_envs is not None:
         agent_sizes["a2c"] = args.a2c_envs
-    sections = set(args.sections.split(","))
+    sections = set(sections)
     result: dict = {
         "machine": {
             "python": platform.python_version(),
@@ -532,9 +1031,13 @@ def main(argv: list[str] | None = None) -> int:
             **peak_memory_mb(device),
         }
         _print_table("Memory", [result["memory"]])
+    if "norms" in sections:
+        failures += _norms_section(args, device, quick, repeats["update"], result, save)
     result["goals"] = goals(result, device.type)
     if result["goals"]:
-        gpu_only = "" if device.type == "cuda" else f"; GPU goals, not applicable on {device.type.upper()}"
+        gpu_only = ""
+        if not all(g["applies"] for g in result["goals"]):
+            gpu_only = f"; GPU goals, not applicable on {device.type.upper()}, are n/a"
         print(f"\nGoals (compile {args.compile}{gpu_only}):")
         for g in result["goals"]:
             print(goal_line(g))
@@ -545,7 +1048,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_scaling(result, args.png)
         print(f"wrote {args.png}")
     if failures:
-        print(f"error: {len(failures)} agent run(s) failed; first: {failures[0]}", file=sys.stderr)
+        print(f"error: {len(failures)} agent run(s) or measurement(s) failed; first: {failures[0]}", file=sys.stderr)
         return 1
     return 0
 
