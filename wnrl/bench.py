@@ -330,8 +330,8 @@ NORM_DQN_ATARI = {"learning_starts": 500, "buffer_size": 10_000}
 # agent steps long, L the step from which every variant learns. Full: about 20 minutes in all on 2
 # quiet cores (one DQN update of the Nature net on 84x84 frames, Catch's as Breakout's, takes ~35 ms
 # on one thread: DQN costs ~9 CPU s per 1k steps there; A2C's CartPole steps are cheap, ~0.16 s per
-# 1k, so its window is long). Quick (CartPole and Catch, one round): under 2 minutes, windows of a
-# few CPU seconds, so a figure is good to about ±10%.
+# 1k, so its window is long). Quick (CartPole and Catch, one round): under 2 minutes, windows of
+# one to three CPU seconds: a rough look (one run's cost moves by ~0.1-0.3 s, more on a busy machine).
 NORM_WINDOWS = {
     "full": {
         ("dqn", "classic"): (500, 4_000),
@@ -342,12 +342,12 @@ NORM_WINDOWS = {
         ("a2c", "atari"): (400, 2_000),
     },
     "quick": {
-        ("dqn", "classic"): (200, 1_000),
+        ("dqn", "classic"): (200, 1_500),
         ("dqn", "catch"): (50, 240),
         ("dqn", "atari"): (50, 240),
         ("a2c", "classic"): (200, 6_000),
-        ("a2c", "catch"): (80, 800),
-        ("a2c", "atari"): (80, 800),
+        ("a2c", "catch"): (80, 1_600),
+        ("a2c", "atari"): (80, 1_600),
     },
 }
 NORM_GOAL_WN_VS_NONE = 1.10  # wn's end-to-end cost over none's, per agent (issue 24)
@@ -858,6 +858,11 @@ def _norms_section(args, device: torch.device, quick: bool, update_repeats: int,
                     print(f"error: norms, {agent} on {env}: {error}", file=sys.stderr)
                 else:
                     _print_table(norms_title(block, clock_name), norms_table(block))
+                    if any(s <= 0 for r in block for s in r["samples_s_per_1k"]):
+                        print(
+                            "note: a round measured no cost (≤ 0): its window is within this machine's noise; "
+                            "lengthen it (--norm-steps) or add rounds (--norm-repeats)"
+                        )
                 rows += block
                 result["norms"] = rows
                 save()
