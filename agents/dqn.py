@@ -34,7 +34,8 @@ DQN_OPTIMIZERS = ("adam", "adamax")
 
 @dataclass
 class DQNConfig(CommonConfig):
-    """Atari defaults (Nature DQN, replay ratio of one update of 32 per 4 agent steps)."""
+    """Atari defaults: CleanRL's ``dqn_atari.py`` settings (Adam 1e-4, target copy every 1,000 steps,
+    learning from 80k), Nature DQN's replay ratio of one update of 32 per 4 agent steps (README, "Training")."""
 
     buffer_size: int = doc("replay capacity in transitions (Atari frames: 7 KB each)", 1_000_000)
     learning_starts: int = doc("agent steps of random play before the first update", 80_000)
