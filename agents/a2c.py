@@ -7,6 +7,7 @@ uint8) and only the sampled actions come back.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from wnrl.agents.returns import gae_advantages
 
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
+from wnrl.dormant import DeadTrunkWatch, activation_layers
 from wnrl.layers import WNDirections, init_from_data, needs_data_init, set_v_init_norm
 from wnrl.nets import ActorCriticHead, make_trunk
 from wnrl.optim import OPTIMIZERS, make_optimizer
@@ -139,6 +141,13 @@ class ActorCritic(nn.Module):
         if self.critic_trunk is None:
             return self.head(features)
         return self.head.policy(features), self.head.value(self.critic_trunk(obs)).squeeze(-1)
+
+    def critic_layers(self) -> list[str]:
+        """The hidden layers on the value head's path, in forward order, as the ``dormant/`` tags
+        name them: the conv trunk's (``trunk.convs.0`` ... ``trunk.fc.0``) or the critic MLP's
+        (``critic_trunk.net.0`` ...); empty when the critic has none."""
+        name = "trunk" if self.critic_trunk is None else "critic_trunk"
+        return [f"{name}.{n}" for n, _, _ in activation_layers(getattr(self, name))]
 
 
 def a2c_loss(
@@ -280,6 +289,9 @@ def _loop(
     lr = cfg.learning_rate * lr_factor(step)
     # --wn-project after every optimizer step; the directions' turn per update, logged under wn/
     directions = WNDirections(net, project=cfg.wn_project)
+    # The dead-trunk warning (wnrl.dormant): said once, by the process that writes.
+    critic_layers = net.critic_layers()
+    dead_trunk = DeadTrunkWatch(critic_layers) if run.is_writer and critic_layers else None
 
     def save() -> None:
         run.check_finite(step, net, *sums.values())  # never save a diverged network
@@ -356,11 +368,16 @@ def _loop(
                 run.check_finite(step, net, *sums.values())
                 # each rank's parts are its share of the whole batch's means
                 logger.scalars({f"losses/{k}": (world.all_sum(v) / n_sums).item() for k, v in sums.items()}, step)
-                logger.scalar("losses/explained_variance", explained_variance(last_values, last_returns), step)
+                ev = explained_variance(last_values, last_returns)
+                logger.scalar("losses/explained_variance", ev, step)
                 for v in sums.values():
                     v.zero_()
                 n_sums = 0
                 logger.wn_diagnostics(directions, step)
+                # one extra forward (no gradients, eval mode as when acting) on the last rollout
+                dormant = logger.dormant(net, rollout_obs.flatten(0, 1), step)
+                if dead_trunk is not None and (line := dead_trunk.update(step, ev, dormant)):
+                    print(line, file=sys.stderr)
             logger.progress(step, sps)
         if run.checkpoint_due(step):
             run.checkpoint(save)

@@ -313,6 +313,7 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
     loss_sum = torch.zeros((), device=device)
     q_sum = torch.zeros((), device=device)
     n_loss = 0
+    last_obs: list[torch.Tensor] = []  # the last update's batch of observations: dormant/ is measured on it
     epsilon_at = run.schedule("epsilon", epsilon_schedule)
     lr_factor = run.schedule("lr", lr_schedule)
     freeze = frozen_batch_statistics(q, target)
@@ -347,7 +348,9 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
         nonlocal n_loss
         while counters["pending"] >= cfg.train_frequency:
             counters["pending"] -= cfg.train_frequency
-            loss, q_mean = compiled_update(rb.sample(cfg.batch_size))
+            batch = rb.sample(cfg.batch_size)
+            loss, q_mean = compiled_update(batch)
+            last_obs[:] = [batch.obs]
             if cfg.max_grad_norm > 0:
                 nn.utils.clip_grad_norm_(q.parameters(), cfg.max_grad_norm)
             optimizer.step()
@@ -418,6 +421,8 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
                 loss_sum.zero_(), q_sum.zero_()
                 n_loss = 0
                 logger.wn_diagnostics(directions, step)
+                # one extra forward (no gradients, eval mode as when acting) on the last replay batch
+                logger.dormant(q, last_obs[0], step)
             logger.progress(step, sps)
         if run.checkpoint_due(step):
             run.checkpoint(save)

@@ -12,14 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from torch import nn
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from wnrl.dormant import dormant_fractions
 from wnrl.layers import WNDirections
 
 
 class Logger:
-    """Tags are namespaced: ``charts/…`` (returns, SPS, schedules), ``losses/…``, ``wn/…``."""
+    """Tags are namespaced: ``charts/…`` (returns, SPS, schedules), ``losses/…``, ``wn/…``,
+    ``directions/…``, ``dormant/…``."""
 
     def __init__(
         self,
@@ -81,6 +85,17 @@ class Logger:
         from the net's :class:`~wnrl.layers.WNDirections`."""
         if self.writer is not None:
             self.scalars(directions.diagnostics(), step)
+
+    def dormant(self, net: nn.Module, obs: torch.Tensor, step: int) -> dict[str, float]:
+        """``dormant/<layer>/tau_0`` and ``tau_0.025``: the fraction of each hidden layer's units that
+        are τ-dormant on ``obs`` (:func:`~wnrl.dormant.dormant_fractions`: one extra forward, no
+        gradients, eval mode). Computed only by the process that writes; returns the tags (empty
+        for the others)."""
+        if self.writer is None:
+            return {}
+        values = dormant_fractions(net, obs)
+        self.scalars(values, step)
+        return values
 
     def episodes_from(self, info: dict[str, np.ndarray], step: int) -> None:
         """Logs every game that ended on this env step (raw score and length, per whole game)."""
