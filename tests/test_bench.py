@@ -144,7 +144,9 @@ def test_norm_goals_per_agent_on_every_env():
     assert goal_line(dqn).startswith("PASS DQN wn within 10% of none end to end: CPU s per 1k agent steps, 1.08×")
     assert "1.20× none on Catch" in goal_line(a2c) and goal_line(a2c).endswith("not within 10%")
     (only_layer,) = goals({"norms": [row("dqn", "Catch", "layer", 1.1)]}, "cuda")
-    assert not only_layer["passed"] and "not measured" in only_layer["detail"]
+    assert not only_layer["passed"] and "not measured (wn and none must both be" in only_layer["detail"]
+    (failed,) = goals({"norms": [{"agent": "a2c", "env": "Catch", "error": "AttributeError: x"}]}, "cpu")
+    assert not failed["passed"] and failed["detail"] == "not measured (failed on Catch: see the errors above)"
 
 
 @pytest.mark.parametrize(

@@ -746,7 +746,10 @@ def _norm_goals(rows: list[dict]) -> list[dict]:
     for agent in dict.fromkeys(r["agent"] for r in rows):
         goal = f"{agent.upper()} wn within {NORM_GOAL_WN_VS_NONE - 1:.0%} of none end to end"
         wn = [r for r in rows if r["agent"] == agent and r.get("norm") == "wn" and r.get("vs_none") is not None]
-        if not wn:
+        failed = [r["env"] for r in rows if r["agent"] == agent and "error" in r]
+        if not wn and failed:
+            detail, ok = f"not measured (failed on {', '.join(failed)}: see the errors above)", False
+        elif not wn:
             detail, ok = "not measured (wn and none must both be among --norm-variants; see the norms tables)", False
         else:
             ok = all(r["vs_none"] <= NORM_GOAL_WN_VS_NONE for r in wn)
