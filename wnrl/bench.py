@@ -830,6 +830,10 @@ def _window(text: str) -> tuple[int, int]:
 def _norms_section(args, device: torch.device, quick: bool, update_repeats: int, result: dict, save) -> list[str]:
     """The norms tables (one per agent and env), into ``result["norms"]``; returns the failures. Runs
     with one torch thread (torch's setting is put back after), every measurement one at a time."""
+    # Both agents imported now: every run of the section uses the code as it was when it started
+    # (an agent imported at its first run, minutes later, could meet a half-edited working tree).
+    import wnrl.agents.a2c  # noqa: F401
+    import wnrl.agents.dqn  # noqa: F401
     from wnrl.config import env_family
 
     envs = args.norm_envs if args.norm_envs is not None else list(NORM_ENVS[:2] if quick else NORM_ENVS)
