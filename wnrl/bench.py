@@ -16,7 +16,7 @@ Sections:
   same ``num_envs`` (and, for DQN, of the update bound), at several ``num_envs``: the scaling curve
   (``--png`` draws it).
 * ``memory``: replay bytes per stored Atari transition, and the process's peak memory.
-* ``norms`` (not in the default sections: about 20 minutes on 2 cores, ``--quick`` under 2): what
+* ``norms`` (not in the default sections: about 25 minutes on 2 cores, ``--quick`` under 2): what
   each network normalization costs (none, wn, wn_mobn, wn+project, layer, batch), for DQN and A2C
   on CartPole-v1, Catch and Breakout (``--quick``: not Breakout), each agent with its env family's
   defaults (DQN on Breakout learning from step 500): one gradient update of the agent's own net,
@@ -327,11 +327,12 @@ NORM_ENVS = ("CartPole-v1", "Catch", "Breakout")  # --quick leaves out Breakout
 # DQN on Atari learns from step 80,000 with a 1M buffer by default: measured while learning instead.
 NORM_DQN_ATARI = {"learning_starts": 500, "buffer_size": 10_000}
 # (warm-up, window) per agent and env family: the two runs are T1 = L + warm-up and T2 = T1 + window
-# agent steps long, L the step from which every variant learns. Full: about 20 minutes in all on 2
-# quiet cores (one DQN update of the Nature net on 84x84 frames, Catch's as Breakout's, takes ~35 ms
-# on one thread: DQN costs ~9 CPU s per 1k steps there; A2C's CartPole steps are cheap, ~0.16 s per
-# 1k, so its window is long). Quick (CartPole and Catch, one round): under 2 minutes, windows of
-# one to three CPU seconds: a rough look (one run's cost moves by ~0.1-0.3 s, more on a busy machine).
+# agent steps long, L the step from which every variant learns. Full: 24 minutes' wall-clock in all
+# on 2 cores busy with two other runs. One DQN update of the Nature net on 84x84 frames (Catch's as
+# Breakout's) takes ~35 ms on one thread: DQN costs ~9 CPU s per 1k steps there; A2C's CartPole
+# steps are cheap, ~0.15 s per 1k, so its window is long. Quick (CartPole and Catch, one round):
+# under 2 minutes, windows of one to three CPU seconds: a rough look (one run's cost moves by
+# ~0.1-0.3 s, more on a busy machine).
 NORM_WINDOWS = {
     "full": {
         ("dqn", "classic"): (500, 4_000),
@@ -897,7 +898,7 @@ def main(argv: list[str] | None = None) -> int:
         "--sections",
         default="layers,project,env,agents,memory",
         help="comma-separated: layers, project, env, agents, memory, norms (norms is not in the default: about "
-        "20 minutes on 2 cores, --quick under 2)",
+        "25 minutes on 2 cores, --quick under 2)",
     )
     p.add_argument(
         "--repeats", type=_positive, default=None, help="timed calls per layer variant, DQN update and norm update"
