@@ -132,7 +132,7 @@ def test_a2c_solves_cartpole_with_its_defaults(tmp_path):
 
 
 @pytest.mark.slow
-def test_a2c_learns_catch_with_the_conv_net(tmp_path):
+def test_a2c_learns_catch_with_the_conv_net(tmp_path, small_catch):
     # 40k: at 30k seed 1 ended at 0.76 on one CPU and above 0.8 on another (float rounding); 1.00 at 40k
     cfg = A2CConfig.for_env("Catch", logdir=str(tmp_path), progress=False, total_steps=40_000, seed=1)
     last = train(cfg)["recent_returns"][-50:]

@@ -3,6 +3,7 @@ import json
 import pytest
 import torch
 
+from wnrl import bench
 from wnrl.bench import main
 
 
@@ -160,6 +161,7 @@ def test_norm_goals_per_agent_on_every_env():
         (["--norm-steps", "100,0"], "WARMUP,WINDOW"),
         (["--norm-repeats", "0"], "positive integer"),
         (["--norm-learning-starts", "-5"], "positive integer"),
+        (["--threads", "0"], "--threads"),
     ],
 )
 def test_bench_bad_values_are_one_line(bad, says, capsys):
@@ -169,3 +171,15 @@ def test_bench_bad_values_are_one_line(bad, says, capsys):
     captured = capsys.readouterr()
     assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured.err
     assert captured.err.startswith("error: ") and says in captured.err
+
+
+def test_bench_threads_sets_torchs_threads(monkeypatch):
+    """--threads N, as train and evaluate take it: the sections run with N torch threads."""
+    seen = []
+    monkeypatch.setattr(bench, "bench_env", lambda *a, **k: seen.append(torch.get_num_threads()) or [])
+    before = torch.get_num_threads()
+    try:
+        bench.main(["--sections", "env", "--device", "cpu", "--threads", "3", "--env-sizes", "1", "--env-seconds", "0.01"])
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [3]

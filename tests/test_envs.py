@@ -181,3 +181,12 @@ def test_step_halves_out_of_order_are_errors():
     with pytest.raises(RuntimeError, match="twice without step_wait"):
         env.step_async(np.zeros(2, dtype=np.int64))
     env.close()  # finishes the step in flight
+
+
+def test_the_small_catch_fixture_draws_42_pixel_frames(small_catch):
+    """What the Catch learning tests train on (tests/conftest.py): the same game at 6 pixels a cell."""
+    from wnrl import envs
+
+    env = envs.make("Catch", 2, seed=0)
+    assert env.single_observation_space.shape == (4, 42, 42)
+    env.close()

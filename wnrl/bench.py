@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wnrl.config import add_threads_argument, set_threads
 from wnrl.layers import WNConv2d
 from wnrl.nets import QHead, WNConvNet
 
@@ -939,7 +940,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--norm-learning-starts", type=_positive, default=None, help="norms: DQN's learning_starts on every env"
     )
+    add_threads_argument(p)  # the sections other than norms (which measures with one thread) use them
     args = p.parse_args(argv)
+    set_threads(args.threads)
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown or not sections:
