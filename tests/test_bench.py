@@ -179,7 +179,9 @@ def test_bench_threads_sets_torchs_threads(monkeypatch):
     monkeypatch.setattr(bench, "bench_env", lambda *a, **k: seen.append(torch.get_num_threads()) or [])
     before = torch.get_num_threads()
     try:
-        bench.main(["--sections", "env", "--device", "cpu", "--threads", "3", "--env-sizes", "1", "--env-seconds", "0.01"])
+        bench.main(
+            ["--sections", "env", "--device", "cpu", "--threads", "3", "--env-sizes", "1", "--env-seconds", "0.01"]
+        )
     finally:
         torch.set_num_threads(before)
     assert seen == [3]
