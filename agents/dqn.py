@@ -219,6 +219,15 @@ def replay_storage(cfg: DQNConfig, bytes_needed: int, device: torch.device) -> t
     return device if free is not None and bytes_needed <= free // 2 else torch.device("cpu")
 
 
+def make_dqn_optimizer(cfg: DQNConfig, params) -> torch.optim.Optimizer:
+    """Adam (fused: one kernel for all parameters instead of a Python loop over them) or Adamax, with
+    the config's learning rate, β₁ (β₂ 0.999) and ε."""
+    betas = (cfg.adam_beta1, 0.999)
+    if cfg.optimizer == "adamax":
+        return torch.optim.Adamax(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
+    return torch.optim.Adam(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps, fused=True)
+
+
 def build_buffer(cfg: DQNConfig, env, device: torch.device, rank: int = 0, world_size: int = 1) -> ReplayBuffer:
     """The replay of ``env``'s envs. Several ranks: each rank's shard holds ``buffer_size / world
     size`` transitions of its own envs (the whole run keeps ``buffer_size``), sampled with its own seed."""
@@ -259,14 +268,7 @@ def train(cfg: DQNConfig, resume: Resume | None = None) -> dict[str, Any]:
         set_v_init_norm(q, cfg.wn_init_norm)
         q = run.sync_batch_norm(q).to(run.device)  # --norm batch on several GPUs: statistics over all ranks
         target = copy.deepcopy(q)  # stays in training mode: see td_loss
-        # fused: one kernel for all parameters instead of a Python loop over them
-        betas = (cfg.adam_beta1, 0.999)
-        if cfg.optimizer == "adamax":
-            optimizer = torch.optim.Adamax(q.parameters(), lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
-        else:
-            optimizer = torch.optim.Adam(
-                q.parameters(), lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps, fused=True
-            )
+        optimizer = make_dqn_optimizer(cfg, q.parameters())
         run.restore(model=q, target=target, optimizer=optimizer)
         learner = run.wrap(q)  # several ranks: DDP (rank 0's weights now, gradients averaged)
         run.world.broadcast_module(target)

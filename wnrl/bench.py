@@ -404,7 +404,7 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
     space, n_actions = env.single_observation_space, int(env.single_action_space.n)
     env.close()
     if agent == "dqn":
-        from wnrl.agents.dqn import QNetwork, td_loss
+        from wnrl.agents.dqn import QNetwork, make_dqn_optimizer, td_loss
         from wnrl.agents.replay import ReplayBatch
 
         net = QNetwork(space.shape, n_actions, cfg.norm, cfg.dueling, cfg.hidden_sizes, cfg.wn_head, cfg.activation)
@@ -425,13 +425,7 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
 
     if agent == "dqn":
         target = copy.deepcopy(net)
-        betas = (cfg.adam_beta1, 0.999)
-        if cfg.optimizer == "adamax":
-            optimizer = torch.optim.Adamax(net.parameters(), lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
-        else:
-            optimizer = torch.optim.Adam(
-                net.parameters(), lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps, fused=True
-            )
+        optimizer = make_dqn_optimizer(cfg, net.parameters())
         freeze = frozen_batch_statistics(net, target)
         replay = ReplayBatch(
             obs,
