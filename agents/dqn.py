@@ -29,7 +29,7 @@ from wnrl.nets import DuelingQHead, QHead, last_hidden_size, make_trunk
 from wnrl.run import Resume, Run
 from wnrl.schedules import LinearSchedule, lr_schedule, set_learning_rate
 
-DQN_OPTIMIZERS = ("adam", "adamax")
+DQN_OPTIMIZERS = ("adam", "adamax", "rmsprop")
 
 
 @dataclass
@@ -40,11 +40,19 @@ class DQNConfig(CommonConfig):
     buffer_size: int = doc("replay capacity in transitions (Atari frames: 7 KB each)", 1_000_000)
     learning_starts: int = doc("agent steps of random play before the first update", 80_000)
     batch_size: int = doc("transitions per gradient step", 32)
-    optimizer: str = doc("adam | adamax (the weight-norm paper's DQN optimizer, with --adam-beta1 0.5)", "adam")
+    optimizer: str = doc(
+        "adam | adamax (the weight-norm paper's DQN optimizer, with --adam-beta1 0.5) | rmsprop (torch's, "
+        "with --rms-alpha, --rms-eps, --rms-centered: MinAtar's DQN)",
+        "adam",
+    )
     learning_rate: float = doc("optimizer learning rate", 1e-4)
     lr_decay: bool = doc("decay the learning rate linearly to 0 over total_steps", False)
     adam_eps: float = doc("Adam (or Adamax) epsilon", 1e-8)
     adam_beta1: float = doc("Adam (or Adamax) beta1, the momentum of the gradient's average", 0.9)
+    # MinAtar's examples/dqn.py: torch.optim.RMSprop(lr=0.00025, alpha=0.95, centered=True, eps=0.01)
+    rms_alpha: float = doc("RMSprop (--optimizer rmsprop): smoothing constant of the squared gradients' average", 0.95)
+    rms_eps: float = doc("RMSprop: epsilon added to the root of the average (torch's: outside the root)", 0.01)
+    rms_centered: bool = doc("RMSprop: centered (divide by the gradients' estimated standard deviation)", True)
     gamma: float = doc("discount factor", 0.99)
     train_frequency: int = doc("agent steps (summed over envs) per gradient step", 4)
     target_update_frequency: int = doc("agent steps between target-network copies", 1_000)
@@ -86,6 +94,8 @@ class DQNConfig(CommonConfig):
         self.require_in("learning_rate", 0.0, float("inf"), low_open=True)
         self.require_at_least(0, "max_grad_norm")
         self.require_in("adam_beta1", 0.0, 0.999)
+        self.require_in("rms_alpha", 0.0, 0.999)
+        self.require_at_least(0, "rms_eps")
         if self.optimizer not in DQN_OPTIMIZERS:
             raise CliError(f"unknown --optimizer {self.optimizer!r}: choose one of {', '.join(DQN_OPTIMIZERS)}")
         for name in ("exploration_fraction", "start_epsilon", "end_epsilon"):
@@ -119,6 +129,30 @@ DQNConfig.FAMILY_DEFAULTS = {
         "double_dqn": True,
         "n_step": 3,
         "life_loss_terminal": False,
+    },
+    # MinAtar: the DQN of its paper (Young & Tian, 2019, "MinAtar: An Atari-Inspired Testbed for
+    # Thorough and Reproducible Reinforcement Learning Experiments", arXiv:1903.03176), as the constants
+    # of its examples/dqn.py give it: one env, 5M steps, replay 100k, learning from 5,000, one update of 32 per
+    # step, target copied every 1,000 updates, ε 1 → 0.1 over 100k steps (here the first 2% of
+    # --total-steps: 100k of 5M; MinAtar starts that decay after its 5,000 random steps), γ 0.99,
+    # Huber loss, no gradient clip, RMSprop lr 0.00025 with alpha 0.95, eps 0.01, centered (the
+    # DQNConfig rms_* defaults). MinAtar's net: MinAtarConvNet, chosen by the 10×10 observations.
+    "minatar": {
+        "total_steps": 5_000_000,
+        "num_envs": 1,
+        "buffer_size": 100_000,
+        "learning_starts": 5_000,
+        "refill_steps": 5_000,
+        "batch_size": 32,
+        "optimizer": "rmsprop",
+        "learning_rate": 2.5e-4,
+        "gamma": 0.99,
+        "train_frequency": 1,
+        "target_update_frequency": 1_000,
+        "exploration_fraction": 0.02,
+        "start_epsilon": 1.0,
+        "end_epsilon": 0.1,
+        "max_grad_norm": 0.0,
     },
     "catch": {
         "total_steps": 40_000,
@@ -221,7 +255,12 @@ def replay_storage(cfg: DQNConfig, bytes_needed: int, device: torch.device) -> t
 
 def make_dqn_optimizer(cfg: DQNConfig, params) -> torch.optim.Optimizer:
     """Adam (fused: one kernel for all parameters instead of a Python loop over them) or Adamax, with
-    the config's learning rate, β₁ (β₂ 0.999) and ε."""
+    the config's learning rate, β₁ (β₂ 0.999) and ε; or torch's RMSprop with the config's alpha, eps
+    and centering."""
+    if cfg.optimizer == "rmsprop":
+        return torch.optim.RMSprop(
+            params, lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps, centered=cfg.rms_centered
+        )
     betas = (cfg.adam_beta1, 0.999)
     if cfg.optimizer == "adamax":
         return torch.optim.Adamax(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
@@ -234,7 +273,9 @@ def build_buffer(cfg: DQNConfig, env, device: torch.device, rank: int = 0, world
     obs_space = env.single_observation_space
     dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
     capacity = max(cfg.buffer_size // world_size, cfg.batch_size)
-    storage = replay_storage(cfg, transition_bytes(obs_space.shape, dtype) * capacity, device)
+    # None: the replay's default (an image's first dimension is a stack of frames); MinAtar's env says 1
+    frame_stack = getattr(env, "frame_stack", None)
+    storage = replay_storage(cfg, transition_bytes(obs_space.shape, dtype, frame_stack) * capacity, device)
     try:
         return ReplayBuffer(
             capacity,
@@ -243,6 +284,7 @@ def build_buffer(cfg: DQNConfig, env, device: torch.device, rank: int = 0, world
             dtype,
             gamma=cfg.gamma,
             n_step=cfg.n_step,
+            frame_stack=frame_stack,
             device=device,
             storage_device=storage,
             seed=cfg.seed + rank,

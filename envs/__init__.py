@@ -1,12 +1,13 @@
-"""Environment construction: one ``make`` for Atari, gymnasium vector envs and the Catch test game.
+"""Environment construction: one ``make`` for Atari, gymnasium vector envs, MinAtar and the Catch test game.
 
 >>> env = make("Breakout", num_envs=8, seed=1)          # also "ALE/Breakout-v5", "BreakoutNoFrameskip-v4"
 >>> obs, info = env.reset()                            # uint8 (8, 4, 84, 84)
 >>> obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+>>> make("MinAtar/Breakout", num_envs=8, seed=1).reset()[0].shape   # MinAtar's: uint8 (8, 4, 10, 10)
 
 Every env autoresets in NextStep mode and carries the per-game statistics and life-loss signal
 described in :mod:`envs.stats`. ``env.env_id`` is the canonical name, ``env.family`` one of
-``"atari"``, ``"classic"``, ``"catch"``.
+``"atari"``, ``"classic"``, ``"catch"``, ``"minatar"`` (only a ``MinAtar/`` id: ``Breakout`` is Atari's).
 """
 
 from __future__ import annotations
@@ -16,20 +17,23 @@ import importlib
 import inspect
 from typing import Any
 
+from wnrl.envs import minatar
 from wnrl.envs.atari import atari_rom, game_title, make_atari, rom_ids
 from wnrl.envs.catch import CatchVectorEnv
 from wnrl.envs.classic import SUPPORTED, is_ale_id, is_registered, make_classic, registered_ids, unsupported_spaces
+from wnrl.envs.minatar import MinAtarVectorEnv, is_minatar_id, known_minatar_ids
 from wnrl.envs.stats import GameStats
 
-__all__ = ["make", "resolve", "check_supported", "known_ids", "GameStats", "CatchVectorEnv"]
+__all__ = ["make", "resolve", "check_supported", "known_ids", "GameStats", "CatchVectorEnv", "MinAtarVectorEnv"]
 
-FAMILIES = ("atari", "classic", "catch")
+FAMILIES = ("atari", "classic", "catch", "minatar")
 
 
 def known_ids() -> list[str]:
     """Names ``make`` accepts (Atari games by title; each also takes its ALE/ and NoFrameskip forms)."""
-    others = [i for i in registered_ids() if atari_rom(i.split("/")[-1]) is None]
-    return ["Catch"] + [game_title(r) for r in rom_ids()] + others
+    minatar_ids = known_minatar_ids()
+    others = [i for i in registered_ids() if atari_rom(i.split("/")[-1]) is None and i not in minatar_ids]
+    return ["Catch"] + [game_title(r) for r in rom_ids()] + minatar_ids + others
 
 
 def resolve(env_id: str) -> tuple[str, str]:
@@ -44,6 +48,10 @@ def resolve(env_id: str) -> tuple[str, str]:
         return "classic", _import_registering_module(env_id)
     if env_id.lower() in ("catch", "catch-v0"):
         return "catch", "Catch"
+    # Before gymnasium's registry: minatar.gym.register_envs() registers these ids too, as a Python env
+    # (bool channels-last observations) that wnrl's agents do not take.
+    if is_minatar_id(env_id):
+        return "minatar", minatar.canonical_id(env_id)
     # A gymnasium id registered by something other than ale-py is that env, even when an Atari ROM has
     # the same title (gymnasium's toy-text Blackjack-v1 is not ALE's Blackjack).
     if is_registered(env_id) and not env_id.startswith("ALE/") and not is_ale_id(env_id):
@@ -60,7 +68,7 @@ def resolve(env_id: str) -> tuple[str, str]:
     raise ValueError(
         f"unknown environment {env_id!r}: {hint}Use an Atari game ('Breakout', 'ALE/Pong-v5'), "
         "a gymnasium id with vector observations ('CartPole-v1'), 'module:EnvId' for an env that module "
-        "registers, or 'Catch'"
+        "registers, a MinAtar game ('MinAtar/Breakout') or 'Catch'"
     )
 
 
@@ -96,8 +104,10 @@ def _first_line(e: BaseException) -> str:
 def check_supported(env_id: str) -> None:
     """A ValueError (one line, naming what is supported) if wnrl's agents cannot take ``env_id``'s
     spaces, or if it cannot be made at all (a missing dependency). Makes one env of a gymnasium id
-    to read its spaces; Atari games and Catch are known to fit."""
+    to read its spaces; Atari games, MinAtar and Catch are known to fit."""
     family, name = resolve(env_id)
+    if family == "minatar" and not minatar.is_installed():
+        raise ValueError(minatar.missing_message(name))
     if family != "classic":
         return
     import gymnasium as gym
@@ -118,7 +128,7 @@ def _check_options(fn, family: str, options: dict[str, Any]) -> None:
     params = inspect.signature(fn).parameters
     if any(p.kind is p.VAR_KEYWORD for p in params.values()):
         return
-    allowed = [n for n in params if n not in ("rom", "num_envs")]
+    allowed = [n for n in params if n not in ("rom", "num_envs", "game")]
     unknown = sorted(set(options) - set(allowed))
     if unknown:
         raise ValueError(f"unknown {family} env option(s) {', '.join(unknown)}; valid: {', '.join(allowed)}")
@@ -129,7 +139,8 @@ def make(env_id: str, num_envs: int = 1, seed: int | None = None, **options: Any
 
     Atari options: ``repeat_action_probability`` (0.0; 0.25 for sticky actions), ``noop_max`` (30),
     ``frame_skip`` (4), ``frame_stack`` (4), ``max_episode_frames`` (108,000), ``num_threads``,
-    ``full_action_space``. Catch options: ``rows``, ``cols``, ``cell``, ``frame_stack``.
+    ``full_action_space``. Catch options: ``rows``, ``cols``, ``cell``, ``frame_stack``. MinAtar options:
+    ``sticky_action_prob`` (0.1, MinAtar's default), ``difficulty_ramping`` (True).
     Classic envs take gymnasium's own keyword arguments.
     """
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
@@ -141,9 +152,15 @@ def make(env_id: str, num_envs: int = 1, seed: int | None = None, **options: Any
     elif family == "catch":
         _check_options(CatchVectorEnv, family, options)
         env = CatchVectorEnv(num_envs, **options)
+    elif family == "minatar":
+        _check_options(MinAtarVectorEnv, family, options)
+        env = MinAtarVectorEnv(num_envs, name, **options)
     else:
         env = make_classic(env_id, num_envs, **options)
     wrapped = GameStats(env, seed=seed)
     wrapped.env_id = name
     wrapped.family = family
+    # observations per replay entry: Atari's and Catch's are stacks of frames (the default: the first
+    # dimension of an image), MinAtar's channels are one observation
+    wrapped.frame_stack = MinAtarVectorEnv.frame_stack if family == "minatar" else None
     return wrapped

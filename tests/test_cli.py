@@ -73,8 +73,9 @@ def test_dqn_help_names_the_cartpole_defaults_a_run_uses(capsys):
     classic = DQNConfig.FAMILY_DEFAULTS["classic"]
     lr = f"(default: {DQNConfig.learning_rate} on Atari, {classic['learning_rate']} on vector envs, "
     assert lr in out
-    assert f"(default: 64,64 on Atari and Catch, {_show(classic['hidden_sizes'])} on vector envs)" in out
-    double = "--double-dqn [BOOL] Double DQN targets (van Hasselt et al., 2016) (default: False on Atari and Catch, "
+    assert f"(default: 64,64 on Atari and Catch and MinAtar, {_show(classic['hidden_sizes'])} on vector envs)" in out
+    double = "--double-dqn [BOOL] Double DQN targets (van Hasselt et al., 2016) (default: False on Atari and Catch and "
+    double += "MinAtar, "
     assert f"{double}True on vector envs)" in out
     assert "Defaults differ by env family" in out
     # --total-steps says what it means on --resume
@@ -82,7 +83,10 @@ def test_dqn_help_names_the_cartpole_defaults_a_run_uses(capsys):
 
 
 @pytest.mark.parametrize("agent", ["dqn", "a2c"])
-@pytest.mark.parametrize("env, family", [("Breakout", "atari"), ("CartPole-v1", "classic"), ("Catch", "catch")])
+@pytest.mark.parametrize(
+    "env, family",
+    [("Breakout", "atari"), ("CartPole-v1", "classic"), ("Catch", "catch"), ("MinAtar/Breakout", "minatar")],
+)
 def test_the_defaults_help_names_are_the_ones_a_run_gets(agent, env, family):
     cls = CONFIGS[agent]
     cfg = cls.for_env(env)

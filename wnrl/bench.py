@@ -342,6 +342,9 @@ NORM_WINDOWS = {
         ("a2c", "classic"): (2_000, 40_000),
         ("a2c", "catch"): (800, 3_200),
         ("a2c", "atari"): (400, 2_000),
+        # MinAtar (--norm-envs MinAtar/Breakout): one DQN update of its small net ~4-5 ms, A2C ~7k steps/s
+        ("dqn", "minatar"): (500, 4_000),
+        ("a2c", "minatar"): (2_000, 40_000),
     },
     "quick": {
         ("dqn", "classic"): (200, 1_500),
@@ -350,6 +353,8 @@ NORM_WINDOWS = {
         ("a2c", "classic"): (200, 6_000),
         ("a2c", "catch"): (80, 1_600),
         ("a2c", "atari"): (80, 1_600),
+        ("dqn", "minatar"): (200, 1_500),
+        ("a2c", "minatar"): (400, 8_000),
     },
 }
 NORM_GOAL_WN_VS_NONE = 1.10  # wn's end-to-end cost over none's, per agent (issue 24)

@@ -2,7 +2,7 @@
 
 Each agent's config is a dataclass deriving from :class:`CommonConfig`; every field has a help
 text in its metadata and becomes a ``--flag-name`` (underscores as dashes). Env-family defaults
-(Atari vs vector envs vs Catch) are small dicts of overrides applied where the user set nothing.
+(Atari vs vector envs vs Catch vs MinAtar) are small dicts of overrides applied where the user set nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ def doc(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
 class CommonConfig:
     env: str = doc(
         "Atari game ('Breakout', 'ALE/Pong-v5'), gymnasium id with vector observations and discrete actions "
-        "('CartPole-v1'; 'module:EnvId' imports the module that registers it), or 'Catch'",
+        "('CartPole-v1'; 'module:EnvId' imports the module that registers it), a MinAtar game ('MinAtar/Breakout', "
+        "'MinAtar/SpaceInvaders-v1'; only the MinAtar/ prefix selects MinAtar) or 'Catch'",
         "Breakout",
     )
     total_steps: int = doc(
@@ -63,7 +64,10 @@ class CommonConfig:
     run_name: str | None = doc("run directory name (default <env>__<agent>__<norm>__s<seed>__<time>)", None)
     checkpoint_every: int = doc("agent steps between checkpoints (one is always written at the end)", 500_000)
     log_every: int = doc("agent steps between scalar logs (SPS, losses)", 10_000)
-    sticky_actions: float = doc("Atari: probability of repeating the previous action (0.25: Machado et al.)", 0.0)
+    sticky_actions: float = doc(
+        "Atari and MinAtar: probability of repeating the previous action (0.25: Machado et al.; 0.1: MinAtar's own)",
+        0.0,
+    )
     life_loss_terminal: bool = doc(
         "Atari: treat a lost life as terminal for bootstrapping (games still run to the end)", True
     )
@@ -75,13 +79,20 @@ class CommonConfig:
         "off",
     )
 
-    # The agent's overrides per env family ("atari", "classic", "catch"), on top of the common ones.
+    # The agent's overrides per env family ("atari", "classic", "catch", "minatar"), on top of the common ones.
     FAMILY_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @classmethod
     def for_env(cls, env: str = "Breakout", **overrides: Any):
-        """The config with ``env``'s family defaults, then ``overrides``."""
-        return cls(**{**family_overrides(cls, env_family(env)), "env": env, **overrides})
+        """The config with ``env``'s family defaults, then ``overrides``. A MinAtar id is recorded by its
+        canonical name (``MinAtar/Breakout`` as ``MinAtar/Breakout-v1``), so that config.json names the
+        game and action set the run played whatever the short form comes to mean later."""
+        family = env_family(env)
+        if family == "minatar":
+            from wnrl import envs
+
+            env = envs.resolve(env)[1]
+        return cls(**{**family_overrides(cls, family), "env": env, **overrides})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -159,7 +170,7 @@ def _flag(name: str) -> str:
 
 
 def env_family(env_id: str) -> str:
-    """ "atari", "classic" or "catch"; an unknown id is a CliError naming the closest ones."""
+    """ "atari", "classic", "catch" or "minatar"; an unknown id is a CliError naming the closest ones."""
     from wnrl import envs
 
     try:
@@ -173,14 +184,18 @@ COMMON_FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "atari": {},
     "classic": {"clip_rewards": False, "checkpoint_every": 50_000, "log_every": 2_000},
     "catch": {"clip_rewards": False, "checkpoint_every": 50_000, "log_every": 2_000},
+    # MinAtar (Young & Tian, 2019) as its paper and package play it: sticky actions 0.1 (its default),
+    # raw rewards (+1 per event; its agents do not clip), no lives.
+    "minatar": {"sticky_actions": 0.1, "clip_rewards": False, "life_loss_terminal": False},
 }
 
 
 # How --help names the families, in this order.
-FAMILY_NAMES = {"atari": "Atari", "classic": "vector envs", "catch": "Catch"}
+FAMILY_NAMES = {"atari": "Atari", "classic": "vector envs", "catch": "Catch", "minatar": "MinAtar"}
 FAMILY_HELP = (
     "Defaults differ by env family where --help names several: Atari (ALE games), vector envs (gymnasium ids "
-    "with vector observations: CartPole-v1, Acrobot-v1, module:EnvId) and Catch; the --env given picks the "
+    "with vector observations: CartPole-v1, Acrobot-v1, module:EnvId), Catch and MinAtar (MinAtar/Breakout and "
+    "its other four games); the --env given picks the "
     "family, and a flag given wins over its family's default."
 )
 

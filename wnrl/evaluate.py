@@ -18,7 +18,9 @@ binary of the imageio-ffmpeg wheel; a ``.gif`` path writes an animated GIF inste
   against the agent's at every step). Each frame is the max of the last two frames of its 4-frame
   skip, as in the agent's input. Catch shows its own frames. Classic control shows gymnasium's
   ``rgb_array`` render of a twin made the same way (CartPole and the others draw with pygame: without
-  it, a one-line error before any game is played).
+  it, a one-line error before any game is played). MinAtar shows its 10×10 grid in colour, one colour
+  per channel (the highest channel where several are on, as MinAtar's own display), each cell 8×8
+  pixels, 3×, 10 frames/s: its channels are the whole game, so both views show this.
 * ``agent``: the agent's 84×84 grey input (the newest frame of its stack), 3×.
 
 The output path is checked before the checkpoint is loaded. Ctrl-C stops with one line giving the
@@ -196,6 +198,48 @@ class AgentView:
         pass
 
 
+class MinAtarView:
+    """MinAtar's grid from env 0's observation ``(C, 10, 10)``: each cell the colour of its highest
+    channel that is on (black where none is), ``cell`` pixels a side."""
+
+    # matplotlib's tab10, one colour per channel (MinAtar's games have at most 10)
+    PALETTE = np.array(
+        [
+            [0, 0, 0],
+            [31, 119, 180],
+            [255, 127, 14],
+            [44, 160, 44],
+            [214, 39, 40],
+            [148, 103, 189],
+            [140, 86, 75],
+            [227, 119, 194],
+            [127, 127, 127],
+            [188, 189, 34],
+            [23, 190, 207],
+        ],
+        dtype=np.uint8,
+    )
+
+    def __init__(self, fps: float = 10.0, cell: int = 8):
+        self.fps = fps
+        self.cell = cell
+
+    def render(self, obs: np.ndarray) -> np.ndarray:
+        on = obs[0] > 0  # (C, H, W)
+        index = np.where(on.any(0), on.shape[0] - np.argmax(on[::-1], axis=0), 0)  # highest channel on, 1-based
+        rgb = self.PALETTE[np.minimum(index, len(self.PALETTE) - 1)]
+        return rgb.repeat(self.cell, 0).repeat(self.cell, 1)
+
+    def first(self, obs: np.ndarray, info: dict) -> np.ndarray:
+        return self.render(obs)
+
+    def next(self, actions, obs, reward, terminated, truncated, info) -> np.ndarray:
+        return self.render(obs)
+
+    def close(self) -> None:
+        pass
+
+
 class AtariScreen:
     """Env 0's game in colour at 210×160: a one-env twin of the agent's ale-py env (same ROM, seed,
     frame skip, max-pooling, no-op starts, FIRE reset, sticky actions and frame cap; colour,
@@ -300,6 +344,8 @@ def frame_source(agent, family: str, view: str, seed: int):
                 f"--video-view agent: {agent.env_id}'s observations are vectors, not images; use --video-view game"
             )
         return ClassicRender(agent.env_id, seed)
+    if family == "minatar":
+        return MinAtarView()
     if family == "atari" and view == "game":
         return AtariScreen(agent.env_id, seed, agent.config.get("sticky_actions", 0.0))
     return AgentView(fps=5.0 if family == "catch" else 15.0)  # Catch: its frames are the game

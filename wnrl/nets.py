@@ -1,4 +1,4 @@
-"""Networks for the agents: the Nature-DQN conv trunk, an MLP trunk, and the heads.
+"""Networks for the agents: the Nature-DQN conv trunk, MinAtar's small conv trunk, an MLP trunk, and the heads.
 
 Every net takes one ``norm`` argument so the same agent can run the paper's comparison:
 
@@ -40,6 +40,7 @@ __all__ = [
     "NORMS",
     "ACTIVATIONS",
     "WNConvNet",
+    "MinAtarConvNet",
     "WNMLP",
     "QHead",
     "DuelingQHead",
@@ -117,6 +118,15 @@ def _conv_out(size: int, k: int, stride: int) -> int:
     return (size - k) // stride + 1
 
 
+# (channels, kernel, stride) of each conv layer
+NATURE_CONVS = ((32, 8, 4), (64, 4, 2), (64, 3, 1))
+# Young & Tian (2019), "MinAtar" (arXiv:1903.03176), as its examples/dqn.py and AC_lambda.py build it:
+# one 16×3×3 stride-1 conv on the 10×10 grid, then 128 dense units.
+MINATAR_CONVS = ((16, 3, 1),)
+MINATAR_HW = (10, 10)
+MINATAR_FEATURES = 128
+
+
 class WNConvNet(nn.Module):
     """The Nature-DQN trunk: 32×8×8/4, 64×4×4/2, 64×3×3/1 convs and a dense layer of 512, ReLUs.
 
@@ -124,7 +134,8 @@ class WNConvNet(nn.Module):
     given. Returns ``(B, features_dim)`` features for a head to use; ``features_dim=0`` leaves the
     dense layer out and returns the flattened conv features (``features_dim`` is then 3136 for
     84×84 input), for heads with streams of their own. ``channels_last`` runs the convolutions in
-    NHWC layout (same results; measured ~15% faster updates on CPU).
+    NHWC layout (same results; measured ~15% faster updates on CPU). ``convs`` gives other conv
+    layers, as ``(channels, kernel, stride)``: :class:`MinAtarConvNet` is this class with MinAtar's.
     """
 
     def __init__(
@@ -134,6 +145,7 @@ class WNConvNet(nn.Module):
         features_dim: int = 512,
         input_hw: tuple[int, int] = (84, 84),
         channels_last: bool = True,
+        convs: Sequence[tuple[int, int, int]] = NATURE_CONVS,
     ):
         super().__init__()
         self.norm = check_norm(norm)
@@ -142,11 +154,12 @@ class WNConvNet(nn.Module):
         h, w = input_hw
         layers: list[nn.Module] = []
         c = in_channels
-        for c_out, k, s in ((32, 8, 4), (64, 4, 2), (64, 3, 1)):
+        for c_out, k, s in convs:
             layers += _conv_block(norm, c, c_out, k, s)
             c, h, w = c_out, _conv_out(h, k, s), _conv_out(w, k, s)
         if h < 1 or w < 1:
-            raise ValueError(f"input {input_hw} is too small for the Nature trunk (needs at least 36×36)")
+            what = "the Nature trunk (needs at least 36×36)" if tuple(convs) == NATURE_CONVS else f"convs {convs}"
+            raise ValueError(f"input {input_hw} is too small for {what}")
         self.convs = nn.Sequential(*layers, nn.Flatten())
         self.fc = nn.Sequential(*_dense_block(norm, c * h * w, features_dim)) if features_dim else nn.Identity()
         self.features_dim = features_dim or c * h * w
@@ -160,6 +173,29 @@ class WNConvNet(nn.Module):
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         return self.fc(self.convs(x))
+
+
+class MinAtarConvNet(WNConvNet):
+    """MinAtar's network trunk (Young & Tian, 2019): one conv of 16 channels, 3×3, stride 1 (10×10 →
+    8×8), ReLU, then a dense layer of 128, ReLU; the norm (``--norm``), init and layer names
+    (``convs.0``, ``fc.0``) of :class:`WNConvNet`. Plain layers start orthogonal (gain √2) as the
+    Nature trunk's do; MinAtar's own code kept PyTorch's default init. Takes uint8 ``(B, C, 10, 10)``
+    (0/255, scaled to 0/1 inside) or float."""
+
+    def __init__(
+        self,
+        in_channels: int = 4,
+        norm: str = "wn",
+        features_dim: int = MINATAR_FEATURES,
+        input_hw: tuple[int, int] = MINATAR_HW,
+        channels_last: bool = True,
+    ):
+        super().__init__(in_channels, norm, features_dim, input_hw, channels_last, convs=MINATAR_CONVS)
+
+
+def is_minatar_shape(obs_shape: Sequence[int]) -> bool:
+    """``(C, 10, 10)``: MinAtar's grid, which gets :class:`MinAtarConvNet` (the Nature trunk needs 36×36)."""
+    return len(obs_shape) == 3 and tuple(obs_shape[1:]) == MINATAR_HW
 
 
 class WNMLP(nn.Module):
@@ -206,10 +242,13 @@ def make_trunk(
     last_layer: bool = True,
     activation: str = "relu",
 ) -> nn.Module:
-    """``WNConvNet`` for ``(C, H, W)`` frames, ``WNMLP`` for flat vectors. ``last_layer=False``
-    leaves out the last hidden layer (the conv trunk's 512 units, the MLP's ``hidden_sizes[-1]``):
+    """``WNConvNet`` for ``(C, H, W)`` frames (``MinAtarConvNet`` for MinAtar's ``(C, 10, 10)``),
+    ``WNMLP`` for flat vectors. ``last_layer=False`` leaves out the last hidden layer (the conv
+    trunk's 512 units, MinAtar's 128, the MLP's ``hidden_sizes[-1]``):
     the shared part for a head that builds that layer once per stream, see :func:`last_hidden_size`.
     ``activation`` ("relu" or "tanh", see ``ACTIVATIONS``) is the MLP's; the conv trunk uses ReLU."""
+    if is_minatar_shape(obs_shape):
+        return MinAtarConvNet(obs_shape[0], norm, MINATAR_FEATURES if last_layer else 0)
     if len(obs_shape) == 3:
         return WNConvNet(obs_shape[0], norm, 512 if last_layer else 0, input_hw=(obs_shape[1], obs_shape[2]))
     if len(obs_shape) == 1:
@@ -220,6 +259,8 @@ def make_trunk(
 
 def last_hidden_size(obs_shape: Sequence[int], hidden_sizes: Sequence[int] = (64, 64)) -> int:
     """The width of the layer ``make_trunk(..., last_layer=False)`` leaves out."""
+    if is_minatar_shape(obs_shape):
+        return MINATAR_FEATURES
     return 512 if len(obs_shape) == 3 else int(hidden_sizes[-1])
 
 

@@ -434,10 +434,14 @@ def seed_everything(seed: int) -> np.random.Generator:
 
 
 def make_env(env_id: str, num_envs: int, seed: int | None, sticky_actions: float = 0.0):
-    """The vector env an agent trains on: the game, the number of envs, the seed and (Atari) sticky
-    actions; an env with other than discrete actions is a CliError."""
+    """The vector env an agent trains on: the game, the number of envs, the seed and (Atari, MinAtar)
+    sticky actions; an env with other than discrete actions is a CliError."""
     family, _ = envs.resolve(env_id)
-    options = {"repeat_action_probability": sticky_actions} if family == "atari" else {}
+    options = {}
+    if family == "atari":
+        options = {"repeat_action_probability": sticky_actions}
+    elif family == "minatar":
+        options = {"sticky_action_prob": sticky_actions}
     env = envs.make(env_id, num_envs, seed=seed, **options)
     if not isinstance(env.single_action_space, gym.spaces.Discrete):
         env.close()

@@ -1,7 +1,7 @@
 """``python -m wnrl.train {dqn,a2c} --env Breakout [--flag value ...]``: train an agent.
 
 Every config field is a flag (``--help`` lists them with their defaults, each env family's where
-they differ); env-family defaults (Atari, vector envs, Catch) apply to what is not set. Output goes
+they differ); env-family defaults (Atari, vector envs, Catch, MinAtar) apply to what is not set. Output goes
 to ``runs/<run-name>/``: TensorBoard events, ``config.json`` and ``checkpoints/``. ``--resume
 RUN_DIR`` continues a run from its last checkpoint, after any crash. Ctrl-C (SIGINT) or SIGTERM
 finishes the current step, writes a checkpoint and exits 0; a Ctrl-C before the training loop began
