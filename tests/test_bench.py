@@ -39,6 +39,19 @@ def test_agent_rate_measures_a_real_run_after_learning_starts():
     assert sps is not None and 1 < sps < 10_000
 
 
+def test_agent_rate_of_a_run_stopped_before_its_first_log_is_none(monkeypatch, tmp_path):
+    """On a busy machine the deadline can stop a run before it logs any SPS: not measured, no KeyError."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    import wnrl.bench as bench
+
+    with SummaryWriter(str(tmp_path)) as w:
+        w.add_scalar("charts/epsilon", 1.0, 0)  # an event file without charts/SPS
+
+    monkeypatch.setattr(bench, "_with_deadline", lambda train, cfg, seconds: {"run_dir": tmp_path})
+    assert bench.agent_rate("a2c", 2, seconds=1, device="cpu") is None
+
+
 def test_goals_pass_fail_and_unmeasured():
     from wnrl.bench import goals
 

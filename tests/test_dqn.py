@@ -113,7 +113,7 @@ def test_dqn_solves_cartpole_with_its_defaults(tmp_path):
 
 
 @pytest.mark.slow
-def test_dqn_learns_catch_with_the_conv_net(tmp_path):
+def test_dqn_learns_catch_with_the_conv_net(tmp_path, catch_56):
     cfg = DQNConfig.for_env(
         "Catch",
         logdir=str(tmp_path),

@@ -183,10 +183,14 @@ def test_step_halves_out_of_order_are_errors():
     env.close()  # finishes the step in flight
 
 
-def test_the_small_catch_fixture_draws_42_pixel_frames(small_catch):
-    """What the Catch learning tests train on (tests/conftest.py): the same game at 6 pixels a cell."""
+@pytest.mark.parametrize("fixture, size", [("small_catch", 42), ("catch_56", 56)])
+def test_the_catch_fixtures_draw_smaller_frames(request, fixture, size):
+    """What the Catch learning tests train on (tests/conftest.py): the same game at fewer pixels a cell."""
     from wnrl import envs
 
+    request.getfixturevalue(fixture)
     env = envs.make("Catch", 2, seed=0)
-    assert env.single_observation_space.shape == (4, 42, 42)
+    assert env.single_observation_space.shape == (4, size, size)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (2, 4, size, size) and obs.max() == 255  # ball and paddle drawn
     env.close()

@@ -293,7 +293,9 @@ def agent_rate(
         summary = _with_deadline(train, cfg, seconds + startup)
         events = EventAccumulator(str(summary["run_dir"]))
         events.Reload()
-        sps = [e.value for e in events.Scalars("charts/SPS") if e.step > learning_starts + cfg.log_every]
+        # A run stopped (busy machine, short deadline) before its first log has no SPS at all.
+        logged = events.Scalars("charts/SPS") if "charts/SPS" in events.Tags()["scalars"] else []
+        sps = [e.value for e in logged if e.step > learning_starts + cfg.log_every]
     finally:
         shutil.rmtree(logdir, ignore_errors=True)
     return float(statistics.median(sps)) if sps else None  # the run was too short to log after learning
