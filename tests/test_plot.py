@@ -162,6 +162,20 @@ def test_summary_names_its_columns_and_gives_trainings_last_100_mean(tmp_path):
     row_line = next(line for line in r.stdout.splitlines() if line.startswith("| dqn |"))
     assert f"| {printed:.2f} ± — |" in row_line
 
+    # --export keeps the run's games and config in a few kB; the summary of the export is the run's
+    exported = tmp_path.parent / f"{tmp_path.name}-exported"
+    assert P.main(["--export", str(exported), str(tmp_path)]) == 0
+    (copy,) = P.summarize([str(exported)])
+    for k in ("agent", "env", "norm", "seeds", "per_seed", "final_mean", "last100_mean"):
+        assert copy[k] == pytest.approx(row[k]), k
+    assert copy["ms_per_1k_steps"] == pytest.approx(row["ms_per_1k_steps"], rel=1e-3)  # SPS kept to 0.1
+    lines = (exported / "r" / P.EPISODES_CSV).read_text().splitlines()
+    scalars = P.read_scalars(tmp_path / "r")
+    assert lines[0] == "step,return,length" and len(lines) - 1 == len(scalars[P.TAG][0]) > 5
+    assert [float(x.split(",")[2]) for x in lines[1:]] == list(scalars["charts/episodic_length"][1])
+    meta = json.loads((exported / "r" / "config.json").read_text())["exported"]
+    assert meta["last_step"] == int(scalars[P.TAG][0][-1]) and meta["wall_clock_s"] > 0
+
     r = plot_cli(tmp_path, "-o", tmp_path / "x.png", "--summary", "--tag", "losses/td_loss", "--threshold", "1")
     assert r.returncode == 0, r.stderr
     head = next(line for line in r.stdout.splitlines() if line.startswith("| agent |"))
@@ -230,3 +244,14 @@ def test_curve_band_is_a_bootstrap_interval_of_the_mean_over_seeds():
     assert (lo >= curves.min(0)).all() and (hi <= curves.max(0)).all()
     assert all(np.array_equal(a, b) for a, b in zip(P.mean_band(curves), (mean, lo, hi)))  # seeded
     assert "95% bootstrap CI" in P.BAND_CAPTION
+
+
+def test_export_of_nothing_and_a_broken_export_are_one_line_errors(tmp_path, capsys):
+    assert P.main(["--export", str(tmp_path / "out"), str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip().count("\n") == 0
+    broken = tmp_path / "runs" / "b"
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text(json.dumps(CONFIG))
+    (broken / P.EPISODES_CSV).write_text("when,score\n1,2\n")
+    with pytest.raises(P.CliError, match="not an exported run's step,return,length table"):
+        P.read_curve(broken)

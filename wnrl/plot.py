@@ -13,12 +13,17 @@ seed), and across games the interquartile mean of normalized scores with a strat
 interval (Agarwal et al., 2021, "Deep RL at the edge of the statistical precipice"; implemented here
 in numpy: ``iqm``, ``stratified_bootstrap_ci``).
 
+``--export DIR`` writes each run's games (episodes.csv: step,return,length) and config.json to
+DIR/<run name>/, a few kB that git holds where event files and checkpoints do not; every command here
+reads such a directory as it reads the run, so statistics can be recomputed from committed data.
+
 Bookkeeping, not part of an experiment (``BOOKKEEPING``): ``seed`` (what varies within a group),
 ``run_name``, ``logdir``, ``device``, ``progress``, ``log_every``, ``checkpoint_every``, ``compile``
 (the same maths, compiled), ``save_replay`` and ``replay_on_device`` (where the replay buffer lives,
-not what it holds). For a run without weight norm, ``wn_init_norm``, ``wn_project`` and ``wn_head``
-change nothing and are left out too. Everything else, ``total_steps`` included (the exploration and
-learning-rate schedules follow it), defines the experiment.
+not what it holds), ``exported`` (what ``--export`` adds: where the data came from). For a run
+without weight norm, ``wn_init_norm``, ``wn_project`` and ``wn_head`` change nothing and are left
+out too. Everything else, ``total_steps`` included (the exploration and learning-rate schedules
+follow it), defines the experiment.
 """
 
 from __future__ import annotations
@@ -134,6 +139,8 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     from tensorboard.util import tensor_util
 
     files = event_files(Path(run_dir))
+    if not files and (Path(run_dir) / EPISODES_CSV).is_file():
+        return read_exported(Path(run_dir))
     key = (str(run_dir), tuple((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in files))
     if key in _SCALARS:
         return _SCALARS[key]
@@ -168,6 +175,74 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+# ------------------------------------------------------------------------------ exported runs
+# ``--export DIR`` keeps what a learning claim needs of a run in a few kB that git can hold (event files
+# and checkpoints stay out of it): DIR/<run name>/config.json (the run's, with an "exported" entry:
+# where from, episodes, last step, wall-clock, median SPS) and episodes.csv (step,return,length, one
+# row per finished game). ``plot`` and ``--summary`` read such a directory as they read the run.
+EPISODES_CSV = "episodes.csv"
+
+
+def wall_clock(run_dir: Path) -> float:
+    """Seconds the run spent logging: per event file, its last event's wall time minus its first's,
+    summed (a resumed run's files each count their own stretch, not the gap between them)."""
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    total = 0.0
+    for f in event_files(run_dir):
+        times = [e.wall_time for e in LegacyEventFileLoader(str(f)).Load()]
+        total += (max(times) - min(times)) if times else 0.0
+    return total
+
+
+def export_run(run_dir: Path, out_root: Path) -> Path:
+    """Writes ``out_root/<run name>/`` (config.json and episodes.csv) from a run directory."""
+    cfg = json.loads((run_dir / "config.json").read_text())
+    scalars = read_scalars(run_dir)
+    steps, returns = scalars.get(TAG, (np.zeros(0), np.zeros(0)))
+    if not len(steps):
+        raise CliError(f"{run_dir}: no finished game logged ({TAG}); nothing to export")
+    _, lengths = scalars.get("charts/episodic_length", (np.zeros(0), np.zeros(0)))
+    if len(lengths) != len(returns):
+        lengths = np.full(len(returns), np.nan)
+    _, sps = scalars.get("charts/SPS", (np.zeros(0), np.zeros(0)))
+    cfg["exported"] = {
+        "from": str(run_dir),
+        "episodes": int(len(steps)),
+        "last_step": int(steps[-1]),
+        "wall_clock_s": round(wall_clock(run_dir), 1),
+        "median_sps": round(float(np.median(sps)), 1) if len(sps) else None,
+    }
+    dest = out_root / run_dir.name
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    rows = ["step,return,length"] + [
+        f"{int(s)},{r:g},{'' if np.isnan(n) else f'{n:g}'}" for s, r, n in zip(steps, returns, lengths)
+    ]
+    (dest / EPISODES_CSV).write_text("\n".join(rows) + "\n")
+    return dest
+
+
+def read_exported(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The scalars an exported run keeps: episodic return and length, and its median SPS (at its last step)."""
+    import csv
+
+    with open(run_dir / EPISODES_CSV, newline="") as f:
+        rows = list(csv.DictReader(f))
+    try:
+        steps, returns, lengths = (
+            np.array([float(r[c]) if r[c] not in ("", None) else np.nan for r in rows], np.float64)
+            for c in ("step", "return", "length")
+        )
+    except (KeyError, ValueError) as e:
+        raise CliError(f"{run_dir / EPISODES_CSV}: not an exported run's step,return,length table ({e})") from None
+    out = {TAG: (steps, returns), "charts/episodic_length": (steps, lengths)}
+    sps = json.loads((run_dir / "config.json").read_text()).get("exported", {}).get("median_sps")
+    if sps is not None and len(steps):
+        out["charts/SPS"] = (steps[-1:], np.array([float(sps)]))
+    return out
+
+
 def read_curve(run_dir: Path, tag: str = TAG) -> tuple[np.ndarray, np.ndarray]:
     """(steps, values) of one scalar tag; empty arrays if the run logged none."""
     return read_scalars(Path(run_dir)).get(tag, (np.zeros(0), np.zeros(0)))
@@ -195,7 +270,7 @@ def smooth_on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> n
 # Fields of config.json that do not change what a run computes (see the module docstring).
 BOOKKEEPING = frozenset(
     {"seed", "run_name", "logdir", "device", "progress", "log_every", "checkpoint_every", "compile"}
-    | {"save_replay", "replay_on_device"}
+    | {"save_replay", "replay_on_device", "exported"}
 )
 # Weight-norm settings: no effect on a run whose norm is not weight norm.
 WN_ONLY = ("wn_init_norm", "wn_project", "wn_head")
@@ -749,8 +824,26 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="with --summary: report the steps until the tag's binned mean first reaches this value",
     )
+    p.add_argument(
+        "--export",
+        metavar="DIR",
+        help="instead of plotting, write each run's per-game data and config to DIR/<run name>/ (episodes.csv: "
+        "step,return,length; config.json): a few kB to commit, which plot and --summary read like the run",
+    )
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")
     args = p.parse_args(argv)
+    if args.export:
+        try:
+            runs = find_runs(args.runs)
+            if not runs:
+                raise CliError(f"no run directories (with config.json) under {', '.join(args.runs)}")
+            for run in runs:
+                dest = export_run(run, Path(args.export))
+                print(f"wrote {dest} ({json.loads((dest / 'config.json').read_text())['exported']['episodes']} games)")
+        except CliError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+        return 0
     try:
         path = plot(args.runs, args.output, args.tag, args.bins)
     except CliError as e:
