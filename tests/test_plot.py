@@ -209,7 +209,11 @@ def test_normalization_uses_random_and_human_scores():
     assert P.reference_scores("Pong") == (-20.7, 14.6) and P.reference_scores("ALE/Breakout-v5") == (1.7, 30.5)
     assert P.normalize(-20.7, -20.7, 14.6) == 0.0 and P.normalize(14.6, -20.7, 14.6) == 1.0
     assert P.normalize(16.1, 1.7, 30.5) == pytest.approx(0.5)
-    assert P.reference_scores("MinAtar/Breakout-v1") is None  # to be filled in: None, not a guess
+    # MinAtar: random play measured through wnrl's env, the paper's DQN at 5M frames; with or without a version
+    rand, reference = P.reference_scores("MinAtar/Breakout-v1")
+    assert (rand, reference) == P.MINATAR_RANDOM_REFERENCE["Breakout"] == P.reference_scores("MinAtar/Breakout")
+    assert P.normalize(rand, rand, reference) == 0.0 and P.normalize(reference, rand, reference) == 1.0
+    assert all(0 <= r < ref for r, ref in P.MINATAR_RANDOM_REFERENCE.values())
     assert P.reference_scores("CartPole-v1") is None and P.reference_scores("Catch") is None
 
 

@@ -82,15 +82,30 @@ ATARI_RANDOM_HUMAN: dict[str, tuple[float, float]] = {
     "video_pinball": (16256.9, 17667.9),  # DQN Zoo's random figure; other tables give 0.0
     "wizard_of_wor": (563.5, 4756.5), "yars_revenge": (3092.9, 54576.9), "zaxxon": (32.5, 9173.3),
 }  # fmt: skip
-# MinAtar (Young & Tian, 2019), by the game in its gymnasium id ("MinAtar/Breakout-v1"): (random, reference)
-# to be filled in, e.g. random play measured here and a published agent's score at a stated budget. A game
-# with None is reported unnormalized and left out of the IQM.
+# MinAtar (Young & Tian, 2019), by the game in its gymnasium id ("MinAtar/Breakout-v1"): (random, reference).
+# Random: uniform random actions from the env's action space, played through wnrl's own env
+# (envs.make("MinAtar/<Game>", num_envs=16, seed=12345): the -v1 minimal action set, sticky actions 0.1,
+# difficulty ramping), 1,008 games per game (each env's first 63, so short games are not over-counted):
+# mean ± standard error Asterix 0.477 ± 0.026, Breakout 0.398 ± 0.021, Freeway 0.387 ± 0.019,
+# Seaquest 0.090 ± 0.012, SpaceInvaders 4.11 ± 0.10 (the 1,000-game cap came before a 2% standard error).
+# Reference: the paper's DQN (its examples/dqn.py: 5M frames, ε 1 → 0.1, 30 runs) at the end of training,
+# read off the learning curves in MinAtar's README (github.com/kenjyoung/MinAtar, img/learning_curves.gif,
+# commit 87c2bc8 "...results in README.md to be consistent with most recent paper"; "moving average of
+# returns over 100 episodes", the DQN curve over its last 0.1M frames, digitized from the figure's
+# pixels: about ±0.3 for most games, ±1 for SpaceInvaders). It is not a printed number: no table with
+# these scores was found. Its runs played the full 6-action set (-v0; the README: "the results included
+# in this repo and the associated paper use the full action set of 6 actions"), sticky actions 0.1 and
+# difficulty ramping (minatar.Environment's defaults, which examples/dqn.py keeps); its Seaquest is
+# MinAtar <= 1.0.10's, whose oxygen bar flashed full a step before running out (fixed in 1.0.11).
+# -v0 runs use the same pair; random play there (same protocol) scores Asterix 0.472 ± 0.027, Breakout
+# 0.529 ± 0.024, Freeway 0.164 ± 0.013, SpaceInvaders 2.83 ± 0.07 (Seaquest's minimal set is all 6 actions).
+# A game with None is reported unnormalized and left out of the IQM.
 MINATAR_RANDOM_REFERENCE: dict[str, tuple[float | None, float | None]] = {
-    "Asterix": (None, None),
-    "Breakout": (None, None),
-    "Freeway": (None, None),
-    "Seaquest": (None, None),
-    "SpaceInvaders": (None, None),
+    "Asterix": (0.477, 16.8),
+    "Breakout": (0.398, 10.1),
+    "Freeway": (0.387, 50.2),
+    "Seaquest": (0.090, 20.0),
+    "SpaceInvaders": (4.11, 43.6),
 }
 
 
