@@ -67,7 +67,7 @@ def resolve(env_id: str) -> tuple[str, str]:
     hint = f"did you mean {', '.join(repr(by_lower[c]) for c in close)}? " if close else ""
     raise ValueError(
         f"unknown environment {env_id!r}: {hint}Use an Atari game ('Breakout', 'ALE/Pong-v5'), "
-        "a gymnasium id with vector observations ('CartPole-v1'), 'module:EnvId' for an env that module "
+        "a gymnasium id with vector or image observations ('CartPole-v1'), 'module:EnvId' for an env that module "
         "registers, a MinAtar game ('MinAtar/Breakout') or 'Catch'"
     )
 
@@ -161,6 +161,6 @@ def make(env_id: str, num_envs: int = 1, seed: int | None = None, **options: Any
     wrapped.env_id = name
     wrapped.family = family
     # observations per replay entry: Atari's and Catch's are stacks of frames (the default: the first
-    # dimension of an image), MinAtar's channels are one observation
-    wrapped.frame_stack = MinAtarVectorEnv.frame_stack if family == "minatar" else None
+    # dimension of an image); MinAtar's channels, and a gymnasium env's image channels, are one observation
+    wrapped.frame_stack = None if family in ("atari", "catch") else 1
     return wrapped

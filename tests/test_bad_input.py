@@ -115,7 +115,7 @@ def test_evaluate_bad_threads_is_one_line_before_anything_loads(tmp_path, thread
 
 def test_frozen_lake_is_one_line_naming_what_is_supported(tmp_path):
     r = command("wnrl.train", "a2c", "--env", "FrozenLake-v1", "--logdir", tmp_path)
-    one_line_error(r, "FrozenLake-v1 has observations Discrete(16)", "flat-vector observations", "discrete actions")
+    one_line_error(r, "FrozenLake-v1 has observations Discrete(16)", "flat vectors", "images", "discrete actions")
 
 
 @pytest.mark.parametrize(
@@ -129,7 +129,7 @@ def test_frozen_lake_is_one_line_naming_what_is_supported(tmp_path):
 )
 def test_unsupported_spaces_are_refused_before_the_run(env_id, what):
     for cls in (A2CConfig, DQNConfig):
-        with pytest.raises(CliError, match=r"wnrl's agents take Atari games, Catch, or gymnasium envs") as e:
+        with pytest.raises(CliError, match=r"wnrl's agents take Atari games, Catch, MinAtar, or gymnasium envs") as e:
             cls.for_env(env_id).validate()
         assert what in str(e.value) and "\n" not in str(e.value)
 

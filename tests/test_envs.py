@@ -33,9 +33,9 @@ def test_unknown_option_is_named():
         envs.make("Breakout", 1, sticky=0.25)
 
 
-def test_pixel_only_gym_envs_are_refused():
+def test_envs_with_discrete_observations_are_refused():
     pytest.importorskip("gymnasium.envs.toy_text")
-    with pytest.raises(ValueError, match="flat-vector observations"):
+    with pytest.raises(ValueError, match=r"observations Discrete\(16\).*flat vectors \(a 1-D Box\) or images"):
         envs.make("FrozenLake-v1", 1)
 
 
