@@ -396,6 +396,8 @@ def _loop(
                 if dead_trunk is not None and (line := dead_trunk.update(step, ev, dormant)):
                     print(line, file=sys.stderr)
             logger.progress(step, sps)
+        if run.evaluate_due(step):  # --eval-every: games on envs of its own; nothing here changes
+            run.evaluate(step, net)
         if run.checkpoint_due(step):
             run.checkpoint(save)
     run.checkpoint(save, final=True)

@@ -468,6 +468,8 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
                 # one extra forward (no gradients, eval mode as when acting) on the last replay batch
                 logger.dormant(q, last_obs[0], step)
             logger.progress(step, sps)
+        if run.evaluate_due(step):  # --eval-every: games on envs of its own; nothing here changes
+            run.evaluate(step, q)
         if run.checkpoint_due(step):
             run.checkpoint(save)
     run.checkpoint(save, final=True)

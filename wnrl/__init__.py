@@ -17,3 +17,12 @@ def load(path, device: str = "auto", seed: int | None = None):
     from wnrl.trained import load as _load  # torch and the envs load on first use, not on ``import wnrl``
 
     return _load(path, device=device, seed=seed)
+
+
+def learn(agent: str, env: str | None = None, **options):
+    """Trains ``agent`` ("dqn" or "a2c") on ``env`` as ``python -m wnrl.train`` would, every flag a keyword
+    (``total_steps=100_000``), and returns the run: ``.run_dir``, ``.summary``, ``.agent()``. See
+    :func:`wnrl.learning.learn`."""
+    from wnrl.learning import learn as _learn  # the agents (torch) load when a run starts, not on ``import wnrl``
+
+    return _learn(agent, env, **options)

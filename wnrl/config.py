@@ -24,7 +24,7 @@ def doc(text: str, default: Any = dataclasses.MISSING, **kw: Any) -> Any:
 @dataclass
 class CommonConfig:
     env: str = doc(
-        "Atari game ('Breakout', 'ALE/Pong-v5'), gymnasium id with vector observations and discrete actions "
+        "Atari game ('Breakout', 'ALE/Pong-v5'), gymnasium id with vector or image observations and discrete actions "
         "('CartPole-v1'; 'module:EnvId' imports the module that registers it), a MinAtar game ('MinAtar/Breakout', "
         "'MinAtar/SpaceInvaders-v1'; only the MinAtar/ prefix selects MinAtar) or 'Catch'",
         "Breakout",
@@ -78,6 +78,27 @@ class CommonConfig:
         "on a GPU); the first updates are slow while it compiles",
         "off",
     )
+    eval_every: int = doc(
+        "agent steps between evaluations while training, and one at the end (0: none): --eval-episodes whole "
+        "games on envs of their own by the agent's evaluation protocol (DQN ε = 0.05, A2C samples its policy; "
+        "as python -m wnrl.evaluate), logged as eval/episodic_return; the best goes into the summary and "
+        "checkpoints. The training run is the same with or without them",
+        0,
+    )
+    eval_episodes: int = doc("whole games per evaluation (--eval-every)", 10)
+    eval_greedy: bool = doc(
+        "evaluate greedily: DQN with ε = 0 instead of 0.05, A2C with its most likely action instead of a sample", False
+    )
+    eval_video: bool = doc(
+        "record the first game of each evaluation (--eval-every) as RUN_DIR/videos/eval_step_<step>.mp4", False
+    )
+    track: bool = doc(
+        "send the run to Weights & Biases: every scalar, the config and the last --eval-video (pip install "
+        "wnrl[track]; wandb's own settings apply: WANDB_MODE=offline, WANDB_DIR, its login)",
+        False,
+    )
+    wandb_project: str = doc("the W&B project of a --track run", "wnrl")
+    wandb_entity: str | None = doc("the W&B entity (user or team) of a --track run (default: wandb's)", None)
 
     # The agent's overrides per env family ("atari", "classic", "catch", "minatar"), on top of the common ones.
     FAMILY_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
@@ -119,6 +140,14 @@ class CommonConfig:
         if self.compile not in COMPILE_MODES:
             raise CliError(f"unknown --compile {self.compile!r}: choose one of {', '.join(COMPILE_MODES)}")
         check_seed(self.seed)
+        self.require_at_least(0, "eval_every")
+        self.require_at_least(1, "eval_episodes")
+        if self.eval_video and not self.eval_every:
+            raise CliError("--eval-video records the games of the evaluations: give --eval-every STEPS too")
+        if self.track:
+            from wnrl.track import check_installed
+
+            check_installed()
         self.check_env()
 
     def check_env(self) -> None:

@@ -23,6 +23,9 @@ import torch.distributed as dist
 from torch import nn
 
 DEFAULT_TIMEOUT_S = 300.0
+# How long the other ranks wait for rank 0's own work (an evaluation of many long Atari games): a day.
+# A rank 0 that dies meanwhile ends the run anyway (torchrun stops the other ranks).
+RANK0_WORK_TIMEOUT_S = 24 * 3600.0
 
 
 class World:
@@ -30,6 +33,7 @@ class World:
 
     def __init__(self, rank: int = 0, size: int = 1, local_rank: int = 0):
         self.rank, self.size, self.local_rank = rank, size, local_rank
+        self._waits: Any = None  # the process group of wait_for_rank0
 
     @property
     def distributed(self) -> bool:
@@ -80,6 +84,19 @@ class World:
     def barrier(self) -> None:
         if self.distributed:
             dist.barrier()
+
+    def prepare_waits(self) -> None:
+        """Makes the group :meth:`wait_for_rank0` waits in (all ranks call it together, before the first wait):
+        gloo (CPU, also beside NCCL), with a timeout of ``RANK0_WORK_TIMEOUT_S`` instead of the collectives'."""
+        if self.distributed and self._waits is None:
+            self._waits = dist.new_group(backend="gloo", timeout=timedelta(seconds=RANK0_WORK_TIMEOUT_S))
+
+    def wait_for_rank0(self) -> None:
+        """Every rank waits here until rank 0 gets here: for work only rank 0 does (an evaluation), which may
+        take longer than the collectives' timeout (``WNRL_DIST_TIMEOUT``)."""
+        if self.distributed:
+            self.prepare_waits()
+            dist.barrier(group=self._waits)
 
     def wrap(self, module: nn.Module, device: torch.device) -> nn.Module:
         """``module`` for the gradient step: under DistributedDataParallel (gradients averaged over ranks,

@@ -292,18 +292,19 @@ class AtariScreen:
 
 class ClassicRender:
     """Env 0's episode as gymnasium's ``rgb_array`` render of a one-env twin (same id and seed,
-    stepped with env 0's actions; reward and end of episode checked at every step)."""
+    stepped with env 0's actions; reward and end of episode checked at every step). ``flag``: the
+    option its errors name."""
 
-    def __init__(self, env_id: str, seed: int):
+    def __init__(self, env_id: str, seed: int, flag: str = "--video"):
         import gymnasium as gym
 
         try:
             self.env = gym.make(env_id, render_mode="rgb_array")
         except Exception as e:  # an env without render modes, or one missing its renderer
-            raise CliError(f"--video: {env_id} cannot render frames ({_first_line(e)})") from None
+            raise CliError(f"{flag}: {env_id} cannot render frames ({_first_line(e)})") from None
         if "rgb_array" not in (self.env.metadata.get("render_modes") or []):
             self.env.close()
-            raise CliError(f"--video: {env_id} has no rgb_array render mode, so no video of it can be made")
+            raise CliError(f"{flag}: {env_id} has no rgb_array render mode, so no video of it can be made")
         self.seed = seed
         self.fps = float(self.env.metadata.get("render_fps") or 30)
         self.step_count = 0
@@ -312,7 +313,7 @@ class ClassicRender:
             self.env.render()  # fails here, before any game is played, if the renderer (pygame) is missing
         except Exception as e:
             self.env.close()
-            raise CliError(f"--video: {env_id} cannot render frames ({_first_line(e)})") from None
+            raise CliError(f"{flag}: {env_id} cannot render frames ({_first_line(e)})") from None
 
     def first(self, obs: np.ndarray, info: dict) -> np.ndarray:
         self.env.reset(seed=self.seed)
@@ -334,16 +335,18 @@ def _first_line(e: BaseException) -> str:
     return text[0] if text else type(e).__name__
 
 
-def frame_source(agent, family: str, view: str, seed: int):
-    """Where the video's frames come from, or a CliError saying why this env has none."""
+def frame_source(agent, family: str, view: str, seed: int, flag: str = "--video"):
+    """Where the video's frames come from, or a CliError (naming ``flag``) saying why this env has none.
+    ``agent``: what the frames are of, its ``env_id``, ``config`` and ``obs_shape``."""
     if view not in VIEWS:
         raise CliError(f"--video-view {view!r}: choose one of {', '.join(VIEWS)}")
     if family == "classic":
-        if view == "agent":
-            raise CliError(
-                f"--video-view agent: {agent.env_id}'s observations are vectors, not images; use --video-view game"
-            )
-        return ClassicRender(agent.env_id, seed)
+        if view == "game" or len(agent.obs_shape) == 1:
+            if view == "agent":
+                raise CliError(
+                    f"--video-view agent: {agent.env_id}'s observations are vectors, not images; use --video-view game"
+                )
+            return ClassicRender(agent.env_id, seed, flag)
     if family == "minatar":
         return MinAtarView()
     if family == "atari" and view == "game":
@@ -430,6 +433,84 @@ class CtrlC:
             signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
+# Nature DQN's evaluation ε (Mnih et al., 2015)
+EVAL_EPSILON = 0.05
+# Envs that play an evaluation's games side by side, at most
+EVAL_ENVS = 8
+# Mixed into every evaluation's seed while training: its envs and draws are a stream of their own.
+EVAL_STREAM = 0xE7A1
+
+
+def protocol(agent, epsilon: float | None = None, greedy: bool = False) -> bool:
+    """Sets ``agent`` (a :class:`~wnrl.trained.TrainedAgent`) to its agent's evaluation protocol and returns
+    the ``deterministic`` its ``predict`` then takes: DQN acts ε-greedily with ``epsilon`` (None: 0.05,
+    Nature DQN's evaluation ε; 0 is greedy), A2C samples its policy unless ``greedy``. Each knob is
+    refused (CliError) for the other agent's run: it would be silently ignored."""
+    if agent.agent == "a2c" and epsilon is not None:
+        raise CliError(
+            f"--epsilon is DQN's exploration; this is an A2C run, which samples its policy (--greedy takes the "
+            f"most likely action instead): drop --epsilon {epsilon:g}"
+        )
+    if agent.agent == "dqn" and greedy:
+        raise CliError("--greedy is A2C's; this is a DQN run, which acts ε-greedily: use --epsilon 0 for greedy play")
+    agent.epsilon = EVAL_EPSILON if epsilon is None else epsilon
+    return greedy if agent.agent == "a2c" else agent.epsilon == 0
+
+
+class Games:
+    """The whole games of an evaluation over ``n`` envs: each env plays its own quota of ``episodes``,
+    so that short games are not over-represented (the envs that finish first would otherwise play more)."""
+
+    def __init__(self, episodes: int, n: int):
+        self.episodes = episodes
+        self.quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
+        self.per_env: list[list[float]] = [[] for _ in range(n)]
+        self.lengths: list[int] = []
+
+    def done(self) -> bool:
+        return all(len(s) >= q for s, q in zip(self.per_env, self.quota))
+
+    def record(self, info: dict) -> None:
+        """The games that ended on this step (raw scores, whole games: :mod:`wnrl.envs.stats`)."""
+        for k in np.flatnonzero(info["episode_end"]):
+            if len(self.per_env[k]) < self.quota[k]:
+                self.per_env[k].append(float(info["episode_return"][k]))
+                self.lengths.append(int(info["episode_length"][k]))
+
+    @property
+    def scores(self) -> list[float]:
+        return [s for per_env in self.per_env for s in per_env]
+
+
+def play(agent, env, games: Games, deterministic: bool, seed: int, recorder=None, check=None) -> None:
+    """Plays ``games`` on ``env`` (reset with ``seed``) with ``agent.predict(obs, deterministic)``; ``recorder``
+    (a :class:`Recorder`) gets env 0's frames, ``check()`` runs before every step (it may raise to stop)."""
+    obs, info = env.reset(seed=seed)
+    if recorder is not None:
+        recorder.first(obs, info)
+    while not games.done():
+        if check is not None:
+            check()
+        actions = agent.predict(obs, deterministic)
+        obs, reward, terminated, truncated, info = env.step(actions)
+        if recorder is not None:
+            recorder.step(actions, obs, reward, terminated, truncated, info)
+        games.record(info)
+
+
+def video_recorder(agent, env, out: Path, view: str = "game", scale: int | None = None, seed: int = 0, flag="--video"):
+    """A :class:`Recorder` of env 0's first game into ``out`` (.mp4 or .gif)."""
+    family = getattr(env, "family", None) or ("classic" if len(agent.obs_shape) == 1 else "atari")
+    source = frame_source(agent, family, view, seed, flag)
+    scale = scale or (1 if family == "classic" else 3)
+    try:
+        writer = (Mp4Writer if out.suffix.lower() == ".mp4" else GifWriter)(out, source.fps, scale)
+    except BaseException:
+        source.close()
+        raise
+    return Recorder(source, writer)
+
+
 def evaluate(
     path: str,
     episodes: int = 10,
@@ -470,54 +551,19 @@ def evaluate(
 
     seed_everything(seed)
     agent = load(path, device=device, seed=seed)
-    # each agent's protocol has its own knob: a flag for the other agent would be silently ignored
-    if agent.agent == "a2c" and epsilon is not None:
-        raise CliError(
-            f"--epsilon is DQN's exploration; this is an A2C run, which samples its policy (--greedy takes the "
-            f"most likely action instead): drop --epsilon {epsilon:g}"
-        )
-    if agent.agent == "dqn" and greedy:
-        raise CliError("--greedy is A2C's; this is a DQN run, which acts ε-greedily: use --epsilon 0 for greedy play")
-    epsilon = 0.05 if epsilon is None else epsilon
-    agent.epsilon = epsilon
-    # the evaluation protocols: DQN ε-greedy (ε = 0 is greedy), A2C samples unless --greedy
-    deterministic = greedy if agent.agent == "a2c" else epsilon == 0
-    n = num_envs or min(episodes, 8)
-    # Each env plays its own quota of games, so short games are not over-represented.
-    quota = np.full(n, episodes // n) + (np.arange(n) < episodes % n)
-    scores: list[list[float]] = [[] for _ in range(n)]
-    lengths: list[int] = []
+    deterministic = protocol(agent, epsilon, greedy)
+    n = num_envs or min(episodes, EVAL_ENVS)
+    games = Games(episodes, n)
     recorder: Recorder | None = None
     env = agent.make_env(num_envs=n, seed=seed)
     with CtrlC() as ctrl_c:  # Ctrl-C ends the current step first: a video stays whole
         try:
             if out is not None:
-                family = getattr(env, "family", None) or ("classic" if len(agent.obs_shape) == 1 else "atari")
-                source = frame_source(agent, family, video_view, seed)
-                scale = video_scale or (1 if family == "classic" else 3)
-                try:
-                    writer = (Mp4Writer if out.suffix.lower() == ".mp4" else GifWriter)(out, source.fps, scale)
-                except BaseException:
-                    source.close()
-                    raise
-                recorder = Recorder(source, writer)
+                recorder = video_recorder(agent, env, out, video_view, video_scale, seed)
             if log is not None:
                 log(f"playing {episodes} games of {agent.env_id} with {agent.agent} at step {agent.step:,} on {n} envs")
-            obs, info = env.reset(seed=seed)
-            if recorder is not None:
-                recorder.first(obs, info)
-            while any(len(s) < q for s, q in zip(scores, quota)):
-                ctrl_c.check()
-                actions = agent.predict(obs, deterministic)
-                obs, reward, terminated, truncated, info = env.step(actions)
-                if recorder is not None:
-                    recorder.step(actions, obs, reward, terminated, truncated, info)
-                for k in np.flatnonzero(info["episode_end"]):
-                    if len(scores[k]) < quota[k]:
-                        scores[k].append(float(info["episode_return"][k]))
-                        lengths.append(int(info["episode_length"][k]))
+            play(agent, env, games, deterministic, seed, recorder, ctrl_c.check)
         except KeyboardInterrupt:
-            finished = [s for per_env in scores for s in per_env]
             written = None
             if recorder is not None:
                 try:
@@ -526,12 +572,12 @@ def evaluate(
                     written = str(out) if had_frames and out.exists() else None
                 except (KeyboardInterrupt, Exception):  # a second Ctrl-C, or a writer that cannot finish
                     written = None
-            raise Interrupted(finished, episodes, written, recorder is not None and recorder.complete) from None
+            raise Interrupted(games.scores, episodes, written, recorder is not None and recorder.complete) from None
         finally:
             if recorder is not None:
                 recorder.close()
             env.close()
-    all_scores = np.array([s for per_env in scores for s in per_env])
+    all_scores = np.array(games.scores)
     result = {
         "checkpoint": str(agent.checkpoint),
         "agent": agent.agent,
@@ -543,13 +589,108 @@ def evaluate(
         "std": float(all_scores.std()),
         "min": float(all_scores.min()),
         "max": float(all_scores.max()),
-        "mean_length": float(np.mean(lengths)),
+        "mean_length": float(np.mean(games.lengths)),
     }
     if recorder is not None:
         result["video"] = str(out)
         result["video_frames"] = recorder.writer.frames
         result["video_note"] = recorder.note
     return result
+
+
+# ---------------------------------------------------------------- evaluation while training
+
+
+class EvaluationStopped(Exception):
+    """A stop (Ctrl-C, SIGTERM, --time-limit) came during an evaluation while training: it is dropped."""
+
+
+class Evaluator:
+    """``--eval-every``: the training run's network, evaluated by the protocol above (the games, the
+    agents' policies and the video of :func:`evaluate`), on envs of its own.
+
+    The evaluation plays ``--eval-episodes`` whole games on up to 8 envs of the run's env (same
+    preprocessing, sticky actions and 108,000-frame Atari cap) with a copy of the network (its weights
+    loaded at each evaluation; eval mode; the training net is not touched): DQN ε-greedy at ε = 0.05,
+    A2C sampling its policy; ``--eval-greedy``: ε = 0, or A2C's most likely action. Each evaluation's
+    env seed and action draws come from (seed, step) alone, through generators of its own: an
+    evaluation at a step plays the same games whether the run was resumed or not, and the training
+    run's generators are not drawn from (the caller also keeps the global ones: ``wnrl.run.Run.evaluate``).
+    ``--eval-video``: env 0's first game of each evaluation in ``video_dir/eval_step_<step>.mp4``."""
+
+    def __init__(self, cfg, agent: str, env_id: str, device, video_dir: Path | None = None):
+        self.cfg, self.agent_name, self.env_id, self.device = cfg, agent, env_id, device
+        self.video_dir = video_dir
+        self.n = min(cfg.eval_episodes, EVAL_ENVS)
+        self._agent = None  # the evaluation's TrainedAgent, made at the first evaluation
+        self._env = None
+        self.last_video: Path | None = None
+
+    def check_video(self, obs_shape: tuple[int, ...], family: str) -> None:
+        """A CliError now (before the run writes anything) if ``--eval-video`` cannot record this env."""
+        if not self.cfg.eval_video:
+            return
+        from types import SimpleNamespace
+
+        probe = SimpleNamespace(env_id=self.env_id, config=self.cfg.to_dict(), obs_shape=obs_shape)
+        frame_source(probe, family, "game", 0, flag="--eval-video").close()
+
+    def seeds(self, step: int) -> tuple[int, np.random.Generator]:
+        """The evaluation at ``step``: its envs' seed (31 bits: env i takes seed + i) and its action generator."""
+        entropy = np.random.SeedSequence([self.cfg.seed, step, EVAL_STREAM])
+        env_seed = int(entropy.generate_state(1)[0] >> 1)
+        return env_seed, np.random.default_rng(entropy.spawn(1)[0])
+
+    def __call__(self, net, step: int, stop: Callable[[], bool] = lambda: False) -> dict:
+        """Plays the evaluation of ``net`` at ``step``: the mean, each game's score, the mean length and the
+        video written (None); an :class:`EvaluationStopped` as soon as ``stop()`` says so."""
+        from wnrl.trained import TrainedAgent
+
+        state = {"agent": self.agent_name, "env": self.env_id, "step": step, "config": self.cfg.to_dict()}
+        if self._agent is None:
+            self._agent = TrainedAgent({**state, "model": net.state_dict()}, device=self.device)
+            self._env = self._agent.make_env(num_envs=self.n, seed=None)
+        agent = self._agent
+        agent.net.load_state_dict(net.state_dict())
+        agent.step = step
+        greedy = self.cfg.eval_greedy
+        deterministic = protocol(
+            agent, 0.0 if greedy and agent.agent == "dqn" else None, greedy and agent.agent == "a2c"
+        )
+        env_seed, rng = self.seeds(step)
+        agent.use_generator(rng)
+        games = Games(self.cfg.eval_episodes, self.n)
+        recorder = None
+        video = None
+        if self.cfg.eval_video and self.video_dir is not None:
+            self.video_dir.mkdir(parents=True, exist_ok=True)
+            video = self.video_dir / f"eval_step_{step:012d}.mp4"
+            recorder = video_recorder(agent, self._env, video, seed=env_seed, flag="--eval-video")
+
+        def check() -> None:
+            if stop():
+                raise EvaluationStopped
+
+        try:
+            play(agent, self._env, games, deterministic, env_seed, recorder, check)
+        finally:
+            if recorder is not None:
+                recorder.close()
+        if video is not None:
+            self.last_video = video
+        scores = games.scores
+        return {
+            "step": step,
+            "mean": float(np.mean(scores)),
+            "scores": scores,
+            "mean_length": float(np.mean(games.lengths)),
+            "video": video,
+        }
+
+    def close(self) -> None:
+        if self._env is not None:
+            self._env.close()
+            self._env = None
 
 
 def main(argv: list[str] | None = None) -> int:

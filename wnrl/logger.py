@@ -35,13 +35,15 @@ class Logger:
         eta_from: int = 0,
         write: bool = True,
         collect: bool = False,
+        track=None,
     ):
         """``eta_from``: the step from which the throughput is the run's own (DQN: ``learning_starts``;
         random play before it runs ~10× faster than learning). The progress bar shows no ETA before
         it, and after it an ETA from the throughput of the last minute. ``write=False``: no
         TensorBoard file and no progress bar (``run_dir`` is not touched). ``collect``: finished
         episodes are also kept for :meth:`take_pending` (a rank of a multi-process run hands them to
-        rank 0's logger, which logs them with :meth:`episode`)."""
+        rank 0's logger, which logs them with :meth:`episode`). ``track``: called with every scalar the
+        logger writes, ``track(values, step)`` (``--track``: :class:`wnrl.track.Tracker`)."""
         # purge_step drops the events a killed run wrote after its last checkpoint (steps above
         # start_step), so resumed curves continue without overlapping steps.
         self.writer = (
@@ -50,6 +52,8 @@ class Logger:
         if self.writer is not None and start_step == 0:
             table = "\n".join(f"| {k} | {json.dumps(v)} |" for k, v in config.items())
             self.writer.add_text("config", "| field | value |\n|---|---|\n" + table, 0)
+        self.track = track if write else None
+        self.last_eval: float | None = None  # the last evaluation's mean (--eval-every), shown on the bar
         self.recent_returns: deque[float] = deque(maxlen=100)
         self.episodes = 0
         self.collect = collect
@@ -70,13 +74,14 @@ class Logger:
         self._bar_step = start_step
 
     def scalar(self, tag: str, value: float, step: int) -> None:
-        if self.writer is not None:
-            self.writer.add_scalar(tag, value, step)
+        self.scalars({tag: value}, step)
 
     def scalars(self, values: dict[str, float], step: int) -> None:
         if self.writer is not None:
             for tag, v in values.items():
                 self.writer.add_scalar(tag, v, step)
+        if self.track is not None:
+            self.track(values, step)
 
     def wn_diagnostics(self, directions: WNDirections, step: int) -> None:
         """``wn/<layer>/g_mean``, ``v_norm_mean``, ``angle_per_update`` and ``angle_one_update`` (degrees:
@@ -124,6 +129,8 @@ class Logger:
         post = {"sps": f"{sps:,.0f}", "episodes": self.episodes, "eta": self.eta(step)}
         if self.recent_returns:
             post["return"] = f"{self.mean_recent_return():.2f}"
+        if self.last_eval is not None:
+            post["eval"] = f"{self.last_eval:.2f}"
         self.bar.set_postfix(post, refresh=False)
 
     def wait_for(self, step: int, why: str) -> None:

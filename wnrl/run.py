@@ -48,6 +48,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,7 @@ from wnrl import envs
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 from wnrl.config import CliError, CommonConfig
 from wnrl.distributed import World, from_env, local_device
+from wnrl.evaluate import EvaluationStopped, Evaluator
 from wnrl.logger import Logger
 from wnrl.schedules import LinearSchedule
 
@@ -121,6 +123,7 @@ class Run:
         resume: Resume | None = None,
         rank: int = 0,
         world: World | None = None,
+        evaluator: Evaluator | None = None,
     ):
         self.cfg, self.agent, self.resume = cfg, agent, resume
         self.device, self.rng, self.env = device, rng, env
@@ -135,6 +138,11 @@ class Run:
         self._log_due = Every(cfg.log_every, self.start_step)
         self._checkpoint_due = Every(cfg.checkpoint_every, self.start_step)
         self._throughput = Throughput(self.start_step)
+        # --eval-every: the evaluator (the process that writes has one), when evaluations are due, the results
+        self.evaluator = evaluator
+        self._eval_due = Every(cfg.eval_every, self.start_step) if cfg.eval_every > 0 else None
+        self.evaluations = EvaluationRecord()
+        self.tracker: Any = None  # --track: wnrl.track.Tracker, in the process that writes
 
     @classmethod
     def open(cls, cfg: CommonConfig, agent: str, resume: Resume | None = None, rank: int = 0) -> Run:
@@ -159,7 +167,19 @@ class Run:
         except BaseException:
             world.close(clean=False)
             raise
-        return cls(cfg, agent, device, rng, env, resume, world=world)
+        evaluator = None
+        try:
+            if cfg.eval_every > 0:
+                world.prepare_waits()  # every rank: the others wait there while rank 0 evaluates
+                if world.rank == 0:
+                    evaluator = Evaluator(cfg, agent, env.env_id, device)
+                    with isolated_rng(device):  # a probe of --eval-video's renderer draws from nothing of the run's
+                        evaluator.check_video(env.single_observation_space.shape, env.family)
+        except BaseException:
+            env.close()
+            world.close(clean=False)
+            raise
+        return cls(cfg, agent, device, rng, env, resume, world=world, evaluator=evaluator)
 
     @property
     def is_writer(self) -> bool:
@@ -175,9 +195,13 @@ class Run:
         try:
             if self.logger is not None:
                 self.logger.close()
+            if self.tracker is not None:
+                self.tracker.finish(clean, self.evaluator.last_video if self.evaluator is not None else None)
         finally:
             try:
                 self.env.close()
+                if self.evaluator is not None:
+                    self.evaluator.close()
             finally:
                 self.world.close(clean)
 
@@ -262,6 +286,12 @@ class Run:
             self.run_dir = Path(made)
         if self.is_writer:
             (self.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            if self.evaluator is not None:
+                self.evaluator.video_dir = self.run_dir / "videos"
+            if cfg.track:
+                from wnrl.track import Tracker
+
+                self.tracker = Tracker.start(cfg, config, self.run_dir)
         self.logger = Logger(
             self.run_dir,
             config,
@@ -271,9 +301,11 @@ class Run:
             eta_from=getattr(cfg, "learning_starts", 0),  # DQN's random play runs ~10× faster than its learning
             write=self.is_writer,
             collect=self.distributed and not self.is_writer,
+            track=self.tracker.log if self.tracker is not None else None,
         )
         if self.resume is not None:
             state = self.resume.state
+            self.evaluations = EvaluationRecord.from_state(state.get("eval"))
             self.logger.episodes = int(state.get("episodes", 0))
             self.logger.recent_returns.extend(state.get("recent_returns", torch.zeros(0)).tolist())
             if self.distributed:
@@ -317,6 +349,43 @@ class Run:
     def checkpoint_due(self, step: int) -> bool:
         """Once per ``checkpoint_every`` agent steps, except at the last step (the final checkpoint's)."""
         return self._checkpoint_due.due(step) and step < self.cfg.total_steps
+
+    def evaluate_due(self, step: int) -> bool:
+        """``--eval-every``: once per ``eval_every`` agent steps (at the same steps after a resume), and at
+        the last step."""
+        return self._eval_due is not None and (self._eval_due.due(step) or step >= self.cfg.total_steps)
+
+    def evaluate(self, step: int, net: nn.Module) -> None:
+        """Evaluates ``net`` at ``step`` (:class:`~wnrl.evaluate.Evaluator`) in the process that writes and
+        logs ``eval/episodic_return`` (the mean), ``eval/episodic_return_per_game`` (each game),
+        ``eval/episodic_length`` and ``eval/seconds``; the best so far goes into the checkpoints and the
+        summary. Nothing of the training run changes: the evaluation plays on envs and with a network and
+        generators of its own, the global generators (Python's, numpy's, torch's) are put back as they
+        were, and its time is left out of ``charts/SPS``. A stop (signal, time limit) during the games
+        drops the evaluation. The other ranks wait for rank 0 (without the collectives' timeout)."""
+        if self.evaluator is not None:
+            start = time.perf_counter()
+            try:
+                with isolated_rng(self.device):
+                    result = self.evaluator(net, step, stop=lambda: bool(self._stop))
+            except EvaluationStopped:
+                result = None
+            seconds = time.perf_counter() - start
+            self._throughput.time += seconds  # charts/SPS: the training's throughput
+            if result is not None:
+                self.evaluations.add(result["mean"], step)
+                self.logger.scalars(
+                    {
+                        "eval/episodic_return": result["mean"],
+                        "eval/episodic_length": result["mean_length"],
+                        "eval/seconds": seconds,
+                    },
+                    step,
+                )
+                for score in result["scores"]:
+                    self.logger.scalar("eval/episodic_return_per_game", score, step)
+                self.logger.last_eval = result["mean"]
+        self.world.wait_for_rank0()
 
     def sps(self, step: int) -> float:
         """Agent steps per second since the last call (or since :meth:`start`)."""
@@ -366,6 +435,7 @@ class Run:
             "rng": _rng_state(self.rng),
             "schedules": {name: s.to_list() for name, s in self._schedules.items()},
             "world_size": self.world.size,
+            **self.evaluations.state(),
             **parts,
         }
         return save_checkpoint(self.run_dir, step, state)
@@ -379,6 +449,7 @@ class Run:
             "mean_return": self.logger.mean_recent_return(),
             "recent_returns": list(self.logger.recent_returns),
             "interrupted": self._stopped or bool(self._stop),
+            **({"eval": self.evaluations.summary()} if self.cfg.eval_every > 0 and self.is_writer else {}),
             **extra,
         }
 
@@ -533,9 +604,64 @@ class StopRequest:
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
+            # None: a handler installed outside Python (an embedding program's): Python's own is put back
+            if handler is None:
+                handler = signal.default_int_handler if sig == signal.SIGINT else signal.SIG_DFL
             signal.signal(sig, handler)
         self._previous.clear()
         self._deadline = None
+
+
+@dataclass
+class EvaluationRecord:
+    """The evaluations of a run so far (``--eval-every``): how many, the best mean and its step, the last."""
+
+    count: int = 0
+    best: float | None = None
+    best_step: int | None = None
+    last: float | None = None
+    last_step: int | None = None
+
+    def add(self, mean: float, step: int) -> None:
+        self.count += 1
+        self.last, self.last_step = mean, step
+        if self.best is None or mean > self.best:
+            self.best, self.best_step = mean, step
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps (nothing before the first evaluation)."""
+        return {"eval": self.summary()} if self.count else {}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "evaluations": self.count,
+            "best": self.best,
+            "best_step": self.best_step,
+            "last": self.last,
+            "last_step": self.last_step,
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> EvaluationRecord:
+        if not state:
+            return cls()
+        return cls(state["evaluations"], state["best"], state["best_step"], state["last"], state["last_step"])
+
+
+@contextmanager
+def isolated_rng(device: torch.device | None = None):
+    """Whatever runs inside draws from the global generators (Python's, numpy's, torch's on the CPU and on
+    ``device``'s GPU) without moving them for what runs after: their states are put back on the way out."""
+    py, np_state, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    cuda = torch.cuda.get_rng_state(device) if device is not None and device.type == "cuda" else None
+    try:
+        yield
+    finally:
+        random.setstate(py)
+        np.random.set_state(np_state)
+        torch.set_rng_state(cpu)
+        if cuda is not None:
+            torch.cuda.set_rng_state(cuda, device)
 
 
 class Every:

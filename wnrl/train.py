@@ -121,6 +121,34 @@ def resumed_config(cls, agent: str, run_dir: str, overrides: dict):
     return cls(**{**fields, **overrides})
 
 
+def resumed_run(cls, agent: str, run_dir: str, overrides: dict):
+    """``--resume RUN_DIR``: its config with the ``overrides`` (:func:`resumed_config`) and its newest
+    checkpoint, or a CliError (one line) when there is nothing to continue."""
+    from wnrl.run import find_resume
+
+    cfg = resumed_config(cls, agent, run_dir, overrides)
+    resume = find_resume(run_dir, agent)
+    if cfg.total_steps <= resume.step:
+        raise CliError(
+            f"--resume {run_dir}: the run is at step {resume.step:,}, at or past --total-steps "
+            f"{cfg.total_steps:,}: nothing to train; pass a --total-steps above {resume.step:,} to extend it"
+        )
+    return cfg, resume
+
+
+def evaluation_line(summary: dict) -> str | None:
+    """The summary's line on the evaluations (--eval-every), or None for a run without them."""
+    ev = summary.get("eval")
+    if ev is None:
+        return None
+    if not ev["evaluations"]:
+        return "evaluations: none finished"
+    return (
+        f"evaluations: {ev['evaluations']}, best mean return {ev['best']:.2f} at step {ev['best_step']:,}, "
+        f"last {ev['last']:.2f} at step {ev['last_step']:,}"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command. A Ctrl-C before the training loop (importing torch, building the envs and the
     network: the loop's own stop is not installed yet) is one line and exit code 130: nothing was
@@ -148,7 +176,7 @@ def _rank_prefix() -> str:
 def _main(argv: list[str] | None, limits: list) -> int:
     from wnrl.checkpoint import CheckpointError
     from wnrl.distributed import peer_lost, world_from_env
-    from wnrl.run import TimeLimit, TrainingDiverged, find_resume
+    from wnrl.run import TimeLimit, TrainingDiverged
 
     args = vars(build_parser().parse_args(argv))
     agent = args.pop("agent")
@@ -165,13 +193,7 @@ def _main(argv: list[str] | None, limits: list) -> int:
             with limit:
                 summary = mod.train(cfg)
         else:
-            cfg = resumed_config(cls, agent, resume_dir, args)
-            resume = find_resume(resume_dir, agent)
-            if cfg.total_steps <= resume.step:
-                raise CliError(
-                    f"--resume {resume_dir}: the run is at step {resume.step:,}, at or past --total-steps "
-                    f"{cfg.total_steps:,}: nothing to train; pass a --total-steps above {resume.step:,} to extend it"
-                )
+            cfg, resume = resumed_run(cls, agent, resume_dir, args)
             with limit:
                 summary = mod.train(cfg, resume=resume)
     except (CliError, CheckpointError) as e:
@@ -201,6 +223,8 @@ def _main(argv: list[str] | None, limits: list) -> int:
         per_node = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
         nodes = f"--nnodes {world_size // per_node} " if world_size > per_node else ""
         launch = f"torchrun {nodes}--nproc-per-node {per_node} -m wnrl.train"
+    if evaluation_line(summary):
+        print(evaluation_line(summary))
     if summary["interrupted"]:
         why = f"time limit of {limit.seconds:g} s reached" if limit.reached else "interrupted"
         print(

@@ -121,6 +121,10 @@ class TrainedAgent:
                 f"wnrl.load(), or train with --env MODULE:{self.env_id} so that evaluate imports MODULE itself"
             ) from None
 
+    def use_generator(self, rng: np.random.Generator) -> None:
+        """Draws (DQN's random actions, A2C's samples) from ``rng`` from now on."""
+        self._rng = rng
+
     def __repr__(self) -> str:
         return (
             f"TrainedAgent({self.agent} on {self.env_id}, norm={self.config.get('norm')}, step={self.step:,}, "
