@@ -27,8 +27,9 @@ CONFIG = {
 }  # fmt: skip
 
 
-def make_run(root: Path, name: str, returns, steps=None, sps=1000.0, **config) -> Path:
-    """A run directory: config.json and one event file with an episodic return per step (and SPS)."""
+def make_run(root: Path, name: str, returns, steps=None, sps=1000.0, evals=(), **config) -> Path:
+    """A run directory: config.json and one event file with an episodic return per step (and SPS), and
+    ``evals``' (step, mean) as eval/episodic_return (--eval-every)."""
     run = root / name
     run.mkdir(parents=True)
     (run / "config.json").write_text(json.dumps({**CONFIG, "run_name": name, **config}, indent=2))
@@ -37,6 +38,8 @@ def make_run(root: Path, name: str, returns, steps=None, sps=1000.0, **config) -
         for s, r in zip(steps, returns):
             w.add_scalar("charts/episodic_return", float(r), int(s))
             w.add_scalar("charts/SPS", sps, int(s))
+        for s, mean in evals:
+            w.add_scalar("eval/episodic_return", mean, s)
     return run
 
 
@@ -104,7 +107,8 @@ def test_bookkeeping_fields_do_not_split_a_group(tmp_path):
     placement do not change the experiment; WN settings do not change a run without weight norm."""
     make_run(tmp_path, "a", [1.0], seed=1)
     make_run(tmp_path, "b", [2.0], seed=2, logdir="elsewhere", device="cuda", progress=False, log_every=1,
-             checkpoint_every=7, compile="default", replay_on_device="yes", save_replay=True)  # fmt: skip
+             checkpoint_every=7, compile="default", replay_on_device="yes", save_replay=True, eval_every=500,
+             eval_episodes=3, eval_greedy=True, eval_video=True, track=True, wandb_project="p")  # fmt: skip
     make_run(tmp_path, "c", [1.0], norm="none", wn_init_norm=0.0)
     make_run(tmp_path, "d", [2.0], norm="none", wn_init_norm=0.577, wn_project=True, seed=2)
     groups = P.load_groups([str(tmp_path)])
@@ -115,6 +119,25 @@ def test_bookkeeping_fields_do_not_split_a_group(tmp_path):
     assert P.differences(groups)[("dqn", "CartPole-v1")] == ["norm"]
     for field in P.BOOKKEEPING:  # the list is documented in the module
         assert f"``{field}``" in P.__doc__
+
+
+def test_the_summary_reports_evaluations_where_runs_logged_them(tmp_path):
+    """Per seed the best and the last evaluation (--eval-every), mean ± std over seeds; kept by --export;
+    no such columns for runs without evaluations."""
+    make_run(tmp_path / "ev", "a", [1.0] * 5, seed=1, eval_every=200, evals=[(200, 3.0), (400, 7.0), (600, 5.0)])
+    make_run(tmp_path / "ev", "b", [2.0] * 5, seed=2, eval_every=200, evals=[(200, 4.0), (400, 6.0), (600, 9.0)])
+    (row,) = P.summarize([str(tmp_path / "ev")])
+    assert row["eval_best_per_seed"] == {1: 7.0, 2: 9.0} and (row["eval_best_mean"], row["eval_last_mean"]) == (8, 7)
+    table = P.markdown_table([row], None)
+    assert (
+        "best eval/episodic_return (mean ± std over seeds" in table and "| 8.00 ± 1.41 (2) | 7.00 ± 2.83 (2) |" in table
+    )
+    for run in P.find_runs([str(tmp_path / "ev")]):
+        P.export_run(run, tmp_path / "exported")
+    (exported,) = P.summarize([str(tmp_path / "exported")])
+    assert exported["eval_best_per_seed"] == {1: 7.0, 2: 9.0}
+    make_run(tmp_path / "plain", "c", [1.0, 2.0])
+    assert "eval/" not in P.markdown_table(P.summarize([str(tmp_path / "plain")]), None)
 
 
 def test_runs_repeated_with_one_seed_are_repeats_not_seeds(tmp_path):

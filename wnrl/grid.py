@@ -59,6 +59,9 @@ class Preset:
 
 # Nature DQN's exploration: ε from 1 to 0.1 over the first million agent steps (4M frames).
 NATURE_EXPLORATION_STEPS = 1_000_000
+# The paper's evaluations: after every epoch of deep_q_rl (250,000 agent steps), games at ε = 0.05
+PAPER_EVAL_EVERY = 250_000
+PAPER_EVAL_EPISODES = 30
 
 
 def _paper_dqn_args(total_steps: int) -> dict[str, list[str]]:
@@ -87,6 +90,11 @@ def _paper_dqn_args(total_steps: int) -> dict[str, list[str]]:
             "--wn-project", "false",  # the paper lets ‖v‖ grow
             "--optimizer", "adamax",  # the paper's DQN optimizer, with β₁ = 0.5
             "--adam-beta1", "0.5",
+            # Table 3 reports maximum evaluation scores: an evaluation after each of deep_q_rl's 250,000-step
+            # epochs (and at the end), at Nature's evaluation ε of 0.05, over 30 games (Nature's count)
+            "--eval-every", str(PAPER_EVAL_EVERY),
+            "--eval-episodes", str(PAPER_EVAL_EPISODES),
+            "--eval-greedy", "false",
         ]
     }  # fmt: skip
 

@@ -9,9 +9,10 @@ seed's repeated runs averaged first) with a 95% bootstrap band of that mean wher
 episodic return against agent steps.
 
 ``--summary`` reports per group and game the mean ± std over distinct seeds (never a std over one
-seed), and across games the interquartile mean of normalized scores with a stratified-bootstrap 95%
-interval (Agarwal et al., 2021, "Deep RL at the edge of the statistical precipice"; implemented here
-in numpy: ``iqm``, ``stratified_bootstrap_ci``).
+seed), with columns for the evaluations (``eval/episodic_return``: each seed's best and last evaluation)
+when runs logged them (``--eval-every``), and across games the interquartile mean of normalized scores
+with a stratified-bootstrap 95% interval (Agarwal et al., 2021, "Deep RL at the edge of the statistical
+precipice"; implemented here in numpy: ``iqm``, ``stratified_bootstrap_ci``).
 
 ``--export DIR`` writes each run's games (episodes.csv: step,return,length) and config.json to
 DIR/<run name>/, a few kB that git holds where event files and checkpoints do not; every command here
@@ -20,7 +21,9 @@ reads such a directory as it reads the run, so statistics can be recomputed from
 Bookkeeping, not part of an experiment (``BOOKKEEPING``): ``seed`` (what varies within a group),
 ``run_name``, ``logdir``, ``device``, ``progress``, ``log_every``, ``checkpoint_every``, ``compile``
 (the same maths, compiled), ``save_replay`` and ``replay_on_device`` (where the replay buffer lives,
-not what it holds), ``exported`` (what ``--export`` adds: where the data came from). For a run
+not what it holds), ``exported`` (what ``--export`` adds: where the data came from), the evaluations'
+and tracking's settings (``eval_every``, ``eval_episodes``, ``eval_greedy``, ``eval_video``, ``track``,
+``wandb_project``, ``wandb_entity``: the training run is the same with or without them). For a run
 without weight norm, ``wn_init_norm``, ``wn_project`` and ``wn_head`` change nothing and are left
 out too. Everything else, ``total_steps`` included (the exploration and learning-rate schedules
 follow it), defines the experiment.
@@ -41,6 +44,8 @@ from wnrl.config import CliError
 from wnrl.nets import NORMS
 
 TAG = "charts/episodic_return"
+# --eval-every's evaluations: the mean return of each evaluation's games, at its step
+EVAL_TAG = "eval/episodic_return"
 
 # Salimans & Kingma (2016), Table 3: maximum evaluation scores of DQN with the normal
 # parameterization, with weight normalization, and those Mnih et al. (2015) reported for Nature DQN.
@@ -196,6 +201,7 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 # where from, episodes, last step, wall-clock, median SPS) and episodes.csv (step,return,length, one
 # row per finished game). ``plot`` and ``--summary`` read such a directory as they read the run.
 EPISODES_CSV = "episodes.csv"
+EVAL_CSV = "eval.csv"  # step,mean of each evaluation (eval/episodic_return), for runs that evaluated
 
 
 def wall_clock(run_dir: Path) -> float:
@@ -235,6 +241,10 @@ def export_run(run_dir: Path, out_root: Path) -> Path:
         f"{int(s)},{r:g},{'' if np.isnan(n) else f'{n:g}'}" for s, r, n in zip(steps, returns, lengths)
     ]
     (dest / EPISODES_CSV).write_text("\n".join(rows) + "\n")
+    eval_steps, eval_means = scalars.get(EVAL_TAG, (np.zeros(0), np.zeros(0)))
+    if len(eval_steps):
+        rows = ["step,mean"] + [f"{int(s)},{m:g}" for s, m in zip(eval_steps, eval_means)]
+        (dest / EVAL_CSV).write_text("\n".join(rows) + "\n")
     return dest
 
 
@@ -252,6 +262,10 @@ def read_exported(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     except (KeyError, ValueError) as e:
         raise CliError(f"{run_dir / EPISODES_CSV}: not an exported run's step,return,length table ({e})") from None
     out = {TAG: (steps, returns), "charts/episodic_length": (steps, lengths)}
+    if (run_dir / EVAL_CSV).is_file():
+        with open(run_dir / EVAL_CSV, newline="") as f:
+            evals = list(csv.DictReader(f))
+        out[EVAL_TAG] = tuple(np.array([float(r[c]) for r in evals], np.float64) for c in ("step", "mean"))
     sps = json.loads((run_dir / "config.json").read_text()).get("exported", {}).get("median_sps")
     if sps is not None and len(steps):
         out["charts/SPS"] = (steps[-1:], np.array([float(sps)]))
@@ -286,6 +300,7 @@ def smooth_on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> n
 BOOKKEEPING = frozenset(
     {"seed", "run_name", "logdir", "device", "progress", "log_every", "checkpoint_every", "compile"}
     | {"save_replay", "replay_on_device", "exported"}
+    | {"eval_every", "eval_episodes", "eval_greedy", "eval_video", "track", "wandb_project", "wandb_entity"}
 )
 # Weight-norm settings: no effect on a run whose norm is not weight norm.
 WN_ONLY = ("wn_init_norm", "wn_project", "wn_head")
@@ -612,6 +627,7 @@ def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, 
         final_mean, final_std = mean_std(finals.values())
         last100 = per_seed(runs, lambda r: last_episodes_mean(r["values"]))
         last100_mean, last100_std = mean_std(last100.values())
+        evals = eval_per_seed(runs)
         rows.append(
             {
                 "agent": agent,
@@ -630,9 +646,25 @@ def summarize(paths: list[str], threshold: float | None = None, bins: int = 50, 
                 "reached": len(reach),
                 "steps_to_threshold": float(np.median(reach)) if reach else None,
                 "ms_per_1k_steps": float(np.mean(ms)) if ms else None,
+                **evals,
             }
         )
     return rows
+
+
+def eval_per_seed(runs: list[dict]) -> dict:
+    """A group's evaluations (``eval/episodic_return``, --eval-every): per seed its best and its last
+    evaluation's mean return (a seed's repeated runs averaged), their mean and std over the seeds that
+    evaluated, and how many did (``eval_seeds``, 0 where no run evaluated)."""
+    curves = {id(r): read_curve(r["run"], EVAL_TAG) for r in runs}
+    evaluated = [r for r in runs if len(curves[id(r)][0])]
+    best = per_seed(evaluated, lambda r: float(curves[id(r)][1].max()))
+    last = per_seed(evaluated, lambda r: float(curves[id(r)][1][-1]))
+    out: dict = {"eval_seeds": len(best), "eval_best_per_seed": best}
+    if best:
+        out["eval_best_mean"], out["eval_best_std"] = mean_std(best.values())
+        out["eval_last_mean"], out["eval_last_std"] = mean_std(last.values())
+    return out
 
 
 def pm(mean: float, std: float | None, fmt: str = ".2f") -> str:
@@ -646,6 +678,12 @@ def markdown_table(rows: list[dict], threshold: float | None, tag: str = TAG, bi
     cols = column_names(tag, threshold, bins)
     head = "| agent | env | norm | seeds | " + ("other settings | " if variants else "")
     head += " | ".join(cols.values()) + " |"
+    evaluated = any(r.get("eval_seeds") for r in rows)
+    if evaluated:  # --eval-every runs: their evaluations (whole games by the evaluation protocol)
+        head += (
+            f" best {EVAL_TAG} (mean ± std over seeds; seeds that evaluated) |"
+            f" last {EVAL_TAG} (mean ± std over seeds; seeds) |"
+        )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         line = f"| {r['agent']} | {r['env']} | {r['norm']} | {r['seeds_text']} | "
@@ -657,6 +695,9 @@ def markdown_table(rows: list[dict], threshold: float | None, tag: str = TAG, bi
             reach = f"{r['steps_to_threshold']:,.0f}" if r["steps_to_threshold"] is not None else "—"
             line += f"{reach} ({r['reached']}/{r['seeds']}) | "
         line += f"{r['ms_per_1k_steps']:,.0f} |" if r["ms_per_1k_steps"] is not None else "— |"
+        if evaluated:
+            for key in ("eval_best", "eval_last"):
+                line += f" {pm(r[key + '_mean'], r[key + '_std'])} ({r['eval_seeds']}) |" if r["eval_seeds"] else " — |"
         lines.append(line)
     return "\n".join(lines)
 
@@ -774,7 +815,13 @@ def paper_comparison(paths: list[str], tag: str = TAG) -> list[dict]:
         title, normal, wn, nature = PAPER_TABLE3[game]
         row: dict = {"game": title, "paper_none": normal, "paper_wn": wn, "nature_dqn": nature, "steps": 0}
         for norm, runs in by_game[game].items():
-            best = per_seed(runs, lambda r: best_window_return(r["steps"], r["values"]))
+            evaluations = eval_per_seed(runs)
+            # every seed evaluated (--eval-every): its best evaluation, the paper's measure; else the best window
+            evaluated = bool(runs) and evaluations["eval_seeds"] == len(by_seed(runs))
+            if evaluated:
+                best = evaluations["eval_best_per_seed"]
+            else:
+                best = per_seed(runs, lambda r: best_window_return(r["steps"], r["values"]))
             final = per_seed(runs, lambda r: final_return(r["steps"], r["values"]))
             best_mean, best_std = mean_std(best.values()) if runs else (None, None)
             row[norm] = {
@@ -782,6 +829,7 @@ def paper_comparison(paths: list[str], tag: str = TAG) -> list[dict]:
                 "best_mean": best_mean,
                 "best_std": best_std,
                 "final_mean": mean_std(final.values())[0] if runs else None,
+                "measure": "eval" if evaluated else "window",
             }
             row["steps"] = max([row["steps"]] + [trained_steps(r) for r in runs])
         rows.append(row)
@@ -791,16 +839,29 @@ def paper_comparison(paths: list[str], tag: str = TAG) -> list[dict]:
 def paper_table(rows: list[dict]) -> str:
     """The comparison as markdown, with a note on what "best" means here and which games are missing."""
 
+    measures = {r[norm]["measure"] for r in rows for norm in ("none", "wn") if r[norm]["seeds"]}
+
     def ours(cell: dict) -> str:
         if not cell["seeds"]:
             return "—"
         spread = f" ± {cell['best_std']:,.0f}" if cell["seeds"] > 1 else ""
-        return f"{cell['best_mean']:,.0f}{spread} ({cell['final_mean']:,.0f})"
+        mark = "*" if cell["measure"] == "eval" and len(measures) > 1 else ""
+        return f"{cell['best_mean']:,.0f}{spread}{mark} ({cell['final_mean']:,.0f})"
 
+    if measures == {"eval"}:
+        ours_text = (
+            f"best evaluation (mean return of an evaluation's games, {EVAL_TAG}, --eval-every; the preset's: 30 "
+            f"games at ε = 0.05 every {EPOCH_STEPS:,} steps), as the paper's, mean ± std over seeds"
+        )
+    else:
+        ours_text = (
+            f"best mean return of the training games in any {EPOCH_STEPS:,}-step window (a tenth of the run if "
+            "shorter), mean ± std over seeds"
+            + ("; where every seed of a cell evaluated (marked *), its best evaluation" if "eval" in measures else "")
+        )
     lines = [
-        "DQN against Salimans & Kingma (2016), Table 3 (their maximum evaluation scores). Ours: best mean "
-        f"return of the training games in any {EPOCH_STEPS:,}-step window (a tenth of the run if shorter), "
-        "mean ± std over seeds, and in brackets the final return (last 10% of the logged steps).",
+        f"DQN against Salimans & Kingma (2016), Table 3 (their maximum evaluation scores). Ours: {ours_text}, "
+        "and in brackets the final return of the training games (last 10% of the logged steps).",
         "",
         "| game | agent steps | seeds (none / wn) | ours, normal | ours, WN | paper, normal | paper, WN | Nature DQN |",
         "|---|---|---|---|---|---|---|---|",
