@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ class Tracker:
         id_file = Path(run_dir) / ID_FILE
         run_id = id_file.read_text().strip() if id_file.is_file() else None
         if run_id is None:
-            run_id = wandb.util.generate_id()
+            run_id = secrets.token_hex(4)  # W&B's kind of id: 8 characters of [0-9a-z]
             id_file.write_text(run_id + "\n")
         try:
             run = wandb.init(
