@@ -246,7 +246,7 @@ def test_torchrun_one_run_checkpoint_resume(tmp_path, agent):
     under torchrun continues the curve; a resume with another world size is one clear error."""
     logdir = tmp_path / "runs"
     base = [agent, "--env", "CartPole-v1", *TINY[agent], "--progress", "false", "--logdir", str(logdir)]
-    base += ["--run-name", "r", "--checkpoint-every", "1000"]
+    base += ["--run-name", "r", "--checkpoint-every", "1000", "--eval-every", "1000", "--eval-episodes", "2"]
     p = _run(*base, "--total-steps", "2000")
     assert p.returncode == 0, _why(p.stderr)
     assert [d.name for d in logdir.iterdir()] == ["r"]  # rank 1 made no directory of its own
@@ -264,6 +264,9 @@ def test_torchrun_one_run_checkpoint_resume(tmp_path, agent):
     # 2000 env steps over 8 envs: the finished games of rank 0's 4 envs alone cover at most 1000 steps
     assert sum(lengths) > 1000
     assert max(s for s, _ in curves["charts/SPS"]) == 2000
+    # rank 0 evaluated (the other waited): once per evaluation, two games each, in the checkpoint and the summary
+    assert [s for s, _ in curves["eval/episodic_return_per_game"]] == [1000, 1000, 2000, 2000]
+    assert state["eval"]["evaluations"] == 2 and p.stdout.count("evaluations: 2, best mean return") == 1
 
     # A single process cannot continue a 2-process run: one line, exit 2, nothing written.
     single = subprocess.run(
@@ -284,6 +287,8 @@ def test_torchrun_one_run_checkpoint_resume(tmp_path, agent):
     sps_steps = [s for s, _ in curves["charts/SPS"]]
     assert max(sps_steps) == 3000 and len(sps_steps) == len(set(sps_steps))  # continued, no repeated step
     assert load_checkpoint(list_checkpoints(run_dir)[-1])["step"] == 3000
+    assert [s for s, _ in curves["eval/episodic_return"]] == [1000, 2000, 3000]
+    assert load_checkpoint(list_checkpoints(run_dir)[-1])["eval"]["evaluations"] == 3
 
 
 def _rank_pids(parent: int) -> dict[int, int]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import numpy as np
 import pytest
 import torch
@@ -86,3 +88,7 @@ def test_eval_video_records_the_first_game_of_each_evaluation(tmp_path, small_ca
 
     frames = imageio.mimread(run.run_dir / "videos" / videos[0], memtest=False)
     assert len(frames) == 7  # Catch's 7 rows: the first frame and one per step of a 6-step game
+    if importlib.util.find_spec("pygame") is None:  # CartPole draws with pygame: one line before the run starts
+        with pytest.raises(ValueError, match="--eval-video: CartPole-v1 cannot render frames .*pygame"):
+            wnrl.learn("a2c", "CartPole-v1", eval_every=100, eval_video=True, logdir=str(tmp_path / "none"))
+        assert not (tmp_path / "none").exists()

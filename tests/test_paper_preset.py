@@ -8,8 +8,9 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, scalars
 from wnrl.grid import main as grid_main
 from wnrl.plot import PAPER_TABLE3, best_window_return, final_return, paper_comparison, paper_table
 
@@ -53,6 +54,9 @@ def test_paper_preset_dry_run_is_the_eight_runs_of_table_3(capsys, tmp_path):
         assert flag(c, "--learning-rate") == {"none": "1e-4", "wn": "3e-4"}[flag(c, "--norm")]
         # the paper's weight norm: its v ~ N(0, 0.05²) draw, and ‖v‖ free to grow
         assert flag(c, "--wn-init-norm") == "0" and flag(c, "--wn-project") == "false"
+        # Table 3's maximum evaluation score: 30 games at ε = 0.05 after every 250,000-step epoch
+        assert flag(c, "--eval-every") == "250000" and flag(c, "--eval-episodes") == "30"
+        assert flag(c, "--eval-greedy") == "false"
     assert not (tmp_path / "paper").exists()  # a dry run starts nothing, creates nothing
 
 
@@ -125,7 +129,7 @@ def test_tiny_paper_preset_runs_and_the_summary_sets_it_beside_the_paper(tmp_pat
     r = run_module(
         "wnrl.grid", "--preset", "paper", "--envs", "Breakout", "--total-steps", "1100", "--jobs", "2",
         "--logdir", str(tmp_path),
-        "--dqn-args", "--num-envs 1 --learning-starts 1000 --buffer-size 2000 --log-every 100",
+        "--dqn-args", "--num-envs 1 --learning-starts 1000 --buffer-size 2000 --log-every 100 --eval-episodes 2",
     )  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "2 of 2 runs finished" in r.stdout
@@ -142,9 +146,16 @@ def test_tiny_paper_preset_runs_and_the_summary_sets_it_beside_the_paper(tmp_pat
     table = paper_table(rows)
     assert "| Breakout | 1,100 | 1 / 1 |" in table and "| 410 | 403 | 401 |" in table
     assert "Not among these runs: Enduro, Seaquest, Space Invaders" in table
+    # "ours" is the paper's measure, the best evaluation (here the one at the end: the run is shorter than an epoch)
+    for norm in ("none", "wn"):
+        evals = scalars(tmp_path / f"Breakout__dqn__{norm}__s1")["eval/episodic_return"]
+        assert [s for s, _ in evals] == [1100]
+        assert row[norm]["measure"] == "eval" and row[norm]["best_mean"] == pytest.approx(evals[0][1])
+    assert "Ours: best evaluation" in table
 
     from wnrl.plot import main as plot_main
 
     assert plot_main([str(tmp_path), "-o", str(tmp_path / "curves.png"), "--summary"]) == 0
     out = capsys.readouterr().out
     assert "| dqn | Breakout | wn | 1 |" in out and "Salimans & Kingma (2016), Table 3" in out
+    assert "best eval/episodic_return" in out
