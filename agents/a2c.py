@@ -21,7 +21,7 @@ from wnrl.agents.returns import gae_advantages
 
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
-from wnrl.dormant import DeadTrunkWatch, activation_layers
+from wnrl.dormant import DeadTrunkWatch, activation_layers, watched_layers
 from wnrl.layers import WNDirections, init_from_data, needs_data_init, set_v_init_norm
 from wnrl.nets import ActorCriticHead, make_trunk
 from wnrl.optim import OPTIMIZERS, make_optimizer
@@ -308,7 +308,7 @@ def _loop(
     directions = WNDirections(net, project=cfg.wn_project)
     # The dead-trunk warning (wnrl.dormant): said once, by the process that writes.
     critic_layers = net.critic_layers()
-    dead_trunk = DeadTrunkWatch(critic_layers) if run.is_writer and critic_layers else None
+    dead_trunk = DeadTrunkWatch(watched_layers(critic_layers)) if run.is_writer and critic_layers else None
 
     def save() -> None:
         run.check_finite(step, net, *sums.values())  # never save a diverged network

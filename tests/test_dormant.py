@@ -12,6 +12,7 @@ import wnrl.logger
 from tests.helpers import scalars
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.dormant import (
+    DEAD_TRUNK_DEAD_FRACTION,
     DEAD_TRUNK_EV,
     DEAD_TRUNK_MIN_LOGS,
     DEAD_TRUNK_STEPS,
@@ -20,6 +21,7 @@ from wnrl.dormant import (
     dead_trunk_warning,
     dormant_fractions,
     dormant_tag,
+    watched_layers,
 )
 from wnrl.layers import MeanOnlyBatchNorm
 from wnrl.nets import NORMS
@@ -164,6 +166,7 @@ def test_the_warning_fires_after_a_long_enough_stretch():
 
 def test_the_warning_waits_for_the_whole_stretch_and_enough_logs():
     assert DEAD_TRUNK_EV == 0.05 and DEAD_TRUNK_STEPS == 100_000 and DEAD_TRUNK_MIN_LOGS == 10
+    assert DEAD_TRUNK_DEAD_FRACTION == 0.75
     # 90k steps of it: not yet
     assert dead_trunk_warning(_history(10_000, 70_000, ev=0.4) + _history(80_000, 170_000), "l") is None
     # 100k steps but 3 logs
@@ -175,16 +178,100 @@ def test_the_warning_stays_quiet_when_the_critic_recovers_or_the_units_live():
     recovered = _history(0, 140_000) + [(150_000, 0.3, 0.86)] + _history(160_000, 200_000)
     assert dead_trunk_warning(recovered, "l") is None  # the stretch restarts at 160k
     assert dead_trunk_warning(recovered + _history(210_000, 260_000), "l") is not None  # 160k → 260k
-    assert dead_trunk_warning(_history(0, 200_000, dead=0.49), "l") is None
+    assert dead_trunk_warning(_history(0, 200_000, dead=0.74), "l") is None
     assert dead_trunk_warning(_history(0, 200_000, dead=float("nan")), "l") is None
     # the dead fraction counts at the last log only
     assert dead_trunk_warning(_history(0, 190_000) + [(200_000, 0.0, 0.1)], "l") is None
-    assert dead_trunk_warning(_history(0, 190_000, dead=0.1) + [(200_000, 0.0, 0.5)], "l") is not None
+    assert dead_trunk_warning(_history(0, 190_000, dead=0.1) + [(200_000, 0.0, 0.75)], "l") is not None
 
 
 def test_an_undefined_explained_variance_counts_as_nothing_explained():
     assert dead_trunk_warning(_history(0, 100_000, ev=float("nan")), "l") is not None
     assert dead_trunk_warning(_history(0, 100_000, ev=-3.0), "l") is not None
+
+
+# A2C Pong, --norm none --learning-rate 0.004, 2M budget, seeds 1 and 3 (issue 23; docs/results.md):
+# (step, explained variance, dead fraction of trunk.convs.0, .2, .4, fc.0) at each log to 300k.
+PONG_HEALTHY_S1 = [
+    (10000, 0.01, 0.22, 0.19, 0.41, 0.49),
+    (20000, -0.09, 0.22, 0.22, 0.41, 0.5),
+    (30000, -0.01, 0.22, 0.2, 0.38, 0.5),
+    (40000, 0.03, 0.25, 0.22, 0.39, 0.51),
+    (50000, 0.01, 0.25, 0.16, 0.34, 0.51),
+    (60000, 0.01, 0.09, 0.09, 0.19, 0.3),
+    (70000, -0.02, 0.22, 0.16, 0.12, 0.46),
+    (80000, -0.03, 0.12, 0.08, 0.11, 0.31),
+    (90000, 0.01, 0.44, 0.45, 0.02, 0.58),
+    (100000, 0.02, 0.59, 0.05, 0.17, 0.62),
+    (110000, 0.01, 0.62, 0.08, 0.08, 0.62),
+    (120000, 0.01, 0.72, 0.16, 0.22, 0.65),
+    (130000, 0.01, 0.84, 0.39, 0.33, 0.62),
+    (140000, -0.0, 0.66, 0.39, 0.34, 0.62),
+    (150000, -0.01, 0.75, 0.38, 0.28, 0.62),
+    (160000, -0.4, 0.41, 0.16, 0.17, 0.39),
+    (170000, 0.49, 0.72, 0.44, 0.3, 0.48),
+    (180000, 0.01, 0.78, 0.25, 0.17, 0.36),
+    (190000, 0.14, 0.31, 0.09, 0.08, 0.2),
+    (200000, 0.48, 0.81, 0.31, 0.23, 0.16),
+    (210000, 0.59, 0.94, 0.14, 0.41, 0.19),
+    (220000, 0.0, 0.88, 0.39, 0.7, 0.42),
+    (230000, 0.41, 0.88, 0.47, 0.56, 0.51),
+    (240000, 0.64, 0.34, 0.06, 0.48, 0.22),
+    (250000, 0.43, 0.91, 0.55, 0.06, 0.35),
+    (260000, 0.04, 0.88, 0.52, 0.23, 0.63),
+    (270000, -0.02, 0.94, 0.38, 0.2, 0.26),
+    (280000, 0.84, 0.91, 0.39, 0.16, 0.15),
+    (290000, 0.49, 0.94, 0.28, 0.08, 0.19),
+    (300000, 0.31, 0.38, 0.05, 0.44, 0.45),
+]
+PONG_DEAD_S3 = [
+    (10000, -0.0, 0.16, 0.44, 0.33, 0.49),
+    (20000, -0.0, 0.16, 0.44, 0.31, 0.49),
+    (30000, 0.0, 0.16, 0.41, 0.31, 0.5),
+    (40000, -0.01, 0.16, 0.41, 0.31, 0.5),
+    (50000, 0.03, 0.12, 0.38, 0.3, 0.5),
+    (60000, 0.01, 0.12, 0.34, 0.28, 0.51),
+    (70000, 0.01, 0.12, 0.33, 0.16, 0.51),
+    (80000, -0.06, 0.16, 0.25, 0.17, 0.54),
+    (90000, -0.0, 0.44, 0.36, 0.41, 0.55),
+    (100000, 0.0, 0.31, 0.06, 0.08, 0.44),
+    (110000, 0.0, 0.78, 0.5, 0.34, 0.63),
+    (120000, 0.0, 0.94, 0.39, 0.22, 0.62),
+    (130000, 0.0, 0.31, 0.12, 0.14, 0.34),
+    (140000, -0.0, 0.81, 0.72, 0.61, 0.62),
+    (150000, 0.0, 0.81, 0.92, 0.77, 0.62),
+    (160000, -0.0, 0.78, 0.91, 0.84, 0.6),
+    (170000, 0.0, 0.72, 0.62, 0.8, 0.59),
+    (180000, 0.0, 0.91, 0.84, 0.91, 0.58),
+]
+PONG_LAYERS = ["trunk.convs.0", "trunk.convs.2", "trunk.convs.4", "trunk.fc.0"]
+
+
+def _replay(history, layers=PONG_LAYERS):
+    watch = DeadTrunkWatch(watched_layers(layers))
+    said = []
+    for step, ev, *dead in history:
+        line = watch.update(step, ev, {dormant_tag(n, 0.0): d for n, d in zip(layers, dead)})
+        if line is not None:
+            said.append((step, line))
+    return said
+
+
+def test_the_measured_collapse_warns_and_the_measured_slow_start_does_not():
+    """Real logs: seed 3's trunk died (its critic never learned; 2M steps), seed 1's critic was only slow
+    to start (explained variance 0.6–0.9 from 200k on). The first convolution, mostly dead in both, is
+    not watched; with it watched at the old 50% the line fired on seed 1 at 110k."""
+    assert watched_layers(PONG_LAYERS) == PONG_LAYERS[1:] and watched_layers(["only"]) == ["only"]
+    assert _replay(PONG_HEALTHY_S1) == []
+    ((step, line),) = _replay(PONG_DEAD_S3)
+    assert step == 150_000 and "92% of trunk.convs.2's units are dead" in line and "since step 10,000" in line
+    old = DeadTrunkWatch(PONG_LAYERS, dead_fraction=0.5)
+    fired = [
+        s
+        for s, ev, *d in PONG_HEALTHY_S1
+        if old.update(s, ev, dict(zip((dormant_tag(n, 0.0) for n in PONG_LAYERS), d)))
+    ]
+    assert fired == [110_000]  # the false alarm this replaces
 
 
 def test_the_watch_says_it_once():
