@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,10 @@ def test_an_offline_tracked_run_holds_the_config_the_scalars_and_the_last_video(
         eval_video=True, track=True, wandb_project="wnrl-test", logdir=str(tmp_path / "runs"), progress=False,
     )  # fmt: skip
     (offline,) = (tmp_path / "wandb_dir" / "wandb").glob("offline-run-*/run-*.wandb")
+    deadline = time.monotonic() + 60  # wandb's service process writes the file: until the run's exit record
+    while not any(r.WhichOneof("record_type") == "exit" for r in wandb_records(offline)):
+        assert time.monotonic() < deadline, "the offline run has no exit record"
+        time.sleep(0.1)
     run_id = (run.run_dir / "wandb-id").read_text().strip()
     assert offline.name == f"run-{run_id}.wandb"
     records = list(wandb_records(offline))
@@ -82,4 +87,17 @@ def test_track_without_wandb_says_how_to_install_it(monkeypatch, capsys, tmp_pat
     code = train_cli.main(["a2c", "--env", "CartPole-v1", "--track", "--logdir", str(tmp_path)])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1 and "pip install 'wnrl[track]'" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_run_that_w_and_b_refuses_is_one_line_and_leaves_no_run_directory(tmp_path, monkeypatch):
+    wandb = pytest.importorskip("wandb")
+    import wnrl
+
+    def refuse(**kwargs):
+        raise RuntimeError("api_key not configured (no-tty). call wandb.login(key=[your_api_key])")
+
+    monkeypatch.setattr(wandb, "init", refuse)
+    with pytest.raises(ValueError, match=r"--track: W&B did not start the run \(api_key not configured.*wandb login"):
+        wnrl.learn("a2c", "CartPole-v1", track=True, logdir=str(tmp_path), progress=False)
     assert not any(tmp_path.iterdir())

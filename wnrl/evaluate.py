@@ -25,6 +25,9 @@ binary of the imageio-ffmpeg wheel; a ``.gif`` path writes an animated GIF inste
 
 The output path is checked before the checkpoint is loaded. Ctrl-C stops with one line giving the
 games finished so far (and closes the video, which then holds the game so far).
+
+The same protocol (:func:`protocol`, :class:`Games`, :func:`play`, the videos) evaluates a run while it
+trains: :class:`Evaluator`, behind ``python -m wnrl.train ... --eval-every STEPS``.
 """
 
 from __future__ import annotations

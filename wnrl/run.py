@@ -43,6 +43,7 @@ import json
 import os
 import random
 import re
+import shutil
 import signal
 import sys
 import threading
@@ -291,7 +292,12 @@ class Run:
             if cfg.track:
                 from wnrl.track import Tracker
 
-                self.tracker = Tracker.start(cfg, config, self.run_dir)
+                try:
+                    self.tracker = Tracker.start(cfg, config, self.run_dir)
+                except CliError:
+                    if self.resume is None:  # W&B refused (no login, no network): no run was started
+                        shutil.rmtree(self.run_dir, ignore_errors=True)
+                    raise
         self.logger = Logger(
             self.run_dir,
             config,
