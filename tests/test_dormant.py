@@ -258,7 +258,7 @@ def _replay(history, layers=PONG_LAYERS):
 
 
 def test_the_measured_collapse_warns_and_the_measured_slow_start_does_not():
-    """Real logs: seed 3's trunk died (its critic never learned; 2M steps), seed 1's critic was only slow
+    """Real logs: seed 3's trunk died (its critic explained nothing for 930k steps), seed 1's critic was only slow
     to start (explained variance 0.6–0.9 from 200k on). The first convolution, mostly dead in both, is
     not watched; with it watched at the old 50% the line fired on seed 1 at 110k."""
     assert watched_layers(PONG_LAYERS) == PONG_LAYERS[1:] and watched_layers(["only"]) == ["only"]

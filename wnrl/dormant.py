@@ -78,7 +78,7 @@ ACTIVATION_TYPES: tuple[type[nn.Module], ...] = (nn.ReLU, nn.Tanh)
 # it tells nothing. All the others are watched, so that a trunk whose last convolution died is caught
 # whatever its dense layer shows (a dead convolution leaves the dense layer's units constant, not all
 # dead). Measured on A2C Pong, `--norm none --learning-rate 0.004`, 2M budget (issue 23): seed 3's
-# critic never explained anything (|EV| ≤ 0.03 to 900k steps) and its second and third convolutions
+# critic explained nothing for 930k steps (|EV| ≤ 0.06; it came back after) and its second and third convolutions
 # were 77–100% dead from 150k steps on; seed 1 explained ~0 for 160k steps (a critic slow to start,
 # then 0.6–0.9) with at most 65% of any layer but the first dead; on seed 3 layer norm and
 # --wn-project runs stayed under 62%. DEAD_TRUNK_DEAD_FRACTION 0.75 parts them (at 0.5 with the first
