@@ -25,6 +25,9 @@ LONGEST_FIRST = (
     "test_dqn.py::test_dqn_learns_catch_with_the_conv_net",  # ~30 s
     "test_grid.py::test_a_grid_rerun_extends_its_runs_and_a_failing_cell_does_not_stop_the_others",
     "test_distributed.py::test_torchrun_one_run_checkpoint_resume",
+    "test_gpu_evidence.py::test_gpu_evidence_on_cpu_with_a_tiny_budget",
+    "test_reliability.py::test_sigkill_then_resume_finishes_with_continuous_curves",
+    "test_paper_preset.py::test_tiny_paper_preset_runs_and_the_summary_sets_it_beside_the_paper",
     "test_tools.py::test_grid_runs_and_resumes",
 )
 
@@ -58,8 +61,9 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.xdist_group("inductor"))
             continue
         defs = getattr(item, "_fixtureinfo", None)
+        # the suite's own module-scoped fixtures (pytest's builtins, tmp_path_factory among them, have no baseid)
         shared = defs is not None and any(
-            d[-1].scope in ("module", "session") for d in defs.name2fixturedefs.values() if d
+            d[-1].scope == "module" and d[-1].baseid for d in defs.name2fixturedefs.values() if d
         )
         if shared:
             item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0].split("/")[-1]))
