@@ -196,6 +196,12 @@ def test_summary_names_its_columns_and_gives_trainings_last_100_mean(tmp_path):
     scalars = P.read_scalars(tmp_path / "r")
     assert lines[0] == "step,return,length" and len(lines) - 1 == len(scalars[P.TAG][0]) > 5
     assert [float(x.split(",")[2]) for x in lines[1:]] == list(scalars["charts/episodic_length"][1])
+    copied = P.read_scalars(exported / "r")  # the learner's diagnostics too
+    assert "losses/td_loss" in copied and "dormant/trunk.net.0/tau_0" in copied
+    for tag in copied:
+        if tag.startswith(("losses/", "dormant/")):
+            np.testing.assert_allclose(copied[tag][1], scalars[tag][1], rtol=1e-5)
+            np.testing.assert_array_equal(copied[tag][0], scalars[tag][0])
     meta = json.loads((exported / "r" / "config.json").read_text())["exported"]
     assert meta["last_step"] == int(scalars[P.TAG][0][-1]) and meta["wall_clock_s"] > 0
 

@@ -198,10 +198,18 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 # ------------------------------------------------------------------------------ exported runs
 # ``--export DIR`` keeps what a learning claim needs of a run in a few kB that git can hold (event files
 # and checkpoints stay out of it): DIR/<run name>/config.json (the run's, with an "exported" entry:
-# where from, episodes, last step, wall-clock, median SPS) and episodes.csv (step,return,length, one
-# row per finished game). ``plot`` and ``--summary`` read such a directory as they read the run.
+# where from, episodes, last step, wall-clock, median SPS), episodes.csv (step,return,length, one
+# row per finished game), diagnostics.csv (losses/ and dormant/*/tau_0 scalars) and, if the run
+# evaluated, eval.csv. ``plot`` and ``--summary`` read such a directory as they read the run.
 EPISODES_CSV = "episodes.csv"
 EVAL_CSV = "eval.csv"  # step,mean of each evaluation (eval/episodic_return), for runs that evaluated
+# The learner's health, for claims about it (a critic that explains nothing, a trunk whose units died):
+# tag,step,value rows of the losses (explained variance, entropy, ...) and the τ = 0 dormant fractions.
+DIAGNOSTICS_CSV = "diagnostics.csv"
+
+
+def _diagnostic(tag: str) -> bool:
+    return tag.startswith("losses/") or (tag.startswith("dormant/") and tag.endswith("/tau_0"))
 
 
 def wall_clock(run_dir: Path) -> float:
@@ -241,6 +249,11 @@ def export_run(run_dir: Path, out_root: Path) -> Path:
         f"{int(s)},{r:g},{'' if np.isnan(n) else f'{n:g}'}" for s, r, n in zip(steps, returns, lengths)
     ]
     (dest / EPISODES_CSV).write_text("\n".join(rows) + "\n")
+    diagnostics = ["tag,step,value"] + [
+        f"{tag},{int(st)},{v:.6g}" for tag in sorted(scalars) if _diagnostic(tag) for st, v in zip(*scalars[tag])
+    ]
+    if len(diagnostics) > 1:
+        (dest / DIAGNOSTICS_CSV).write_text("\n".join(diagnostics) + "\n")
     eval_steps, eval_means = scalars.get(EVAL_TAG, (np.zeros(0), np.zeros(0)))
     if len(eval_steps):
         rows = ["step,mean"] + [f"{int(s)},{m:g}" for s, m in zip(eval_steps, eval_means)]
@@ -262,6 +275,13 @@ def read_exported(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     except (KeyError, ValueError) as e:
         raise CliError(f"{run_dir / EPISODES_CSV}: not an exported run's step,return,length table ({e})") from None
     out = {TAG: (steps, returns), "charts/episodic_length": (steps, lengths)}
+    if (run_dir / DIAGNOSTICS_CSV).is_file():
+        with open(run_dir / DIAGNOSTICS_CSV, newline="") as f:
+            points: dict[str, list[tuple[float, float]]] = defaultdict(list)
+            for r in csv.DictReader(f):
+                points[r["tag"]].append((float(r["step"]), float(r["value"])))
+        for tag, pts in points.items():
+            out[tag] = (np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
     if (run_dir / EVAL_CSV).is_file():
         with open(run_dir / EVAL_CSV, newline="") as f:
             evals = list(csv.DictReader(f))
@@ -904,7 +924,8 @@ def main(argv: list[str] | None = None) -> int:
         "--export",
         metavar="DIR",
         help="instead of plotting, write each run's per-game data and config to DIR/<run name>/ (episodes.csv: "
-        "step,return,length; config.json): a few kB to commit, which plot and --summary read like the run",
+        "step,return,length; diagnostics.csv: losses and dead units; config.json): a few kB to commit, which plot "
+        "and --summary read like the run",
     )
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")
     args = p.parse_args(argv)
