@@ -199,17 +199,16 @@ def read_scalars(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 # ``--export DIR`` keeps what a learning claim needs of a run in a few kB that git can hold (event files
 # and checkpoints stay out of it): DIR/<run name>/config.json (the run's, with an "exported" entry:
 # where from, episodes, last step, wall-clock, median SPS), episodes.csv (step,return,length, one
-# row per finished game), diagnostics.csv (losses/ and dormant/*/tau_0 scalars) and, if the run
-# evaluated, eval.csv. ``plot`` and ``--summary`` read such a directory as they read the run.
+# row per finished game) and diagnostics.csv (tag,step,value of the losses/, dormant/*/tau_0 and, if the
+# run evaluated, eval/episodic_return scalars). ``plot`` and ``--summary`` read it as they read the run.
 EPISODES_CSV = "episodes.csv"
-EVAL_CSV = "eval.csv"  # step,mean of each evaluation (eval/episodic_return), for runs that evaluated
-# The learner's health, for claims about it (a critic that explains nothing, a trunk whose units died):
-# tag,step,value rows of the losses (explained variance, entropy, ...) and the τ = 0 dormant fractions.
+# The learner's health, for claims about it (a critic that explains nothing, a trunk whose units died),
+# and the evaluations' means: tag,step,value rows.
 DIAGNOSTICS_CSV = "diagnostics.csv"
 
 
 def _diagnostic(tag: str) -> bool:
-    return tag.startswith("losses/") or (tag.startswith("dormant/") and tag.endswith("/tau_0"))
+    return tag == EVAL_TAG or tag.startswith("losses/") or (tag.startswith("dormant/") and tag.endswith("/tau_0"))
 
 
 def wall_clock(run_dir: Path) -> float:
@@ -225,7 +224,7 @@ def wall_clock(run_dir: Path) -> float:
 
 
 def export_run(run_dir: Path, out_root: Path) -> Path:
-    """Writes ``out_root/<run name>/`` (config.json and episodes.csv) from a run directory."""
+    """Writes ``out_root/<run name>/`` (config.json, episodes.csv, diagnostics.csv) from a run directory."""
     cfg = json.loads((run_dir / "config.json").read_text())
     scalars = read_scalars(run_dir)
     steps, returns = scalars.get(TAG, (np.zeros(0), np.zeros(0)))
@@ -254,15 +253,12 @@ def export_run(run_dir: Path, out_root: Path) -> Path:
     ]
     if len(diagnostics) > 1:
         (dest / DIAGNOSTICS_CSV).write_text("\n".join(diagnostics) + "\n")
-    eval_steps, eval_means = scalars.get(EVAL_TAG, (np.zeros(0), np.zeros(0)))
-    if len(eval_steps):
-        rows = ["step,mean"] + [f"{int(s)},{m:g}" for s, m in zip(eval_steps, eval_means)]
-        (dest / EVAL_CSV).write_text("\n".join(rows) + "\n")
     return dest
 
 
 def read_exported(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The scalars an exported run keeps: episodic return and length, and its median SPS (at its last step)."""
+    """The scalars an exported run keeps: episodic return and length, the diagnostics file's tags, and its
+    median SPS (at its last step)."""
     import csv
 
     with open(run_dir / EPISODES_CSV, newline="") as f:
@@ -282,10 +278,6 @@ def read_exported(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 points[r["tag"]].append((float(r["step"]), float(r["value"])))
         for tag, pts in points.items():
             out[tag] = (np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
-    if (run_dir / EVAL_CSV).is_file():
-        with open(run_dir / EVAL_CSV, newline="") as f:
-            evals = list(csv.DictReader(f))
-        out[EVAL_TAG] = tuple(np.array([float(r[c]) for r in evals], np.float64) for c in ("step", "mean"))
     sps = json.loads((run_dir / "config.json").read_text()).get("exported", {}).get("median_sps")
     if sps is not None and len(steps):
         out["charts/SPS"] = (steps[-1:], np.array([float(sps)]))
@@ -924,8 +916,8 @@ def main(argv: list[str] | None = None) -> int:
         "--export",
         metavar="DIR",
         help="instead of plotting, write each run's per-game data and config to DIR/<run name>/ (episodes.csv: "
-        "step,return,length; diagnostics.csv: losses and dead units; config.json): a few kB to commit, which plot "
-        "and --summary read like the run",
+        "step,return,length; diagnostics.csv: losses, dead units, evaluations; config.json): a few kB to "
+        "commit, which plot and --summary read like the run",
     )
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")
     args = p.parse_args(argv)
