@@ -5,7 +5,7 @@ import pytest
 import torch
 from wnrl.agents.a2c import A2CConfig, ActorCritic, a2c_loss, explained_variance, train
 
-from tests.helpers import cli, scalars
+from tests.helpers import cli, scalars, train_in_process
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.layers import is_initialized, set_v_init_norm, wn_layers
 
@@ -170,7 +170,7 @@ def test_cli_smoke_on_breakout(tmp_path):
 
 
 def test_cli_bad_input(tmp_path):
-    r = cli("a2c", "--env", "CartPole-v1", "--n-steps", "0", "--logdir", str(tmp_path))
+    r = train_in_process("a2c", "--env", "CartPole-v1", "--n-steps", "0", "--logdir", str(tmp_path))
     assert r.returncode == 2 and "--n-steps must be at least 1" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and not any(tmp_path.iterdir())
 

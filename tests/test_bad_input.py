@@ -16,7 +16,7 @@ from wnrl.agents.dqn import DQNConfig
 from wnrl.agents.dqn import train as train_dqn
 
 import wnrl
-from tests.helpers import ROOT
+from tests.helpers import ROOT, main_in_process
 from wnrl.checkpoint import CheckpointError
 from wnrl.config import CliError
 from wnrl.evaluate import evaluate
@@ -40,6 +40,11 @@ def command(module: str, *args, pythonpath: list | None = None, cwd=None, timeou
         cwd=cwd or ROOT,
         timeout=timeout,
     )
+
+
+def here(module: str, *args) -> subprocess.CompletedProcess:
+    """The command run in this process (its ``main``): for refusals that need no separate process."""
+    return main_in_process(module, *map(str, args))
 
 
 def one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:
@@ -79,7 +84,7 @@ def test_a_file_that_is_no_checkpoint_is_one_line(tmp_path, content):
     path.write_bytes(content)
     with pytest.raises(CheckpointError, match="not a (readable|wnrl) checkpoint"):
         wnrl.load(path)
-    one_line_error(command("wnrl.evaluate", path), str(path))
+    one_line_error(here("wnrl.evaluate", path), str(path))
 
 
 def test_a_dict_without_weights_is_no_checkpoint(tmp_path):
@@ -94,13 +99,13 @@ def test_a_dict_without_weights_is_no_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("seed", [-1, 2**31])
 def test_train_seed_out_of_range_is_one_line(tmp_path, seed):
-    r = command("wnrl.train", "a2c", "--env", "CartPole-v1", "--seed", seed, "--logdir", tmp_path)
+    r = here("wnrl.train", "a2c", "--env", "CartPole-v1", "--seed", seed, "--logdir", tmp_path)
     one_line_error(r, "--seed must be an integer from 0 to")
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
 def test_evaluate_negative_seed_is_one_line(runs):
-    one_line_error(command("wnrl.evaluate", runs / "a2c", "--seed", "-1"), "--seed must be an integer from 0 to")
+    one_line_error(here("wnrl.evaluate", runs / "a2c", "--seed", "-1"), "--seed must be an integer from 0 to")
 
 
 @pytest.mark.parametrize("threads", ["0", "-2", "1.5", "two"])
@@ -114,7 +119,7 @@ def test_evaluate_bad_threads_is_one_line_before_anything_loads(tmp_path, thread
 
 
 def test_frozen_lake_is_one_line_naming_what_is_supported(tmp_path):
-    r = command("wnrl.train", "a2c", "--env", "FrozenLake-v1", "--logdir", tmp_path)
+    r = here("wnrl.train", "a2c", "--env", "FrozenLake-v1", "--logdir", tmp_path)
     one_line_error(r, "FrozenLake-v1 has observations Discrete(16)", "flat vectors", "images", "discrete actions")
 
 
@@ -216,7 +221,7 @@ def test_evaluating_an_env_registered_from_python_says_how(tmp_path):
 
 
 def test_epsilon_on_an_a2c_run_is_refused(runs):
-    one_line_error(command("wnrl.evaluate", runs / "a2c", "--epsilon", "0.5"), "--epsilon is DQN's", "A2C run")
+    one_line_error(here("wnrl.evaluate", runs / "a2c", "--epsilon", "0.5"), "--epsilon is DQN's", "A2C run")
     with pytest.raises(CliError, match="--epsilon is DQN's"):
         evaluate(str(runs / "a2c"), episodes=1, epsilon=0.5)
     with pytest.raises(CliError, match="--greedy is A2C's"):
@@ -232,7 +237,7 @@ def test_epsilon_on_an_a2c_run_is_refused(runs):
 
 def test_too_many_atari_envs_are_refused_before_building_any(tmp_path):
     # today's cost, measured: ~0.3 s and ~1.6 MB per env, built without seeing Ctrl-C (envs/atari.py)
-    r = command("wnrl.train", "a2c", "--env", "Pong", "--num-envs", "5000", "--logdir", tmp_path, timeout=60)
+    r = here("wnrl.train", "a2c", "--env", "Pong", "--num-envs", "5000", "--logdir", tmp_path)
     one_line_error(r, "--num-envs 5000", "per CPU core")
     assert not any(tmp_path.iterdir())
 

@@ -157,50 +157,55 @@ def _dqn_updates(world: World, optimizer: str, updates: int = UPDATES, batch: in
 AGENT_UPDATES = {"a2c": _updates, "dqn": _dqn_updates}
 
 
-def _worker(rank: int, world_size: int, init_file: str, out_dir: str, agent: str, optimizer: str) -> None:
+def _worker(rank: int, world_size: int, init_file: str, out_dir: str, agent: str, optimizers: tuple[str, ...]) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     world, clean = World(rank, world_size), False
     try:
-        out = AGENT_UPDATES[agent](world, optimizer)
-        torch.save(out, os.path.join(out_dir, f"rank{rank}.pt"))
+        for optimizer in optimizers:  # one launch (two processes importing torch) for every check
+            out = AGENT_UPDATES[agent](world, optimizer)
+            torch.save(out, os.path.join(out_dir, f"rank{rank}_{optimizer}.pt"))
         clean = True
     finally:
         world.close(clean)  # a clean close collects DDP's cycles first (without it: SIGABRT at exit, 1 in 6)
 
 
-def _two_ranks_and_single(tmp_path, agent: str, optimizer: str):
-    args = (2, str(tmp_path / "init"), str(tmp_path), agent, optimizer)
+def _two_ranks_and_single(tmp_path, agent: str, optimizers: tuple[str, ...]) -> dict[str, dict[str, torch.Tensor]]:
+    """Each optimizer's parameters after the updates, two ranks against one process; the ranks' are
+    checked equal to each other and close to the single process's."""
+    args = (2, str(tmp_path / "init"), str(tmp_path), agent, optimizers)
     mp.start_processes(_worker, args=args, nprocs=2, start_method="spawn")
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
-    torch.manual_seed(0)
-    single = AGENT_UPDATES[agent](World(), optimizer)
-    assert ranks[0].keys() == single.keys()
-    for k in single:
-        assert torch.equal(ranks[0][k], ranks[1][k]), f"ranks differ in {k}"
-        torch.testing.assert_close(ranks[0][k].float(), single[k].float(), rtol=1e-4, atol=1e-5, msg=k)
-    return single
+    singles = {}
+    for optimizer in optimizers:
+        ranks = [torch.load(tmp_path / f"rank{r}_{optimizer}.pt") for r in range(2)]
+        torch.manual_seed(0)
+        single = AGENT_UPDATES[agent](World(), optimizer)
+        assert ranks[0].keys() == single.keys()
+        for k in single:
+            assert torch.equal(ranks[0][k], ranks[1][k]), f"{optimizer}: ranks differ in {k}"
+            torch.testing.assert_close(ranks[0][k].float(), single[k].float(), rtol=1e-4, atol=1e-5, msg=k)
+        singles[optimizer] = single
+    return singles
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "rmsprop"])
-def test_two_rank_update_equals_single_process(tmp_path, optimizer):
+def test_two_rank_update_equals_single_process(tmp_path):
     """2 ranks × 2 envs, DDP: the same parameters as 1 process × 4 envs after the init and 3 updates
     (advantages normalized over all ranks, masked steps, gradient clipping, --wn-project), and both
-    ranks hold exactly the same parameters."""
-    single = _two_ranks_and_single(tmp_path, "a2c", optimizer)
-    # the update did something, and the projection held ‖v‖ at its initial norm
-    net = ActorCritic((4,), 2, "wn", (16, 16), activation="tanh")
-    net.load_state_dict(single)
-    for _, layer in wn_layers(net):
-        norms = layer.v.pow(2).sum(1).sqrt()
-        torch.testing.assert_close(norms, torch.full_like(norms, 0.577))
+    ranks hold exactly the same parameters; with SGD (whose step shows the gradient's scale) and with
+    RMSprop and clipping."""
+    for optimizer, single in _two_ranks_and_single(tmp_path, "a2c", ("sgd", "rmsprop")).items():
+        # the update did something, and the projection held ‖v‖ at its initial norm
+        net = ActorCritic((4,), 2, "wn", (16, 16), activation="tanh")
+        net.load_state_dict(single)
+        for _, layer in wn_layers(net):
+            norms = layer.v.pow(2).sum(1).sqrt()
+            torch.testing.assert_close(norms, torch.full_like(norms, 0.577), msg=optimizer)
 
 
-@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
-def test_two_rank_dqn_update_equals_single_process_on_both_batches(tmp_path, optimizer):
+def test_two_rank_dqn_update_equals_single_process_on_both_batches(tmp_path):
     """DQN: 2 ranks × batch 8 from their shards = 1 process × batch 16 (double DQN, dueling WN net),
-    and the ranks stay equal."""
-    _two_ranks_and_single(tmp_path, "dqn", optimizer)
+    and the ranks stay equal; with SGD and with Adam."""
+    _two_ranks_and_single(tmp_path, "dqn", ("sgd", "adam"))
 
 
 # The CLI under torchrun: 2 CPU processes, tiny budgets.

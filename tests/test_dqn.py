@@ -5,7 +5,7 @@ import pytest
 import torch
 from wnrl.agents.dqn import DQNConfig, QNetwork, act, train
 
-from tests.helpers import cli, scalars
+from tests.helpers import cli, scalars, train_in_process
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.layers import is_initialized, set_v_init_norm, wn_layers
 
@@ -185,10 +185,11 @@ def test_cli_smoke_on_breakout(tmp_path):
     ],
 )
 def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, message):
+    """In this process (the command's main): the process itself is checked once, below."""
     r = (
-        cli("dqn", *args, "--logdir", str(tmp_path), "--total-steps", "100")
+        train_in_process("dqn", *args, "--logdir", str(tmp_path), "--total-steps", "100")
         if "--total-steps" not in args
-        else cli("dqn", *args, "--logdir", str(tmp_path))
+        else train_in_process("dqn", *args, "--logdir", str(tmp_path))
     )
     assert r.returncode == 2, (r.stdout, r.stderr)
     assert message in r.stderr
@@ -198,19 +199,31 @@ def test_cli_bad_input_is_one_line_exit_2(tmp_path, args, message):
 
 
 def test_cli_run_too_short_for_an_episode_says_so(tmp_path):
-    r = cli("dqn", "--env", "CartPole-v1", "--total-steps", "10", "--logdir", str(tmp_path), "--progress", "false")
+    r = train_in_process(
+        "dqn", "--env", "CartPole-v1", "--total-steps", "10", "--logdir", str(tmp_path), "--progress", "false"
+    )
     assert r.returncode == 0 and "0 episodes, no episode finished" in r.stdout and "nan" not in r.stdout
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+def test_cli_bad_input_as_a_process_is_one_line_exit_2(tmp_path):
+    """The command as a user runs it: a config error and an argparse error, each one line on stderr, exit 2."""
+    for args in (["--num-envs", "0"], ["--bogus", "1"]):
+        r = cli("dqn", "--env", "CartPole-v1", *args, "--logdir", str(tmp_path), "--total-steps", "100")
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (r.stdout, r.stderr)
+        assert "Traceback" not in r.stderr and not any(tmp_path.iterdir())
+
+
 def test_cli_cuda_without_gpu(tmp_path):
-    r = cli("dqn", "--env", "CartPole-v1", "--device", "cuda", "--logdir", str(tmp_path))
+    r = train_in_process("dqn", "--env", "CartPole-v1", "--device", "cuda", "--logdir", str(tmp_path))
     assert r.returncode == 2 and "use --device cpu" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_cli_never_overwrites_a_run(tmp_path):
     (tmp_path / "taken").mkdir()
-    r = cli("dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "taken", "--total-steps", "100")
+    r = train_in_process(
+        "dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "taken", "--total-steps", "100"
+    )
     assert r.returncode == 2 and "already exists" in r.stderr
     assert not any((tmp_path / "taken").iterdir())
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from torch.utils.tensorboard import SummaryWriter
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, main_in_process, train_in_process
 from wnrl import plot as P
 
 # What a real DQN CartPole run's config.json holds (wnrl.run: {"agent": ..., **cfg.to_dict()}).
@@ -43,7 +43,13 @@ def make_run(root: Path, name: str, returns, steps=None, sps=1000.0, evals=(), *
     return run
 
 
-def plot_cli(*args, timeout=120):
+def plot_cli(*args):
+    """``python -m wnrl.plot`` run in this process (its ``main``)."""
+    return main_in_process("wnrl.plot", *map(str, args))
+
+
+def plot_process(*args, timeout=120):
+    """``python -m wnrl.plot`` as its own process: what it prints includes what libraries print."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, "-m", "wnrl.plot", *map(str, args)], capture_output=True, text=True, env=env, timeout=timeout
@@ -72,7 +78,7 @@ def test_a_resumed_run_plots_quietly_with_each_step_once_and_the_later_files_val
     steps, values = P.read_curve(run)
     assert steps.tolist() == list(range(100, 2000, 100))  # each step once, in order
     assert values.tolist() == [1.0] * 5 + [2.0] * 6 + [3.0] * 8
-    r = plot_cli(run, "-o", tmp_path / "x.png", "--summary")
+    r = plot_process(run, "-o", tmp_path / "x.png", "--summary")
     assert r.returncode == 0, r.stderr
     assert "out of order" not in (r.stdout + r.stderr).lower() and "removing" not in (r.stdout + r.stderr).lower()
 
@@ -166,11 +172,9 @@ def test_std_is_over_distinct_seeds_with_a_seeds_repeats_averaged_first(tmp_path
 
 def test_summary_names_its_columns_and_gives_trainings_last_100_mean(tmp_path):
     """The last-100-episodes column equals what training prints at its end; headers name the tag."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    train = subprocess.run(
-        [sys.executable, "-m", "wnrl.train", "dqn", "--env", "CartPole-v1", "--total-steps", "3000",
-         "--learning-starts", "500", "--logdir", str(tmp_path), "--run-name", "r", "--progress", "false"],
-        capture_output=True, text=True, env=env, timeout=300,
+    train = train_in_process(
+        "dqn", "--env", "CartPole-v1", "--total-steps", "3000", "--learning-starts", "500", "--logdir", str(tmp_path),
+        "--run-name", "r", "--progress", "false",
     )  # fmt: skip
     assert train.returncode == 0, train.stderr
     printed = float(train.stdout.split("mean return of the last ")[1].split(":")[1].split()[0])

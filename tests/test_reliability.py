@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from wnrl.agents.dqn import DQNConfig, QNetwork, train
 
-from tests.helpers import ROOT, cli, scalars
+from tests.helpers import ROOT, cli, scalars, train_in_process
 from tests.test_replay import reference, simulate
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 
@@ -144,28 +144,28 @@ def test_corrupt_and_truncated_checkpoints_are_named(tmp_path):
     with pytest.raises(CheckpointError, match=f"{newest.name}.*truncated or corrupt"):
         load_checkpoint(newest)
     # resume falls back to the older good one, and says so
-    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
+    r = train_in_process("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
     assert r.returncode == 0 and "skipped unreadable checkpoint" in r.stderr
     # with every checkpoint broken: one line, exit 2
     for p in list_checkpoints(run_dir):
         p.write_bytes(b"\x00garbage" * 100)
-    r = cli("dqn", "--resume", str(run_dir), "--progress", "false")
+    r = train_in_process("dqn", "--resume", str(run_dir), "--progress", "false")
     assert r.returncode == 2 and "truncated or corrupt" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     assert older.name in r.stderr or "step_" in r.stderr
 
 
 def test_checkpoint_of_the_other_agent_or_another_shape(tmp_path):
     run_dir = _finished_run(tmp_path)
-    r = cli("a2c", "--resume", str(run_dir), "--progress", "false")
+    r = train_in_process("a2c", "--resume", str(run_dir), "--progress", "false")
     assert r.returncode == 2 and "not a a2c run" in r.stderr
     config = json.loads((run_dir / "config.json").read_text())
     config["hidden_sizes"] = [32]
     (run_dir / "config.json").write_text(json.dumps(config))
-    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
+    r = train_in_process("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
     assert r.returncode == 2 and "does not match" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     config["hidden_sizes"], config["env"] = [64, 64], "Acrobot-v1"
     (run_dir / "config.json").write_text(json.dumps(config))
-    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
+    r = train_in_process("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
     assert r.returncode == 2 and "written for env CartPole-v1, not Acrobot-v1" in r.stderr
 
 
@@ -294,10 +294,10 @@ def test_a2c_resume_continues_the_step_axis(tmp_path):
 
 
 def test_unknown_agent_is_one_line(tmp_path):
-    r = cli("ppo", "--env", "CartPole-v1")
+    r = train_in_process("ppo", "--env", "CartPole-v1")
     assert r.returncode == 2 and "invalid choice: 'ppo'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_resume_of_a_missing_run(tmp_path):
-    r = cli("dqn", "--resume", str(tmp_path / "nope"))
+    r = train_in_process("dqn", "--resume", str(tmp_path / "nope"))
     assert r.returncode == 2 and "not a run directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1

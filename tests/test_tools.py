@@ -11,7 +11,7 @@ from wnrl.agents.a2c import train as train_a2c
 from wnrl.agents.dqn import DQNConfig
 from wnrl.agents.dqn import train as train_dqn
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, main_in_process
 from wnrl.evaluate import evaluate
 from wnrl.plot import line_style, load_groups, plot
 
@@ -65,11 +65,11 @@ def test_evaluate_cli_with_video(runs, tmp_path):
 
 
 def test_evaluate_errors_are_one_line(tmp_path):
-    r = run_module("wnrl.evaluate", str(tmp_path / "missing"))
+    r = main_in_process("wnrl.evaluate", str(tmp_path / "missing"))
     assert r.returncode == 2 and "no such run directory" in r.stderr and len(r.stderr.strip().splitlines()) == 1
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"not a checkpoint")
-    r = run_module("wnrl.evaluate", str(bad))
+    r = main_in_process("wnrl.evaluate", str(bad))
     assert r.returncode == 2 and "truncated or corrupt" in r.stderr
 
 
@@ -108,7 +108,7 @@ def test_plot_draws_each_wn_variant_in_wns_colour_with_its_own_dashes():
 
 def test_plot_without_event_files_fails_clearly(tmp_path):
     (tmp_path / "empty").mkdir()
-    r = run_module("wnrl.plot", str(tmp_path / "empty"), "-o", str(tmp_path / "x.png"))
+    r = main_in_process("wnrl.plot", str(tmp_path / "empty"), "-o", str(tmp_path / "x.png"))
     assert r.returncode == 2 and "no TensorBoard event files" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -145,9 +145,9 @@ def test_grid_runs_and_resumes(tmp_path):
 
 
 def test_grid_bad_input(tmp_path):
-    r = run_module("wnrl.grid", "--norms", "wn,bn", "--logdir", str(tmp_path))
+    r = main_in_process("wnrl.grid", "--norms", "wn,bn", "--logdir", str(tmp_path))
     assert r.returncode == 2 and "unknown agent or norm: bn" in r.stderr
-    r = run_module("wnrl.grid", "--seeds", "x", "--logdir", str(tmp_path))
+    r = main_in_process("wnrl.grid", "--seeds", "x", "--logdir", str(tmp_path))
     assert r.returncode == 2 and "--seeds" in r.stderr
 
 
