@@ -20,7 +20,7 @@ from wnrl.agents.a2c import A2CConfig, ActorCritic, learn, rollout_losses
 from wnrl.agents.dqn import QNetwork, td_loss
 from wnrl.agents.replay import ReplayBatch
 
-from tests.helpers import ROOT, scalars
+from tests.helpers import ROOT, scalars, train_in_process
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.config import CliError
 from wnrl.distributed import World, world_from_env
@@ -274,13 +274,7 @@ def test_torchrun_one_run_checkpoint_resume(tmp_path, agent):
     assert state["eval"]["evaluations"] == 2 and p.stdout.count("evaluations: 2, best mean return") == 1
 
     # A single process cannot continue a 2-process run: one line, exit 2, nothing written.
-    single = subprocess.run(
-        [sys.executable, "-m", "wnrl.train", agent, "--resume", str(run_dir), "--total-steps", "3000"],
-        capture_output=True,
-        text=True,
-        env=_env(),
-        timeout=60,
-    )
+    single = train_in_process(agent, "--resume", str(run_dir), "--total-steps", "3000")
     assert single.returncode == 2
     assert "written by 2 process(es), this run has 1" in single.stderr
     assert len(single.stderr.strip().splitlines()) == 1
