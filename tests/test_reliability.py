@@ -19,7 +19,9 @@ from tests.helpers import ROOT, cli, scalars, train_in_process
 from tests.test_replay import reference, simulate
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
 
-COMMON = ["--env", "CartPole-v1", "--progress", "false", "--log-every", "500", "--checkpoint-every", "1000"]
+# a 64-64 MLP (the default's 256-256 costs ~4× the compute): these tests are about the run's life, not learning
+COMMON = ["--env", "CartPole-v1", "--hidden-sizes", "64,64", "--progress", "false", "--log-every", "500",
+          "--checkpoint-every", "1000"]  # fmt: skip
 
 
 def start(tmp_path, *args):
@@ -53,20 +55,20 @@ def assert_continuous(run_dir, total):
 
 
 def test_sigkill_then_resume_finishes_with_continuous_curves(tmp_path):
-    proc = start(tmp_path, "--total-steps", "8000")
+    proc = start(tmp_path, "--total-steps", "6000")
     run_dir = tmp_path / "r"
     wait_for_checkpoint(run_dir, 3000, proc)
     time.sleep(0.3)
     proc.kill()
     proc.wait()
     killed_at = max(int(p.stem.split("_")[1]) for p in list_checkpoints(run_dir))
-    assert killed_at < 8000
+    assert killed_at < 6000
     r = cli("dqn", "--resume", str(run_dir), "--progress", "false")
     assert r.returncode == 0, r.stderr[-2000:]
-    assert "done: 8,000 steps" in r.stdout
+    assert "done: 6,000 steps" in r.stdout
     state = load_checkpoint(list_checkpoints(run_dir)[-1])
-    assert state["step"] == 8000
-    assert_continuous(run_dir, 8000)
+    assert state["step"] == 6000
+    assert_continuous(run_dir, 6000)
     q = QNetwork((4,), 2, hidden_sizes=tuple(state["config"]["hidden_sizes"]))
     q.load_state_dict(state["model"])
     out = q(torch.randn(16, 4))
@@ -132,7 +134,7 @@ def test_time_limit_stops_like_ctrl_c(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "time limit of 1 s reached at step" in r.stdout and "--resume" in r.stdout
     assert list((tmp_path / "t" / "checkpoints").glob("step_*.pt"))
-    r = cli("a2c", "--time-limit", "0")
+    r = train_in_process("a2c", "--time-limit", "0")
     assert r.returncode == 2 and "positive number of seconds" in r.stderr
 
 
@@ -215,7 +217,7 @@ def test_resume_with_saved_replay_learns_at_once(tmp_path):
     run_dir = _finished_run(tmp_path, save_replay=True)
     assert (run_dir / "checkpoints" / "replay.pt").is_file()
     before = load_checkpoint(list_checkpoints(run_dir)[-1])["counters"]["updates"]
-    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1400", "--progress", "false")
+    r = train_in_process("dqn", "--resume", str(run_dir), "--total-steps", "1400", "--progress", "false")
     assert r.returncode == 0, r.stderr
     after = load_checkpoint(list_checkpoints(run_dir)[-1])["counters"]["updates"]
     assert after - before == 400  # 400 more steps at 1 update per step (classic), no refill pause
@@ -224,7 +226,9 @@ def test_resume_with_saved_replay_learns_at_once(tmp_path):
 def test_resume_without_replay_refills_first(tmp_path):
     run_dir = _finished_run(tmp_path)
     before = load_checkpoint(list_checkpoints(run_dir)[-1])["counters"]["updates"]
-    r = cli("dqn", "--resume", str(run_dir), "--total-steps", "1400", "--refill-steps", "120", "--progress", "false")
+    r = train_in_process(
+        "dqn", "--resume", str(run_dir), "--total-steps", "1400", "--refill-steps", "120", "--progress", "false"
+    )
     assert r.returncode == 0, r.stderr
     after = load_checkpoint(list_checkpoints(run_dir)[-1])["counters"]["updates"]
     assert after - before == 400 - 120 + 1  # learning waits for --refill-steps (120) new transitions
@@ -233,7 +237,7 @@ def test_resume_without_replay_refills_first(tmp_path):
 def test_unwritable_logdir(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    r = cli("dqn", "--env", "CartPole-v1", "--logdir", str(blocker / "runs"), "--total-steps", "100")
+    r = train_in_process("dqn", "--env", "CartPole-v1", "--logdir", str(blocker / "runs"), "--total-steps", "100")
     assert r.returncode == 2 and "--logdir" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
@@ -267,7 +271,7 @@ def test_replay_matches_reference_under_random_streams(num_envs, per_env, steps,
 
 
 def test_a2c_resume_continues_the_step_axis(tmp_path):
-    r = cli(
+    r = train_in_process(
         "a2c",
         "--env",
         "CartPole-v1",
@@ -285,7 +289,7 @@ def test_a2c_resume_continues_the_step_axis(tmp_path):
         "false",
     )
     assert r.returncode == 0, r.stderr
-    r = cli("a2c", "--resume", str(tmp_path / "r"), "--total-steps", "5120", "--progress", "false")
+    r = train_in_process("a2c", "--resume", str(tmp_path / "r"), "--total-steps", "5120", "--progress", "false")
     assert r.returncode == 0, r.stderr
     state = load_checkpoint(list_checkpoints(tmp_path / "r")[-1])
     assert state["step"] == 5120 and state["agent"] == "a2c"
