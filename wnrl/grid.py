@@ -5,6 +5,7 @@
     python -m wnrl.grid --agents a2c --envs Catch --norms wn,wn+project,none,layer,batch --seeds 1-5
     python -m wnrl.grid --preset paper --seeds 1-3 --logdir runs/paper      # Salimans & Kingma, Table 3
     python -m wnrl.grid --preset paper --dry-run                            # the commands, none started
+    python -m wnrl.grid --preset paper --logdir /shared/runs/paper --ray --ray-address HEAD:6379
 
 Runs as many at a time as ``--jobs`` (default: the GPUs torch sees, else the CPU cores), each a
 normal run directory ``<logdir>/<env>__<agent>__<norm>__s<seed>`` with its console output in
@@ -15,7 +16,10 @@ finished runs; train refuses, in one line, a flag a run cannot change); a ``--to
 what a cell has already run is refused before anything starts; a cell directory with no
 checkpoint (killed before its first) holds nothing to resume: it is removed and the cell starts
 afresh. ``--dry-run`` prints exactly the commands that would run. Threads are split between
-concurrent CPU runs; with several GPUs each run gets one. A norm written ``wn+project`` (or
+concurrent CPU runs; with several GPUs each run gets one. It prints a line as each run starts
+and ends and, after each end, the grid's: cells done and the runs' steps summed (a bar on a
+terminal). ``--ray`` runs the same cells as tasks on a Ray cluster (:mod:`wnrl.raygrid`; README,
+"Many machines"). A norm written ``wn+project`` (or
 ``wn_mobn+project``) is that norm with ``--wn-project``, a cell of its own. A preset fills in the
 agents, envs, norms, seeds, length and flags of a known experiment; flags given on the command
 line replace the preset's.
@@ -24,6 +28,7 @@ line replace the preset's.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import os
@@ -158,6 +163,10 @@ class Cell:
     restart: bool = False
     # the step of its newest checkpoint when planned (None: no checkpoint)
     reached: int | None = None
+    # the steps it already ran that its length cannot go below (None: nothing to keep)
+    floor: int | None = None
+    # plans the cell again from its directory as it is then (what a Ray task retried on another node runs)
+    replan: Callable[[], Cell] | None = field(default=None, repr=False, compare=False)
 
 
 def checkpoint_step(run_dir: Path) -> int | None:
@@ -189,6 +198,27 @@ def _last_total_steps(flags: list[str]) -> int | None:
         return None  # train names the bad value itself
 
 
+def plan_cell(agent: str, env: str, norm: str, seed: int, logdir: Path, flags: list[str]) -> Cell:
+    """One cell of the grid and its command, from its directory as it is now (see :func:`plan`)."""
+    name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', env)}__{agent}__{norm}__s{seed}"
+    run_dir = logdir / name
+    base = [sys.executable, "-m", "wnrl.train", agent, "--progress", "false"]
+    target = _last_total_steps(flags)
+    reached = checkpoint_step(run_dir) if run_dir.is_dir() else None
+    replan = functools.partial(plan_cell, agent, env, norm, seed, logdir, flags)
+    if reached is None:
+        new = ["--env", env, "--norm", base_norm(norm), "--seed", str(seed)]
+        new += ["--logdir", str(logdir), "--run-name", name]
+        return Cell(name, run_dir, base + new + flags, target, restart=run_dir.exists(), replan=replan)
+    own = saved_total_steps(run_dir)
+    # A2C's last rollout (DQN's last step over several envs) can end a run past its length: a
+    # cell that finished its own length is not "past" the grid's when both are that length.
+    floor = reached if own is None else min(reached, own)
+    length = target if target is not None else own
+    cmd = None if length is not None and reached >= length else base + ["--resume", str(run_dir)] + flags
+    return Cell(name, run_dir, cmd, target, reached=reached, floor=floor, replan=replan)
+
+
 def plan(
     agents,
     envs,
@@ -207,39 +237,19 @@ def plan(
     checkpoint is started afresh. A --total-steps below the steps a cell already ran (and below
     its own length) is a CliError naming the cell."""
     cells: list[Cell] = []
-    too_short: list[tuple[str, int, int, int]] = []
     for agent, env, norm, seed in itertools.product(agents, envs, norms, seeds):
-        name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', env)}__{agent}__{norm}__s{seed}"
-        run_dir = logdir / name
-        base = [sys.executable, "-m", "wnrl.train", agent, "--progress", "false"]
         norm_flags = (norm_extra or {}).get(norm, (norm_extra or {}).get(base_norm(norm), []))
         flags = norm_flags + extra.get(agent, [])
         if norm != base_norm(norm):
             flags += ["--wn-project", "true"]
-        target = _last_total_steps(flags)
-        reached = checkpoint_step(run_dir) if run_dir.is_dir() else None
-        if reached is None:
-            new = ["--env", env, "--norm", base_norm(norm), "--seed", str(seed)]
-            new += ["--logdir", str(logdir), "--run-name", name]
-            cells.append(Cell(name, run_dir, base + new + flags, target, restart=run_dir.exists()))
-            continue
-        own = saved_total_steps(run_dir)
-        # A2C's last rollout (DQN's last step over several envs) can end a run past its length: a
-        # cell that finished its own length is not "past" the grid's when both are that length.
-        floor = reached if own is None else min(reached, own)
-        if target is not None and target < floor:
-            too_short.append((name, reached, target, floor))
-        length = target if target is not None else own
-        if length is not None and reached >= length:
-            cells.append(Cell(name, run_dir, None, target, reached=reached))
-        else:
-            cells.append(Cell(name, run_dir, base + ["--resume", str(run_dir)] + flags, target, reached=reached))
+        cells.append(plan_cell(agent, env, norm, seed, logdir, flags))
+    too_short = [c for c in cells if c.target is not None and c.floor is not None and c.target < c.floor]
     if too_short:
-        name, reached, target, floor = too_short[0]
+        first = too_short[0]
         others = f" (and {len(too_short) - 1} other cell(s))" if len(too_short) > 1 else ""
         raise CliError(
-            f"--total-steps {target:,} is below the {reached:,} steps {name} already ran{others}; give at "
-            f"least {max(c[3] for c in too_short):,}, or another --logdir for a shorter grid"
+            f"--total-steps {first.target:,} is below the {first.reached:,} steps {first.name} already ran{others}; "
+            f"give at least {max(c.floor for c in too_short):,}, or another --logdir for a shorter grid"
         )
     return cells
 
@@ -268,6 +278,129 @@ def _last_line(path: Path, offset: int) -> str:
     return lines[-1][:300] if lines else ""
 
 
+# Seconds between overall lines while no cell ends (not on a terminal; there the bar is redrawn every few seconds)
+OVERALL_EVERY = 600.0
+
+
+@dataclass
+class Outcome:
+    """How a cell's run ended, as the machine that ran it saw it."""
+
+    code: int  # its exit code (negative: the signal that ended it)
+    last: str  # the last line it wrote to <name>.log ("" if none)
+    reached: int | None  # its newest checkpoint's step afterwards
+    length: int | None  # the grid's --total-steps, else the run's own
+
+
+def launch(cell: Cell, logdir: Path, env: dict[str, str], say: Callable[[str], None], **popen):
+    """Starts the cell's command, its output appended to ``<logdir>/<name>.log``; returns the process
+    and the log's size before it (where its output begins). A cell directory with no checkpoint is
+    removed first, which ``say`` reports. The local grid and the Ray tasks (wnrl.raygrid) both start
+    their cells here."""
+    if cell.restart and cell.run_dir.exists():
+        shutil.rmtree(cell.run_dir)
+        say(f"afresh   {_restart_note(cell)}; removed it, starting the cell afresh")
+    with open(logdir / f"{cell.name}.log", "a") as log:
+        offset = log.tell()
+        proc = subprocess.Popen(cell.cmd, stdout=log, stderr=subprocess.STDOUT, env=env, **popen)
+    return proc, offset
+
+
+def start_line(cell: Cell, where: str = "") -> str:
+    return f"{'resumed ' if '--resume' in cell.cmd else 'started '} {cell.name}{f' on {where}' if where else ''}"
+
+
+def outcome(cell: Cell, code: int, logdir: Path, offset: int) -> Outcome:
+    """What the cell's run (started by :func:`launch`, its log at ``offset``) left when it exited with ``code``."""
+    reached, length = _progress(cell)
+    return Outcome(code, _last_line(logdir / f"{cell.name}.log", offset), reached, length)
+
+
+def end_line(name: str, out: Outcome) -> str:
+    """A finished run's line: done, stopped short of its length (it exited 0: a time limit or a
+    signal), or FAILED with its exit code and last line."""
+    if out.code != 0:
+        why = f"signal {-out.code}" if out.code < 0 else str(out.code)
+        return f"FAILED ({why}) {name}: {out.last or '(no output)'}   (see {name}.log)"
+    if out.reached is not None and (out.length is None or out.reached >= out.length):
+        return f"done     {name}"
+    at = "no checkpoint" if out.reached is None else f"at step {out.reached:,} of {out.length:,}"
+    return f"stopped  {name}: {at}; run the grid again to go on"
+
+
+class Overall:
+    """The grid as a whole: cells done (at their length) and the runs' steps summed, at their newest
+    checkpoints in the grid's directory. On a terminal a bar on stderr, redrawn every few seconds;
+    otherwise a line after each cell's end and every ``every`` seconds. Cell lines go through
+    :meth:`say` (above the bar)."""
+
+    def __init__(self, cells: list[Cell], every: float = OVERALL_EVERY):
+        self.cells, self.every = cells, every
+        self.running: set[str] = set()
+        self.shown = time.monotonic()
+        self.bar = None
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            done, steps, total = self._count()
+            # no rate: the steps move at checkpoints, and count the runs' steps before this grid
+            form = "{desc} {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} steps [{elapsed}{postfix}]"
+            if total is None:
+                form = "{desc} {n_fmt} steps [{elapsed}{postfix}]"
+            self.bar = tqdm(
+                desc="grid", total=total, initial=steps, unit_scale=True, bar_format=form, file=sys.stderr,
+                dynamic_ncols=True,
+            )  # fmt: skip
+            self.tick(force=True)
+
+    def say(self, text: str) -> None:
+        if self.bar is not None:
+            self.bar.write(text, file=sys.stdout)
+        else:
+            print(text, flush=True)
+
+    def started(self, cell: Cell, where: str = "") -> None:
+        self.running.add(cell.name)
+        self.say(start_line(cell, where))
+
+    def ended(self, cell: Cell, out: Outcome) -> None:
+        self.running.discard(cell.name)
+        self.say(end_line(cell.name, out))
+        self.tick(force=True)
+
+    def line(self) -> str:
+        done, steps, total = self._count()
+        of = f" of {total:,}" if total is not None else ""
+        return f"grid     {done} of {len(self.cells)} cells done, {len(self.running)} running; {steps:,}{of} steps"
+
+    def _count(self) -> tuple[int, int, int | None]:
+        done = steps = 0
+        total: int | None = 0
+        for cell in self.cells:
+            reached, length = _progress(cell)
+            steps += reached or 0
+            done += cell.name not in self.running and reached is not None and length is not None and reached >= length
+            total = None if total is None or length is None else total + length
+        return done, steps, total
+
+    def tick(self, force: bool = False) -> None:
+        """The overall line or bar, if it is due."""
+        now = time.monotonic()
+        if self.bar is not None:
+            if force or now - self.shown >= 2:
+                done, steps, total = self._count()
+                self.bar.total, self.bar.n = total, steps
+                self.bar.set_postfix_str(f"{done}/{len(self.cells)} cells done, {len(self.running)} running")
+                self.shown = now
+        elif force or now - self.shown >= self.every:
+            print(self.line(), flush=True)
+            self.shown = now
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_grid(cells: list[Cell], logdir: Path, parallel: int) -> dict[str, int]:
     """Runs the cells that have a command, at most ``parallel`` at a time; returns each one's exit
     code. A failure is one line: the exit code and the last line the run wrote."""
@@ -276,47 +409,32 @@ def run_grid(cells: list[Cell], logdir: Path, parallel: int) -> dict[str, int]:
     gpus = torch.cuda.device_count()
     threads = max(1, (os.cpu_count() or 1) // parallel)
     pending = [c for c in cells if c.cmd is not None]
-    running: dict[str, tuple[subprocess.Popen, int, int]] = {}
+    running: dict[str, tuple[Cell, subprocess.Popen, int, int]] = {}
     codes: dict[str, int] = {}
     free_slots = list(range(parallel))
     logdir.mkdir(parents=True, exist_ok=True)
-    while pending or running:
-        while pending and free_slots:
-            cell = pending.pop(0)
-            name = cell.name
-            if cell.restart and cell.run_dir.exists():
-                shutil.rmtree(cell.run_dir)
-                print(f"afresh   {_restart_note(cell)}; removed it, starting the cell afresh", flush=True)
-            slot = free_slots.pop(0)
-            env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-            if gpus:
-                env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
-            log_path = logdir / f"{name}.log"
-            log = open(log_path, "a")
-            offset = log.tell()
-            proc = subprocess.Popen(cell.cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
-            running[name] = (proc, slot, offset)
-            log.close()
-            print(f"{'resumed ' if '--resume' in cell.cmd else 'started '} {name}", flush=True)
-        time.sleep(0.2)
-        for name, (proc, slot, offset) in list(running.items()):
-            if proc.poll() is not None:
-                codes[name] = proc.returncode
-                free_slots.append(slot)
-                del running[name]
-                if proc.returncode == 0:
-                    cell = next(c for c in cells if c.name == name)
-                    reached, length = _progress(cell)
-                    if reached is not None and (length is None or reached >= length):
-                        print(f"done     {name}", flush=True)
-                    else:  # a time limit or a signal: its checkpoint is written, a rerun goes on
-                        at = "no checkpoint" if reached is None else f"at step {reached:,} of {length:,}"
-                        print(f"stopped  {name}: {at}; run the grid again to go on", flush=True)
-                else:
-                    code = proc.returncode
-                    why = f"signal {-code}" if code < 0 else str(code)
-                    last = _last_line(logdir / f"{name}.log", offset) or "(no output)"
-                    print(f"FAILED ({why}) {name}: {last}   (see {name}.log)", flush=True)
+    overall = Overall(cells)
+    try:
+        while pending or running:
+            while pending and free_slots:
+                cell = pending.pop(0)
+                slot = free_slots.pop(0)
+                env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+                if gpus:
+                    env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+                proc, offset = launch(cell, logdir, env, overall.say)
+                running[cell.name] = (cell, proc, slot, offset)
+                overall.started(cell)
+            time.sleep(0.2)
+            for name, (cell, proc, slot, offset) in list(running.items()):
+                if proc.poll() is not None:
+                    codes[name] = proc.returncode
+                    free_slots.append(slot)
+                    del running[name]
+                    overall.ended(cell, outcome(cell, proc.returncode, logdir, offset))
+            overall.tick()
+    finally:
+        overall.close()
     return codes
 
 
@@ -407,6 +525,18 @@ def _check_envs(env_ids: list[str]) -> None:
             raise CliError(str(e)) from None
 
 
+def _check_ray_flags(args: argparse.Namespace) -> None:
+    """--ray's flags, and Ray itself, before anything is planned."""
+    if args.jobs is not None:
+        raise CliError("--jobs is for the local grid; with --ray the cluster's CPUs and GPUs decide (--cpus-per-run)")
+    if args.cpus_per_run is not None and not args.cpus_per_run > 0:
+        raise CliError(f"--cpus-per-run must be above 0, got {args.cpus_per_run:g}")
+    try:
+        import ray  # noqa: F401
+    except ImportError:
+        raise CliError("--ray needs Ray: pip install 'wnrl[ray]'") from None
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(
         prog="python -m wnrl.grid",
@@ -437,17 +567,50 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dqn-args", default="", help="extra flags for every DQN run, quoted (they win over the preset's)")
     p.add_argument("--a2c-args", default="", help="extra flags for every A2C run, quoted (they win over the preset's)")
     p.add_argument("--dry-run", action="store_true", help="print each run's command, one per line, and start none")
+    p.add_argument(
+        "--ray",
+        action="store_true",
+        help="run each cell as a Ray task: on the cluster RAY_ADDRESS or --ray-address names, else on a local Ray "
+        "started for the grid (pip install 'wnrl[ray]'; README: Many machines)",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="HOST:PORT",
+        help="the Ray cluster's head (`ray start --head` prints it; implies --ray; default: $RAY_ADDRESS)",
+    )
+    p.add_argument(
+        "--cpus-per-run",
+        type=float,
+        default=None,
+        metavar="N",
+        help="with --ray: the CPUs each run asks for (and its threads; default 1); on a cluster with GPUs "
+        "each run also asks for one GPU",
+    )
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")
     args = p.parse_args(argv)
     if args.logdir is None:
         args.logdir = f"runs/{args.preset}" if args.preset else "runs/grid"
+    args.ray = args.ray or args.ray_address is not None
+    address = (args.ray_address or os.environ.get("RAY_ADDRESS") or None) if args.ray else None
     try:
+        if args.cpus_per_run is not None and not args.ray:
+            raise CliError("--cpus-per-run is for --ray (the local grid splits the cores between its --jobs)")
+        if args.ray:
+            _check_ray_flags(args)
+            # the nodes see the grid's directory by the same path, whatever their working directory
+            args.logdir = str(Path(args.logdir).absolute())
         jobs = build_jobs(args)
         import torch
 
         parallel = args.jobs or torch.cuda.device_count() or os.cpu_count() or 1
         if parallel < 1:
             raise CliError("--jobs must be at least 1")
+        started, where = False, ""
+        if args.ray and not args.dry_run and any(c.cmd is not None for c in jobs):
+            from wnrl import raygrid
+
+            started, where = raygrid.connect(address)
     except CliError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -467,12 +630,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     to_run = sum(c.cmd is not None for c in jobs)
     finished = f" ({len(jobs) - to_run} already finished)" if to_run < len(jobs) else ""
-    print(f"{len(jobs)} runs{finished}, {parallel} at a time, in {args.logdir}")
+    cpus = args.cpus_per_run or 1
+    if where:
+        print(f"{len(jobs)} runs{finished}, on {where}, each with {raygrid.per_run(cpus)}, in {args.logdir}")
+    elif args.ray:
+        print(f"{len(jobs)} runs{finished}, in {args.logdir}")
+    else:
+        print(f"{len(jobs)} runs{finished}, {parallel} at a time, in {args.logdir}")
     for cell in jobs:
         if cell.cmd is None:
             print(f"finished {_finished_note(cell)}")
     sys.stdout.flush()
-    codes = run_grid(jobs, Path(args.logdir), parallel)
+    if where:
+        try:
+            codes = raygrid.run_grid_on_ray(jobs, Path(args.logdir), cpus)
+        finally:
+            if started:
+                import ray
+
+                ray.shutdown()
+    else:
+        codes = run_grid(jobs, Path(args.logdir), parallel)
     line, ok = summarize(jobs, codes)
     print(line)
     return 0 if ok else 1
