@@ -8,6 +8,8 @@ import shlex
 import subprocess
 import sys
 
+import pytest
+
 from tests.helpers import ROOT
 from wnrl.grid import main as grid_main
 
@@ -140,3 +142,58 @@ def test_a_grid_rerun_extends_its_runs_and_a_failing_cell_does_not_stop_the_othe
     assert r.returncode == 1, r.stdout + r.stderr
     assert f"0 of 1 runs finished; unfinished: {CELL} (step " in r.stdout and " of 4,000)" in r.stdout
     assert [line for line in r.stdout.splitlines() if line.startswith("stopped") and CELL in line]
+
+
+# 4. A run of several processes: each cell (new or resumed) under torchrun
+
+TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "wnrl.train"]
+
+
+def test_nproc_per_run_launches_new_and_resumed_cells_under_torchrun_and_n_below_1_is_refused(capsys, monkeypatch,
+                                                                                              tmp_path):  # fmt: skip
+    import torch
+
+    from wnrl.grid import cuda_devices
+
+    resumed = fake_cell(tmp_path, 5000, (1000,))
+    cmds, _ = dry_run(capsys, *GRID, "--norms", "wn,none", "--logdir", str(tmp_path), "--total-steps", "5000",
+                      "--nproc-per-run", "2")  # fmt: skip
+    assert [c[: len(TORCHRUN) + 1] for c in cmds] == [TORCHRUN + ["a2c"]] * 2
+    assert flag(cmds[0], "--resume") == str(resumed) and flag(cmds[1], "--run-name") == "CartPole-v1__a2c__none__s1"
+    assert grid_main([*GRID, "--logdir", str(tmp_path), "--nproc-per-run", "0", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines() == ["error: --nproc-per-run must be at least 1, got 0"]
+    # on GPUs: a run's processes each get a GPU of its own; fewer GPUs than processes is one line
+    assert [cuda_devices(slot, 2, 4) for slot in range(3)] == ["0,1", "2,3", "0,1"]
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert grid_main([*GRID, "--logdir", str(tmp_path), "--nproc-per-run", "2", "--dry-run"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --nproc-per-run 2 needs 2 GPUs for each run; this machine has 1"
+    ]
+
+
+def test_ray_tasks_of_a_torchrun_cell_ask_for_a_gpu_a_process_on_one_node():
+    pytest.importorskip("ray")
+    from wnrl.config import CliError
+    from wnrl.raygrid import task_resources
+
+    assert task_resources(1, 1, [0, 0]) == {"num_cpus": 1, "num_gpus": 0}  # a CPU cluster
+    assert task_resources(2, 1.5, []) == {"num_cpus": 3.0, "num_gpus": 0}
+    assert task_resources(1, 2, [0, 1]) == {"num_cpus": 2, "num_gpus": 1}
+    assert task_resources(4, 1, [8, 4]) == {"num_cpus": 4, "num_gpus": 4}
+    with pytest.raises(CliError, match="no node of the Ray cluster has 4 GPUs"):
+        task_resources(4, 1, [2, 2])  # 4 GPUs in all, but a task runs on one node
+
+
+def test_a_grid_of_two_process_runs_writes_and_resumes_them_under_torchrun(monkeypatch, tmp_path):
+    from wnrl.checkpoint import list_checkpoints, load_checkpoint
+
+    monkeypatch.setenv("WNRL_DIST_TIMEOUT", "30")
+    run = tmp_path / CELL
+    args = [*GRID, "--a2c-args", "--init-rollouts 1", "--nproc-per-run", "2", "--jobs", "1", "--logdir", str(tmp_path)]
+    for length, verb in (("640", "started "), ("960", "resumed ")):
+        r = run_grid(*args, "--total-steps", length)
+        assert r.returncode == 0 and "1 of 1 runs finished" in r.stdout, r.stdout + r.stderr
+        assert f"{verb} {CELL}" in r.stdout
+        state = load_checkpoint(list_checkpoints(run)[-1])
+        assert state["world_size"] == 2 and state["step"] == int(length)

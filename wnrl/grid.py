@@ -16,7 +16,10 @@ finished runs; train refuses, in one line, a flag a run cannot change); a ``--to
 what a cell has already run is refused before anything starts; a cell directory with no
 checkpoint (killed before its first) holds nothing to resume: it is removed and the cell starts
 afresh. ``--dry-run`` prints exactly the commands that would run. Threads are split between
-concurrent CPU runs; with several GPUs each run gets one. It prints a line as each run starts
+concurrent CPU runs; with several GPUs each run gets one. ``--nproc-per-run N`` (N > 1) launches each
+run, new or resumed, as N processes under torchrun on one machine (README, "Many GPUs"): N GPUs
+of its own (refused in one line on a machine with fewer), or 1/N of a CPU run's threads each;
+``--jobs`` counts runs. It prints a line as each run starts
 and ends and, after each end, the grid's: cells done and the runs' steps summed (a bar on a
 terminal). ``--ray`` runs the same cells as tasks on a Ray cluster (:mod:`wnrl.raygrid`; README,
 "Many machines"). A norm written ``wn+project`` (or
@@ -198,14 +201,21 @@ def _last_total_steps(flags: list[str]) -> int | None:
         return None  # train names the bad value itself
 
 
-def plan_cell(agent: str, env: str, norm: str, seed: int, logdir: Path, flags: list[str]) -> Cell:
+def train_command(agent: str, nproc: int = 1) -> list[str]:
+    """The start of every cell's command: ``python -m wnrl.train AGENT``, or with ``nproc`` > 1 the same
+    run as ``nproc`` processes on one machine under torchrun (README, "Many GPUs")."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", str(nproc)]
+    return [*(launcher if nproc > 1 else [sys.executable]), "-m", "wnrl.train", agent, "--progress", "false"]
+
+
+def plan_cell(agent: str, env: str, norm: str, seed: int, logdir: Path, flags: list[str], nproc: int = 1) -> Cell:
     """One cell of the grid and its command, from its directory as it is now (see :func:`plan`)."""
     name = f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', env)}__{agent}__{norm}__s{seed}"
     run_dir = logdir / name
-    base = [sys.executable, "-m", "wnrl.train", agent, "--progress", "false"]
+    base = train_command(agent, nproc)
     target = _last_total_steps(flags)
     reached = checkpoint_step(run_dir) if run_dir.is_dir() else None
-    replan = functools.partial(plan_cell, agent, env, norm, seed, logdir, flags)
+    replan = functools.partial(plan_cell, agent, env, norm, seed, logdir, flags, nproc)
     if reached is None:
         new = ["--env", env, "--norm", base_norm(norm), "--seed", str(seed)]
         new += ["--logdir", str(logdir), "--run-name", name]
@@ -227,6 +237,7 @@ def plan(
     logdir: Path,
     extra: dict[str, list[str]],
     norm_extra: dict[str, list[str]] | None = None,
+    nproc: int = 1,
 ) -> list[Cell]:
     """Every cell of the grid and its command. A cell's flags are ``norm_extra[norm]`` (for
     "wn+project": ``norm_extra["wn"]``), then ``extra[agent]`` (a flag given twice takes its last
@@ -235,14 +246,15 @@ def plan(
     checkpoint resumes with them (its length and agent flags follow the grid's, as given now), or
     does not run if it is already at the grid's --total-steps; a cell directory without a
     checkpoint is started afresh. A --total-steps below the steps a cell already ran (and below
-    its own length) is a CliError naming the cell."""
+    its own length) is a CliError naming the cell. With ``nproc`` > 1 each cell's run (new or resumed) is
+    ``nproc`` processes under torchrun (:func:`train_command`)."""
     cells: list[Cell] = []
     for agent, env, norm, seed in itertools.product(agents, envs, norms, seeds):
         norm_flags = (norm_extra or {}).get(norm, (norm_extra or {}).get(base_norm(norm), []))
         flags = norm_flags + extra.get(agent, [])
         if norm != base_norm(norm):
             flags += ["--wn-project", "true"]
-        cells.append(plan_cell(agent, env, norm, seed, logdir, flags))
+        cells.append(plan_cell(agent, env, norm, seed, logdir, flags, nproc))
     too_short = [c for c in cells if c.target is not None and c.floor is not None and c.target < c.floor]
     if too_short:
         first = too_short[0]
@@ -401,13 +413,20 @@ class Overall:
             self.bar.close()
 
 
-def run_grid(cells: list[Cell], logdir: Path, parallel: int) -> dict[str, int]:
-    """Runs the cells that have a command, at most ``parallel`` at a time; returns each one's exit
-    code. A failure is one line: the exit code and the last line the run wrote."""
+def cuda_devices(slot: int, nproc: int, gpus: int) -> str:
+    """CUDA_VISIBLE_DEVICES of the run in ``slot``: ``nproc`` distinct GPUs (``nproc`` <= ``gpus``), the
+    slots taking them in turn (more slots than GPUs share them, as one process a run does)."""
+    return ",".join(str((slot * nproc + i) % gpus) for i in range(nproc))
+
+
+def run_grid(cells: list[Cell], logdir: Path, parallel: int, nproc: int = 1) -> dict[str, int]:
+    """Runs the cells that have a command, at most ``parallel`` at a time, each ``nproc`` processes (its
+    own ``nproc`` GPUs, else the cores split between them); returns each one's exit code. A failure is
+    one line: the exit code and the last line the run wrote."""
     import torch
 
     gpus = torch.cuda.device_count()
-    threads = max(1, (os.cpu_count() or 1) // parallel)
+    threads = max(1, (os.cpu_count() or 1) // parallel // nproc)
     pending = [c for c in cells if c.cmd is not None]
     running: dict[str, tuple[Cell, subprocess.Popen, int, int]] = {}
     codes: dict[str, int] = {}
@@ -421,7 +440,7 @@ def run_grid(cells: list[Cell], logdir: Path, parallel: int) -> dict[str, int]:
                 slot = free_slots.pop(0)
                 env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
                 if gpus:
-                    env["CUDA_VISIBLE_DEVICES"] = str(slot % gpus)
+                    env["CUDA_VISIBLE_DEVICES"] = cuda_devices(slot, nproc, gpus)
                 proc, offset = launch(cell, logdir, env, overall.say)
                 running[cell.name] = (cell, proc, slot, offset)
                 overall.started(cell)
@@ -511,7 +530,7 @@ def build_jobs(args: argparse.Namespace) -> list[Cell]:
     length = ["--total-steps", str(total)] if total is not None else []
     extra = {a: preset_flags.get(a, []) + length + user_flags.get(a, []) for a in agents}
     norm_extra = preset.norm_args if preset else {}
-    return plan(agents, envs, norms, seeds, Path(args.logdir), extra, norm_extra)
+    return plan(agents, envs, norms, seeds, Path(args.logdir), extra, norm_extra, args.nproc_per_run)
 
 
 def _check_envs(env_ids: list[str]) -> None:
@@ -563,7 +582,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--logdir", default=None, help="where the run directories go (default: runs/grid; a preset: runs/<preset>)"
     )
-    p.add_argument("--jobs", type=int, default=None, help="runs at a time (default: GPUs, else CPU cores)")
+    p.add_argument(
+        "--jobs", type=int, default=None, help="runs at a time (default: GPUs, else CPU cores, over --nproc-per-run)"
+    )
+    p.add_argument(
+        "--nproc-per-run",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes per run: with N > 1 each run (new or resumed) is launched under torchrun with N processes "
+        "on one machine, each on a GPU of its own where there are GPUs (README: Many GPUs; a run resumes with the N "
+        "it began with)",
+    )
     p.add_argument("--dqn-args", default="", help="extra flags for every DQN run, quoted (they win over the preset's)")
     p.add_argument("--a2c-args", default="", help="extra flags for every A2C run, quoted (they win over the preset's)")
     p.add_argument("--dry-run", action="store_true", help="print each run's command, one per line, and start none")
@@ -585,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         metavar="N",
         help="with --ray: the CPUs each run asks for (and its threads; default 1); on a cluster with GPUs "
-        "each run also asks for one GPU",
+        "each run also asks for one GPU (--nproc-per-run N: N times the CPUs and N GPUs, on one node)",
     )
     p.error = lambda message: p.exit(2, f"error: {message} (see {p.prog} --help)\n")
     args = p.parse_args(argv)
@@ -593,6 +623,7 @@ def main(argv: list[str] | None = None) -> int:
         args.logdir = f"runs/{args.preset}" if args.preset else "runs/grid"
     args.ray = args.ray or args.ray_address is not None
     address = (args.ray_address or os.environ.get("RAY_ADDRESS") or None) if args.ray else None
+    started, where = False, ""
     try:
         if args.cpus_per_run is not None and not args.ray:
             raise CliError("--cpus-per-run is for --ray (the local grid splits the cores between its --jobs)")
@@ -600,18 +631,29 @@ def main(argv: list[str] | None = None) -> int:
             _check_ray_flags(args)
             # the nodes see the grid's directory by the same path, whatever their working directory
             args.logdir = str(Path(args.logdir).absolute())
+        nproc = args.nproc_per_run
+        if nproc < 1:
+            raise CliError(f"--nproc-per-run must be at least 1, got {nproc}")
         jobs = build_jobs(args)
         import torch
 
-        parallel = args.jobs or torch.cuda.device_count() or os.cpu_count() or 1
+        gpus = torch.cuda.device_count()
+        if not args.ray and 0 < gpus < nproc:
+            raise CliError(f"--nproc-per-run {nproc} needs {nproc} GPUs for each run; this machine has {gpus}")
+        parallel = args.jobs or max(1, (gpus or os.cpu_count() or 1) // nproc)
         if parallel < 1:
             raise CliError("--jobs must be at least 1")
-        started, where = False, ""
+        cpus = args.cpus_per_run or 1
         if args.ray and not args.dry_run and any(c.cmd is not None for c in jobs):
             from wnrl import raygrid
 
             started, where = raygrid.connect(address)
+            asks = raygrid.task_resources(nproc, cpus, raygrid.node_gpus())
     except CliError as e:
+        if started:  # the cluster cannot take the runs (raygrid.task_resources)
+            import ray
+
+            ray.shutdown()
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.dry_run:
@@ -630,27 +672,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     to_run = sum(c.cmd is not None for c in jobs)
     finished = f" ({len(jobs) - to_run} already finished)" if to_run < len(jobs) else ""
-    cpus = args.cpus_per_run or 1
+    each = f" of {nproc} processes" if nproc > 1 else ""
     if where:
-        print(f"{len(jobs)} runs{finished}, on {where}, each with {raygrid.per_run(cpus)}, in {args.logdir}")
+        print(f"{len(jobs)} runs{each}{finished}, on {where}, each with {raygrid.per_run(asks)}, in {args.logdir}")
     elif args.ray:
-        print(f"{len(jobs)} runs{finished}, in {args.logdir}")
+        print(f"{len(jobs)} runs{each}{finished}, in {args.logdir}")
     else:
-        print(f"{len(jobs)} runs{finished}, {parallel} at a time, in {args.logdir}")
+        print(f"{len(jobs)} runs{each}{finished}, {parallel} at a time, in {args.logdir}")
     for cell in jobs:
         if cell.cmd is None:
             print(f"finished {_finished_note(cell)}")
     sys.stdout.flush()
     if where:
         try:
-            codes = raygrid.run_grid_on_ray(jobs, Path(args.logdir), cpus)
+            codes = raygrid.run_grid_on_ray(jobs, Path(args.logdir), cpus, asks)
         finally:
             if started:
                 import ray
 
                 ray.shutdown()
     else:
-        codes = run_grid(jobs, Path(args.logdir), parallel)
+        codes = run_grid(jobs, Path(args.logdir), parallel, nproc)
     line, ok = summarize(jobs, codes)
     print(line)
     return 0 if ok else 1

@@ -4,10 +4,13 @@ Each cell is one task that runs the cell's train command as a subprocess on the 
 exactly as the local grid runs it (:func:`wnrl.grid.launch`), its console output appended to
 ``<logdir>/<name>.log``. The grid's directory must be one path that every node and the driver see
 (a shared filesystem): the driver plans the cells and counts their checkpoints there, the nodes write
-the runs there. A task asks for ``--cpus-per-run`` CPUs, and one GPU when the cluster has GPUs. A
+the runs there. A task asks for ``--cpus-per-run`` CPUs, and one GPU when the cluster has GPUs; a cell
+of ``--nproc-per-run N`` processes (torchrun) asks for N times the CPUs and N GPUs, which Ray finds on
+one node (a task runs on one node). A
 task whose worker or node dies is retried by Ray (up to ``RETRIES`` times); the retry plans its cell
 again from the directory (:attr:`wnrl.grid.Cell.replan`), so it resumes from the newest checkpoint,
-and the run, which dies with its task's worker, leaves no second writer behind. A run's own failure
+and the run, which dies with its task's worker, leaves no second writer behind (not yet under torchrun:
+its ranks, which torchrun starts in sessions of their own, outlive a killed torchrun). A run's own failure
 (a nonzero exit) is not retried: it is reported, as in the local grid.
 """
 
@@ -133,27 +136,38 @@ def connect(address: str | None) -> tuple[bool, str]:
     return started, f"{where} ({nodes} node(s), {res.get('CPU', 0):g} CPUs, {res.get('GPU', 0):g} GPUs)"
 
 
-def _gpus_per_run() -> int:
-    return 1 if ray.cluster_resources().get("GPU", 0) else 0
+def node_gpus() -> list[float]:
+    """The GPUs of each live node of the cluster."""
+    return [n.get("Resources", {}).get("GPU", 0) for n in ray.nodes() if n.get("Alive")]
 
 
-def per_run(cpus_per_run: float) -> str:
-    """What each cell's task asks for, in words."""
-    return f"{cpus_per_run:g} CPU(s)" + (" and 1 GPU" if _gpus_per_run() else "")
+def task_resources(nproc: int, cpus_per_run: float, gpus_of_nodes: list[float]) -> dict[str, float]:
+    """What each cell's task asks Ray for: ``cpus_per_run`` CPUs per process of its run and, on a cluster
+    with GPUs, a GPU per process, all on one node (a task runs on one node); a CliError when no node has
+    as many GPUs as a run has processes (its task would wait for ever)."""
+    most = max(gpus_of_nodes, default=0)
+    if 0 < most < nproc:
+        raise CliError(f"--nproc-per-run {nproc}: no node of the Ray cluster has {nproc} GPUs (at most {most:g})")
+    return {"num_cpus": nproc * cpus_per_run, "num_gpus": nproc if most else 0}
 
 
-def run_grid_on_ray(cells: list[Cell], logdir: Path, cpus_per_run: float) -> dict[str, int]:
-    """The cells that have a command, each a Ray task asking for ``cpus_per_run`` CPUs and, on a
-    cluster with GPUs, one GPU; returns each one's exit code, as :func:`wnrl.grid.run_grid`. A task
-    whose retries ran out (its node died each time) counts as failed with Ray's reason."""
-    gpus = _gpus_per_run()
+def per_run(asks: dict[str, float]) -> str:
+    """What each cell's task asks for (:func:`task_resources`), in words."""
+    return f"{asks['num_cpus']:g} CPU(s)" + (f" and {asks['num_gpus']:g} GPU(s)" if asks["num_gpus"] else "")
+
+
+def run_grid_on_ray(cells: list[Cell], logdir: Path, cpus_per_run: float, asks: dict[str, float]) -> dict[str, int]:
+    """The cells that have a command, each a Ray task asking for ``asks`` (:func:`task_resources`), its
+    run's processes ``cpus_per_run`` threads each; returns each one's exit code, as
+    :func:`wnrl.grid.run_grid`. A task whose retries ran out (its node died each time) counts as failed
+    with Ray's reason."""
     threads = max(1, int(cpus_per_run))
     logdir.mkdir(parents=True, exist_ok=True)
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
     events = _Events.options(scheduling_strategy=here).remote()
-    task = _run_cell.options(num_cpus=cpus_per_run, num_gpus=gpus, max_retries=RETRIES, retry_exceptions=False)
+    task = _run_cell.options(**asks, max_retries=RETRIES, retry_exceptions=False)
     refs = {task.remote(cell, logdir, threads, events): cell for cell in cells if cell.cmd is not None}
     starts: dict[str, int] = {}
     codes: dict[str, int] = {}
