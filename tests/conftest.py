@@ -29,6 +29,7 @@ LONGEST_FIRST = (
     "test_reliability.py::test_sigkill_then_resume_finishes_with_continuous_curves",
     "test_paper_preset.py::test_tiny_paper_preset_runs_and_the_summary_sets_it_beside_the_paper",
     "test_tools.py::test_grid_runs_and_resumes",
+    "test_grid.py::test_a_grid_of_two_process_runs_writes_and_resumes_them_under_torchrun",
     # one local Ray (a module fixture, one worker): ~6 s to start, ~40 s for the two tests
     "test_ray_grid.py::test_ray_grid_runs_the_plain_grids_cells_to_the_same_results_and_a_rerun_skips_them",
     "test_ray_grid.py::test_a_dead_worker_is_retried_from_the_checkpoint_and_a_killed_run_is_resumed_by_the_next_grid",

@@ -331,6 +331,28 @@ def _start_long_run(logdir: Path, *extra: str) -> tuple[subprocess.Popen, dict[i
 
 
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds torchrun's workers through /proc")
+def test_the_ranks_die_with_a_killed_torchrun(tmp_path):
+    """torchrun killed outright (SIGKILL: no chance to stop its ranks, as when a grid's Ray worker or node
+    dies) takes its ranks with it: nothing goes on writing the run beside whatever resumes it."""
+    proc, pids = _start_long_run(tmp_path)
+    proc.kill()
+    proc.communicate(timeout=30)
+    deadline = time.monotonic() + 20
+    alive = set(pids.values())
+    while alive and time.monotonic() < deadline:
+        alive = {pid for pid in alive if Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)}
+        time.sleep(0.2)
+    assert not alive, f"ranks still running after their torchrun was killed: {alive}"
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="finds torchrun's workers through /proc")
 def test_torchrun_signal_to_one_rank_stops_all_with_one_checkpoint(tmp_path):
     """SIGINT to rank 1 alone: both ranks stop after the same update, rank 0 writes one checkpoint
     (with --norm batch: torch's batch norm under DDP on CPU)."""

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 from datetime import timedelta
 from typing import Any
 
@@ -155,10 +156,25 @@ def from_env(device: torch.device) -> World:
     rank, size, local_rank = world_from_env()
     if size <= 1:
         return World()
+    _die_with_launcher()
     if not dist.is_initialized():
         backend = "nccl" if device.type == "cuda" else "gloo"
         dist.init_process_group(backend=backend, timeout=timedelta(seconds=timeout_s()))
     return World(rank, size, local_rank)
+
+
+def _die_with_launcher() -> None:
+    """Under torchrun on Linux: this rank is killed when its launcher dies. torchrun stops its ranks when
+    it exits, but a launcher killed outright (SIGKILL, a grid's Ray worker that died) would leave them
+    running and writing the run directory beside whatever resumes it."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() == 1:  # the launcher was already gone before the line above
+        os._exit(1)
 
 
 def local_device(device: torch.device) -> torch.device:

@@ -9,8 +9,8 @@ of ``--nproc-per-run N`` processes (torchrun) asks for N times the CPUs and N GP
 one node (a task runs on one node). A
 task whose worker or node dies is retried by Ray (up to ``RETRIES`` times); the retry plans its cell
 again from the directory (:attr:`wnrl.grid.Cell.replan`), so it resumes from the newest checkpoint,
-and the run, which dies with its task's worker, leaves no second writer behind (not yet under torchrun:
-its ranks, which torchrun starts in sessions of their own, outlive a killed torchrun). A run's own failure
+and the run, which dies with its task's worker, leaves no second writer behind (under torchrun its ranks
+die with torchrun: :func:`wnrl.distributed.from_env`). A run's own failure
 (a nonzero exit) is not retried: it is reported, as in the local grid.
 """
 
