@@ -51,6 +51,9 @@ case "${1:-}" in
     # none at the learning rate whose trunk turns per update as wn's does at 7e-4 (docs/results.md)
     minatar --norms none --seeds 1 --logdir runs/minatar_matched --a2c-args "--learning-rate 0.0055"
     minatar --norms wn,none,layer --seeds 2 --logdir runs/minatar
+    # wn at a larger learning rate: does a tuned wn beat the tuned plain net?
+    minatar --norms wn --seeds 1 --logdir runs/minatar_wn_lr2e-3 --a2c-args "--learning-rate 0.002"
+    minatar --norms none --seeds 2-3 --logdir runs/minatar_matched --a2c-args "--learning-rate 0.0055"
     minatar --norms wn,none,layer --seeds 3 --logdir runs/minatar
     ;;
   *)
