@@ -205,7 +205,6 @@ def test_cli_run_too_short_for_an_episode_says_so(tmp_path):
     assert r.returncode == 0 and "0 episodes, no episode finished" in r.stdout and "nan" not in r.stdout
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cli_bad_input_as_a_process_is_one_line_exit_2(tmp_path):
     """The command as a user runs it: a config error and an argparse error, each one line on stderr, exit 2."""
     for args in (["--num-envs", "0"], ["--bogus", "1"]):
@@ -214,6 +213,7 @@ def test_cli_bad_input_as_a_process_is_one_line_exit_2(tmp_path):
         assert "Traceback" not in r.stderr and not any(tmp_path.iterdir())
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
 def test_cli_cuda_without_gpu(tmp_path):
     r = train_in_process("dqn", "--env", "CartPole-v1", "--device", "cuda", "--logdir", str(tmp_path))
     assert r.returncode == 2 and "use --device cpu" in r.stderr and len(r.stderr.strip().splitlines()) == 1
