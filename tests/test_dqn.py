@@ -206,9 +206,10 @@ def test_cli_run_too_short_for_an_episode_says_so(tmp_path):
 
 
 def test_cli_bad_input_as_a_process_is_one_line_exit_2(tmp_path):
-    """The command as a user runs it: a config error and an argparse error, each one line on stderr, exit 2."""
-    for args in (["--num-envs", "0"], ["--bogus", "1"]):
-        r = cli("dqn", "--env", "CartPole-v1", *args, "--logdir", str(tmp_path), "--total-steps", "100")
+    """The command as a user runs it: a refusal after the Atari env was built (what ALE prints would reach
+    the terminal here, not in-process) and an argparse error, each one line on stderr, exit 2."""
+    for args in (["--env", "Breakout", "--buffer-size", "1000000000000"], ["--env", "CartPole-v1", "--bogus", "1"]):
+        r = cli("dqn", *args, "--logdir", str(tmp_path), "--total-steps", "100")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (r.stdout, r.stderr)
         assert "Traceback" not in r.stderr and not any(tmp_path.iterdir())
 
