@@ -13,8 +13,10 @@ ranks once one exits with an error).
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import os
+import signal
 import sys
 from datetime import timedelta
 from typing import Any
@@ -163,16 +165,24 @@ def from_env(device: torch.device) -> World:
     return World(rank, size, local_rank)
 
 
-def _die_with_launcher() -> None:
-    """Under torchrun on Linux: this rank is killed when its launcher dies. torchrun stops its ranks when
-    it exits, but a launcher killed outright (SIGKILL, a grid's Ray worker that died) would leave them
-    running and writing the run directory beside whatever resumes it."""
-    if "TORCHELASTIC_RUN_ID" not in os.environ or not sys.platform.startswith("linux"):
-        return
-    import ctypes
-    import signal
+# looked up at import: die_with_parent also runs between fork and exec (a grid's preexec_fn)
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
 
-    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+def die_with_parent() -> None:
+    """Linux: this process is killed (SIGKILL) when its parent dies; elsewhere nothing. Used for a grid
+    cell's run under Ray (wnrl.raygrid) and for torchrun's ranks (:func:`from_env`)."""
+    if _PRCTL is not None:
+        _PRCTL(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def _die_with_launcher() -> None:
+    """Under torchrun: this rank is killed when its launcher dies. torchrun stops its ranks when it
+    exits, but a launcher killed outright (SIGKILL, a grid's Ray worker that died) would leave them
+    running and writing the run directory beside whatever resumes it."""
+    if "TORCHELASTIC_RUN_ID" not in os.environ or _PRCTL is None:
+        return
+    die_with_parent()
     if os.getppid() == 1:  # the launcher was already gone before the line above
         os._exit(1)
 

@@ -16,11 +16,9 @@ die with torchrun: :func:`wnrl.distributed.from_env`). A run's own failure
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import socket
-import sys
 import time
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import ray
 from ray.exceptions import RayError, TaskCancelledError
 
 from wnrl.config import CliError
+from wnrl.distributed import die_with_parent
 from wnrl.grid import Cell, Outcome, Overall, _progress, launch, outcome
 
 # Ray's retries of a task whose worker or node died (Ray's default for tasks)
@@ -40,17 +39,6 @@ RAY_PORT = 6379
 _WNRL_ROOT = str(Path(__file__).resolve().parents[1])
 if Path(_WNRL_ROOT).name in ("site-packages", "dist-packages"):
     _WNRL_ROOT = None
-
-
-# looked up before the fork: the child only calls it
-_PRCTL = ctypes.CDLL(None, use_errno=True).prctl if sys.platform.startswith("linux") else None
-
-
-def _die_with_parent() -> None:
-    """In the run's process before it starts (Linux): killed when the task's worker dies, as on a dead
-    node, so that no run goes on beside its retry. Elsewhere a no-op."""
-    if _PRCTL is not None:
-        _PRCTL(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 
 
 @ray.remote(num_cpus=0)
@@ -83,7 +71,7 @@ def _run_cell(cell: Cell, logdir: Path, threads: int, events) -> Outcome:
     # the run imports the wnrl this task imported (a checkout on the shared filesystem, or an install)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_WNRL_ROOT, env.get("PYTHONPATH")]))
     proc, offset = launch(cell, logdir, env, lambda text: ray.get(events.put.remote(text)),
-                          preexec_fn=_die_with_parent)  # fmt: skip
+                          preexec_fn=die_with_parent)  # fmt: skip
     ray.get(events.put.remote(node, cell))
     stopping = False
     while proc.poll() is None:
