@@ -223,10 +223,11 @@ def test_evaluating_an_env_registered_from_python_says_how(tmp_path):
 
 
 def test_epsilon_on_an_a2c_run_is_refused(runs):
-    one_line_error(here("wnrl.evaluate", runs / "a2c", "--epsilon", "0.5"), "--epsilon is DQN's", "A2C run")
-    with pytest.raises(CliError, match="--epsilon is DQN's"):
+    refusal = here("wnrl.evaluate", runs / "a2c", "--epsilon", "0.5")
+    one_line_error(refusal, "--epsilon is a Q-learner's", "a run of A2C")
+    with pytest.raises(CliError, match="--epsilon is a Q-learner's"):
         evaluate(str(runs / "a2c"), episodes=1, epsilon=0.5)
-    with pytest.raises(CliError, match="--greedy is A2C's"):
+    with pytest.raises(CliError, match="--greedy is for policy agents .* a run of DQN"):
         evaluate(str(runs / "dqn"), episodes=1, greedy=True)
     # each agent's own protocol still runs
     assert evaluate(str(runs / "a2c"), episodes=1, greedy=True)["episodes"] == 1

@@ -15,12 +15,13 @@ import pytest
 import torch
 from wnrl.agents.a2c import A2CConfig
 from wnrl.agents.dqn import DQNConfig
+from wnrl.agents.ppo import PPOConfig
 
 from tests.helpers import ROOT
 from wnrl import evaluate, run, train
 from wnrl.config import COMMON_FAMILY_DEFAULTS, FAMILY_NAMES, _show, family_defaults
 
-CONFIGS = {"dqn": DQNConfig, "a2c": A2CConfig}
+CONFIGS = {"dqn": DQNConfig, "a2c": A2CConfig, "ppo": PPOConfig}
 QUIET = ["--progress", "false"]
 
 
@@ -82,7 +83,7 @@ def test_dqn_help_names_the_cartpole_defaults_a_run_uses(capsys):
     assert "With --resume: the new length of the run" in out and "planned anew over the new total" in out
 
 
-@pytest.mark.parametrize("agent", ["dqn", "a2c"])
+@pytest.mark.parametrize("agent", list(CONFIGS))
 @pytest.mark.parametrize(
     "env, family",
     [("Breakout", "atari"), ("CartPole-v1", "classic"), ("Catch", "catch"), ("MinAtar/Breakout", "minatar")],

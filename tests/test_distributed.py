@@ -1,4 +1,4 @@
-"""Several processes on torch.distributed (gloo, CPU): the A2C update of 2 ranks equals one process's
+"""Several processes on torch.distributed (gloo, CPU): the A2C, PPO and DQN updates of 2 ranks equal one process's
 over the same data, ranks stay equal, and ``torchrun --standalone --nproc-per-node 2`` runs, stops
 and resumes as one run."""
 
@@ -18,7 +18,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from wnrl.agents.a2c import A2CConfig, ActorCritic, learn, rollout_losses
 from wnrl.agents.dqn import QNetwork, td_loss
+from wnrl.agents.ppo import PPOConfig, ppo_update
 from wnrl.agents.replay import ReplayBatch
+from wnrl.agents.returns import gae_advantages
 
 from tests.helpers import ROOT, scalars, train_in_process
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
@@ -154,37 +156,79 @@ def _dqn_updates(world: World, optimizer: str, updates: int = UPDATES, batch: in
     return {k: v.detach().clone() for k, v in q.state_dict().items()}
 
 
-AGENT_UPDATES = {"a2c": _updates, "dqn": _dqn_updates}
+def _ppo_updates(world: World, optimizer: str, updates: int = UPDATES) -> dict[str, torch.Tensor]:
+    """PPO's update: per rollout, 2 epochs of 3 minibatches drawn on the whole run's steps (each rank
+    its share, of a size that varies), advantages normalized per minibatch over all ranks, clipped
+    value loss, masked steps, --wn-project after every step; one process over all envs does the same."""
+    cfg = PPOConfig(
+        norm="wn", wn_project=True, update_epochs=2, num_minibatches=3, optimizer="adam",
+        max_grad_norm=0.0 if optimizer == "sgd" else 0.5, clip_coef=0.2,
+    )  # fmt: skip
+    torch.manual_seed(300 + world.rank)
+    net = ActorCritic((4,), 2, "wn", (16, 16), activation="tanh")
+    set_v_init_norm(net, 0.577)
+    n = N // world.size
+    cols = slice(world.rank * n, (world.rank + 1) * n)
+    data = _data(updates)
+    init_from_data(net, world.all_gather_cat(data[0]["obs"][:, cols].flatten(0, 1).contiguous()))
+    world.broadcast_module(net)
+    learner = world.wrap(net, torch.device("cpu"))
+    opt = torch.optim.SGD(net.parameters(), lr=0.1) if optimizer == "sgd" else torch.optim.Adam(net.parameters(), 1e-2)
+    directions = WNDirections(net, project=True)
+    all_sum = world.all_sum if world.distributed else None
+    g = torch.Generator().manual_seed(5)
+    for i, d in enumerate(data[1:]):
+        values = torch.randn(T + 1, N, generator=g)  # the acting policy's values and log-probabilities
+        logp = -torch.rand(T, N, generator=g)
+        advantages, returns = gae_advantages(
+            d["rewards"][:, cols], values[:, cols], d["terminals"][:, cols], d["valid"][:, cols], 0.99, 0.95
+        )
+        rollout = {
+            "obs": d["obs"][:, cols].flatten(0, 1), "actions": d["actions"][:, cols].flatten(),
+            "logp": logp[:, cols].flatten(), "values": values[:T, cols].flatten(),
+            "advantages": advantages.flatten(), "returns": returns.flatten(), "valid": d["valid"][:, cols].flatten(),
+            "n_steps": T,
+        }  # fmt: skip
+        ppo_update(
+            cfg, net, learner, opt, rollout, 0.2, torch.Generator().manual_seed(i), all_sum, world.size, world.rank,
+            N, directions.after_step,
+        )  # fmt: skip
+    return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
-def _worker(rank: int, world_size: int, init_file: str, out_dir: str, agent: str, optimizers: tuple[str, ...]) -> None:
+AGENT_UPDATES = {"a2c": _updates, "dqn": _dqn_updates, "ppo": _ppo_updates}
+
+
+def _worker(rank: int, world_size: int, init_file: str, out_dir: str, jobs: tuple[tuple[str, str], ...]) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
     world, clean = World(rank, world_size), False
     try:
-        for optimizer in optimizers:  # one launch (two processes importing torch) for every check
+        for agent, optimizer in jobs:  # one launch (two processes importing torch) for every check
             out = AGENT_UPDATES[agent](world, optimizer)
-            torch.save(out, os.path.join(out_dir, f"rank{rank}_{optimizer}.pt"))
+            torch.save(out, os.path.join(out_dir, f"rank{rank}_{agent}_{optimizer}.pt"))
         clean = True
     finally:
         world.close(clean)  # a clean close collects DDP's cycles first (without it: SIGABRT at exit, 1 in 6)
 
 
-def _two_ranks_and_single(tmp_path, agent: str, optimizers: tuple[str, ...]) -> dict[str, dict[str, torch.Tensor]]:
-    """Each optimizer's parameters after the updates, two ranks against one process; the ranks' are
-    checked equal to each other and close to the single process's."""
-    args = (2, str(tmp_path / "init"), str(tmp_path), agent, optimizers)
+def _two_ranks_and_single(tmp_path, jobs: tuple[tuple[str, str], ...]) -> dict[tuple[str, str], dict]:
+    """Each (agent, optimizer)'s parameters after the updates, two ranks against one process; the
+    ranks' are checked equal to each other and close to the single process's."""
+    args = (2, str(tmp_path / "init"), str(tmp_path), jobs)
     mp.start_processes(_worker, args=args, nprocs=2, start_method="spawn")
     singles = {}
-    for optimizer in optimizers:
-        ranks = [torch.load(tmp_path / f"rank{r}_{optimizer}.pt") for r in range(2)]
+    for agent, optimizer in jobs:
+        ranks = [torch.load(tmp_path / f"rank{r}_{agent}_{optimizer}.pt") for r in range(2)]
         torch.manual_seed(0)
         single = AGENT_UPDATES[agent](World(), optimizer)
         assert ranks[0].keys() == single.keys()
         for k in single:
-            assert torch.equal(ranks[0][k], ranks[1][k]), f"{optimizer}: ranks differ in {k}"
-            torch.testing.assert_close(ranks[0][k].float(), single[k].float(), rtol=1e-4, atol=1e-5, msg=k)
-        singles[optimizer] = single
+            assert torch.equal(ranks[0][k], ranks[1][k]), f"{agent} {optimizer}: ranks differ in {k}"
+            torch.testing.assert_close(
+                ranks[0][k].float(), single[k].float(), rtol=1e-4, atol=1e-5, msg=f"{agent} {optimizer} {k}"
+            )
+        singles[agent, optimizer] = single
     return singles
 
 
@@ -192,8 +236,10 @@ def test_two_rank_update_equals_single_process(tmp_path):
     """2 ranks × 2 envs, DDP: the same parameters as 1 process × 4 envs after the init and 3 updates
     (advantages normalized over all ranks, masked steps, gradient clipping, --wn-project), and both
     ranks hold exactly the same parameters; with SGD (whose step shows the gradient's scale) and with
-    RMSprop and clipping."""
-    for optimizer, single in _two_ranks_and_single(tmp_path, "a2c", ("sgd", "rmsprop")).items():
+    RMSprop and clipping. PPO's update too (:func:`_ppo_updates`), with SGD and with Adam and clipping,
+    in the same launch."""
+    jobs = (("a2c", "sgd"), ("a2c", "rmsprop"), ("ppo", "sgd"), ("ppo", "adam"))
+    for (_, optimizer), single in _two_ranks_and_single(tmp_path, jobs).items():
         # the update did something, and the projection held ‖v‖ at its initial norm
         net = ActorCritic((4,), 2, "wn", (16, 16), activation="tanh")
         net.load_state_dict(single)
@@ -205,7 +251,7 @@ def test_two_rank_update_equals_single_process(tmp_path):
 def test_two_rank_dqn_update_equals_single_process_on_both_batches(tmp_path):
     """DQN: 2 ranks × batch 8 from their shards = 1 process × batch 16 (double DQN, dueling WN net),
     and the ranks stay equal; with SGD and with Adam."""
-    _two_ranks_and_single(tmp_path, "dqn", ("sgd", "adam"))
+    _two_ranks_and_single(tmp_path, (("dqn", "sgd"), ("dqn", "adam")))
 
 
 # The CLI under torchrun: 2 CPU processes, tiny budgets.

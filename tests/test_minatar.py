@@ -345,10 +345,17 @@ def test_the_replay_stores_whole_minatar_observations():
 # ---------------------------------------------------------------- end to end through the command line
 
 
-@pytest.mark.parametrize("agent", ["dqn", "a2c"])
+TINY_FLAGS = {
+    "dqn": ["--total-steps", "300", "--learning-starts", "100"],
+    "a2c": ["--total-steps", "320"],
+    "ppo": ["--total-steps", "320", "--num-envs", "4", "--n-steps", "16", "--init-rollouts", "1"],
+}
+
+
+@pytest.mark.parametrize("agent", list(TINY_FLAGS))
 def test_a_tiny_run_trains_checkpoints_loads_and_predicts(agent, tmp_path, capsys):
     args = [agent, "--env", "MinAtar/Breakout", "--logdir", str(tmp_path), "--run-name", "r", *QUIET]
-    args += ["--total-steps", "300", "--learning-starts", "100"] if agent == "dqn" else ["--total-steps", "320"]
+    args += TINY_FLAGS[agent]
     assert train.main(args) == 0
     run_dir = tmp_path / "r"
     config = json.loads((run_dir / "config.json").read_text())

@@ -85,8 +85,8 @@ def test_wrong_observation_shape_is_one_clear_error(runs):
 
 def test_checkpoints_it_cannot_use_are_one_line_errors(runs, tmp_path):
     state = load_checkpoint(list_checkpoints(runs / "dqn")[-1])
-    save_atomic(tmp_path / "other.pt", {**state, "agent": "ppo"})
-    with pytest.raises(CheckpointError, match="unknown agent 'ppo'"):
+    save_atomic(tmp_path / "other.pt", {**state, "agent": "sac"})
+    with pytest.raises(CheckpointError, match="unknown agent 'sac'"):
         wnrl.load(tmp_path / "other.pt")
     save_atomic(tmp_path / "newer.pt", {**state, "format": 99, "wnrl_version": "9.0"})
     with pytest.raises(CheckpointError, match="newer wnrl .*upgrade wnrl"):

@@ -1,7 +1,7 @@
 """``python -m wnrl.evaluate RUN_DIR_OR_CHECKPOINT --episodes N``: play a trained agent and report scores.
 
-The protocol, exactly: DQN acts ε-greedily with ε = 0.05 (``--epsilon``), the evaluation ε of Mnih
-et al. (2015, Nature); A2C samples its policy (``--greedy`` takes the most likely action); whole games
+The protocol, exactly: DQN and PQN act ε-greedily with ε = 0.05 (``--epsilon``), the evaluation ε of Mnih
+et al. (2015, Nature); A2C and PPO sample their policy (``--greedy`` takes the most likely action); whole games
 with raw scores, no life-loss resets; an Atari game is cut at 108,000 emulator frames (27,000 agent
 steps at frame skip 4), the cap Dopamine uses (``max_steps_per_episode = 27000``), longer than Nature's
 5-minute (18,000-frame) evaluation games; other envs play to their own end or time limit. Prints mean ± std
@@ -446,18 +446,23 @@ EVAL_STREAM = 0xE7A1
 
 def protocol(agent, epsilon: float | None = None, greedy: bool = False) -> bool:
     """Sets ``agent`` (a :class:`~wnrl.trained.TrainedAgent`) to its agent's evaluation protocol and returns
-    the ``deterministic`` its ``predict`` then takes: DQN acts ε-greedily with ``epsilon`` (None: 0.05,
-    Nature DQN's evaluation ε; 0 is greedy), A2C samples its policy unless ``greedy``. Each knob is
-    refused (CliError) for the other agent's run: it would be silently ignored."""
-    if agent.agent == "a2c" and epsilon is not None:
+    the ``deterministic`` its ``predict`` then takes: a Q-learner (DQN, PQN) acts ε-greedily with
+    ``epsilon`` (None: 0.05, Nature DQN's evaluation ε; 0 is greedy), a policy agent (A2C, PPO) samples
+    its policy unless ``greedy``. Each knob is refused (CliError) for the other kind of run: it would be
+    silently ignored."""
+    name = agent.agent.upper()
+    if not agent.q_learner and epsilon is not None:
         raise CliError(
-            f"--epsilon is DQN's exploration; this is an A2C run, which samples its policy (--greedy takes the "
-            f"most likely action instead): drop --epsilon {epsilon:g}"
+            f"--epsilon is a Q-learner's exploration; this is a run of {name}, which samples its policy (--greedy "
+            f"takes the most likely action instead): drop --epsilon {epsilon:g}"
         )
-    if agent.agent == "dqn" and greedy:
-        raise CliError("--greedy is A2C's; this is a DQN run, which acts ε-greedily: use --epsilon 0 for greedy play")
+    if agent.q_learner and greedy:
+        raise CliError(
+            f"--greedy is for policy agents (A2C, PPO); this is a run of {name}, which acts ε-greedily: use "
+            "--epsilon 0 for greedy play"
+        )
     agent.epsilon = EVAL_EPSILON if epsilon is None else epsilon
-    return greedy if agent.agent == "a2c" else agent.epsilon == 0
+    return agent.epsilon == 0 if agent.q_learner else greedy
 
 
 class Games:
@@ -529,8 +534,8 @@ def evaluate(
 ) -> dict:
     """Plays ``episodes`` whole games; returns the scores and their summary.
 
-    ``epsilon``: DQN's probability of a random action (None: 0.05); ``greedy``: A2C takes its most
-    likely action. Each is refused (CliError) for the other agent's run.
+    ``epsilon``: a Q-learner's probability of a random action (None: 0.05); ``greedy``: a policy agent
+    takes its most likely action. Each is refused (CliError) for the other kind of run.
 
     ``video``: a .mp4 or .gif path for the first game of env 0, checked before anything is loaded
     (see the module's docstring for ``video_view``; ``video_scale``: pixel size, default 3, 1 for
@@ -614,11 +619,12 @@ class Evaluator:
 
     The evaluation plays ``--eval-episodes`` whole games on up to 8 envs of the run's env (same
     preprocessing, sticky actions and 108,000-frame Atari cap) with a copy of the network (its weights
-    loaded at each evaluation; eval mode; the training net is not touched): DQN ε-greedy at ε = 0.05,
-    A2C sampling its policy; ``--eval-greedy``: ε = 0, or A2C's most likely action. Each evaluation's
-    env seed and action draws come from (seed, step) alone, through generators of its own: an
-    evaluation at a step plays the same games whether the run was resumed or not, and the training
-    run's generators are not drawn from (the caller also keeps the global ones: ``wnrl.run.Run.evaluate``).
+    loaded at each evaluation; eval mode; the training net is not touched): DQN and PQN ε-greedy at
+    ε = 0.05, A2C and PPO sampling their policy; ``--eval-greedy``: ε = 0, or the policy's most likely
+    action. Each evaluation's env seed and action draws come from (seed, step) alone, through
+    generators of its own: an evaluation at a step plays the same games whether the run was resumed
+    or not, and the training run's generators are not drawn from (the caller also keeps the global
+    ones: ``wnrl.run.Run.evaluate``).
     ``--eval-video``: env 0's first game of each evaluation in ``video_dir/eval_step_<step>.mp4``."""
 
     def __init__(self, cfg, agent: str, env_id: str, device, video_dir: Path | None = None):
@@ -657,9 +663,7 @@ class Evaluator:
         agent.net.load_state_dict(net.state_dict())
         agent.step = step
         greedy = self.cfg.eval_greedy
-        deterministic = protocol(
-            agent, 0.0 if greedy and agent.agent == "dqn" else None, greedy and agent.agent == "a2c"
-        )
+        deterministic = protocol(agent, 0.0 if greedy and agent.q_learner else None, greedy and not agent.q_learner)
         env_seed, rng = self.seeds(step)
         agent.use_generator(rng)
         games = Games(self.cfg.eval_episodes, self.n)
@@ -701,9 +705,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("path", help="a run directory (its newest checkpoint) or a checkpoint file")
     p.add_argument("--episodes", type=int, default=10, help="whole games to play (default: 10)")
     p.add_argument(
-        "--epsilon", type=float, default=None, help="DQN only: probability of a random action (default: 0.05)"
+        "--epsilon", type=float, default=None, help="DQN and PQN only: probability of a random action (default: 0.05)"
     )
-    p.add_argument("--greedy", action="store_true", help="A2C only: take the most likely action instead of sampling")
+    p.add_argument(
+        "--greedy", action="store_true", help="A2C and PPO only: take the most likely action instead of sampling"
+    )
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation envs (default: 12345)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
     add_threads_argument(p)  # as train's: give 1 beside a training run

@@ -47,6 +47,7 @@ from pathlib import Path
 
 from wnrl.checkpoint import list_checkpoints
 from wnrl.config import CliError
+from wnrl.train import AGENTS
 
 
 @dataclass(frozen=True)
@@ -499,8 +500,6 @@ def _split(text: str) -> list[str]:
 
 def build_jobs(args: argparse.Namespace) -> list[Cell]:
     """The grid the command line asks for: the preset's cells and flags, with explicit flags replacing them."""
-    from wnrl.train import AGENTS
-
     preset = PRESETS[args.preset] if args.preset else None
 
     def pick(name: str) -> str:
@@ -526,7 +525,7 @@ def build_jobs(args: argparse.Namespace) -> list[Cell]:
     total = args.total_steps if args.total_steps is not None else (preset.total_steps if preset else None)
     # Per agent: the preset's flags, then the length, then the user's flags (the last of a repeated flag wins).
     preset_flags = preset.agent_args(total) if preset else {}
-    user_flags = {"dqn": shlex.split(args.dqn_args), "a2c": shlex.split(args.a2c_args)}
+    user_flags = {a: shlex.split(getattr(args, f"{a}_args", "")) for a in AGENTS}
     length = ["--total-steps", str(total)] if total is not None else []
     extra = {a: preset_flags.get(a, []) + length + user_flags.get(a, []) for a in agents}
     norm_extra = preset.norm_args if preset else {}
@@ -594,8 +593,12 @@ def main(argv: list[str] | None = None) -> int:
         "on one machine, each on a GPU of its own where there are GPUs (README: Many GPUs; a run resumes with the N "
         "it began with)",
     )
-    p.add_argument("--dqn-args", default="", help="extra flags for every DQN run, quoted (they win over the preset's)")
-    p.add_argument("--a2c-args", default="", help="extra flags for every A2C run, quoted (they win over the preset's)")
+    for agent in AGENTS:
+        p.add_argument(
+            f"--{agent}-args",
+            default="",
+            help=f"extra flags for every {agent.upper()} run, quoted (they win over the preset's)",
+        )
     p.add_argument("--dry-run", action="store_true", help="print each run's command, one per line, and start none")
     p.add_argument(
         "--ray",

@@ -1,4 +1,4 @@
-"""``python -m wnrl.train {dqn,a2c} --env Breakout [--flag value ...]``: train an agent.
+"""``python -m wnrl.train {dqn,a2c,ppo,pqn} --env Breakout [--flag value ...]``: train an agent.
 
 Every config field is a flag (``--help`` lists them with their defaults, each env family's where
 they differ); env-family defaults (Atari, vector envs, Catch, MinAtar) apply to what is not set. Output goes
@@ -52,7 +52,12 @@ FROZEN_ON_RESUME = (
 )
 
 # agent name -> (module, config class); modules are imported only when chosen
-AGENTS = {"dqn": ("wnrl.agents.dqn", "DQNConfig"), "a2c": ("wnrl.agents.a2c", "A2CConfig")}
+AGENTS = {
+    "dqn": ("wnrl.agents.dqn", "DQNConfig"),
+    "a2c": ("wnrl.agents.a2c", "A2CConfig"),
+    "ppo": ("wnrl.agents.ppo", "PPOConfig"),
+    "pqn": ("wnrl.agents.pqn", "PQNConfig"),
+}
 
 
 class _Parser(argparse.ArgumentParser):

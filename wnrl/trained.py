@@ -22,7 +22,10 @@ import torch
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
 from wnrl.run import resolve_device
 
-AGENTS = ("dqn", "a2c")
+# Q-learners act by argmax Q (evaluated ε-greedily); policy agents by their policy (evaluated by sampling it).
+Q_AGENTS = ("dqn", "pqn")
+POLICY_AGENTS = ("a2c", "ppo")
+AGENTS = Q_AGENTS + POLICY_AGENTS
 
 
 def checkpoint_file(path: str | Path) -> Path:
@@ -48,21 +51,21 @@ def build_network(agent: str, cfg: dict[str, Any], obs_shape: tuple[int, ...], n
     hidden = tuple(cfg.get("hidden_sizes", (64, 64)))
     act = cfg.get("activation", "relu")
     wn_head = cfg.get("wn_head", False)
-    if agent == "dqn":
+    if agent in Q_AGENTS:
         return QNetwork(obs_shape, n_actions, cfg["norm"], cfg.get("dueling", False), hidden, wn_head, act)
-    if agent == "a2c":
+    if agent in POLICY_AGENTS:
         return ActorCritic(obs_shape, n_actions, cfg["norm"], hidden, wn_head, act)
     raise CheckpointError(f"checkpoint of an unknown agent {agent!r}: this wnrl has {', '.join(AGENTS)}")
 
 
 class TrainedAgent:
-    """A trained DQN or A2C network in eval mode, with what it needs to act: its env id, its
-    observation shape and number of actions.
+    """A trained network in eval mode, with what it needs to act: its env id, its observation shape
+    and number of actions.
 
-    ``predict(obs, deterministic=True)`` takes the greedy action (DQN: argmax Q; A2C: the most
-    likely action). ``deterministic=False`` is each agent's evaluation protocol: DQN acts
-    ε-greedily with ``epsilon`` (0.05, the Nature-DQN evaluation), A2C samples its policy. Random
-    draws come from ``seed``.
+    ``predict(obs, deterministic=True)`` takes the greedy action (DQN and PQN: argmax Q; A2C and PPO:
+    the most likely action). ``deterministic=False`` is each agent's evaluation protocol: the
+    Q-learners act ε-greedily with ``epsilon`` (0.05, the Nature-DQN evaluation), the policy agents
+    sample their policy. Random draws come from ``seed``.
     """
 
     def __init__(
@@ -79,6 +82,7 @@ class TrainedAgent:
             what = f"no {'/'.join(missing)} field" if missing else "its config or model is not a dict"
             raise CheckpointError(f"{where}not a wnrl checkpoint ({what})")
         self.agent: str = state["agent"]
+        self.q_learner = self.agent in Q_AGENTS
         self.config: dict[str, Any] = dict(state["config"])
         self.env_id: str = state.get("env") or self.config["env"]
         self.step: int = int(state["step"])
@@ -122,7 +126,7 @@ class TrainedAgent:
             ) from None
 
     def use_generator(self, rng: np.random.Generator) -> None:
-        """Draws (DQN's random actions, A2C's samples) from ``rng`` from now on."""
+        """Draws (a Q-learner's random actions, a policy's samples) from ``rng`` from now on."""
         self._rng = rng
 
     def __repr__(self) -> str:
@@ -154,7 +158,7 @@ class TrainedAgent:
         return actions[0] if single else actions
 
     def _act(self, obs: torch.Tensor, deterministic: bool) -> np.ndarray:
-        if self.agent == "dqn":
+        if self.q_learner:
             greedy = self.net(obs).argmax(1).cpu().numpy()
             if deterministic or self.epsilon == 0:
                 return greedy
