@@ -121,14 +121,17 @@ PPOConfig.FAMILY_DEFAULTS = {
         "learning_rate": 5e-4,
         "clip_coef": 0.2,
     },
-    # Catch (a few hundred updates): CleanRL's Atari settings on 16 envs of 32 steps.
+    # Catch (58 rollouts, 928 minibatch steps): the Atari settings on 16 envs of 32 steps, with a
+    # learning rate of 1e-3 and clip 0.2. Measured (seeds 1-3, frames at 42×42, last 50 games): 1.00,
+    # 0.96, 1.00 at 30k steps with the rate decayed to 0; without the decay 0.84, 0.64, 0.88 at 30k and
+    # 0.72, 0.80, 0.88 at 50k (the score wanders where the decay lets it settle); decayed over 20k: 0.92,
+    # 0.68, 0.84.
     "catch": {
         "total_steps": 30_000,
         "num_envs": 16,
         "n_steps": 32,
         "learning_rate": 1e-3,
         "clip_coef": 0.2,
-        "lr_decay": False,
         "life_loss_terminal": False,
     },
 }

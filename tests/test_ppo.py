@@ -146,6 +146,7 @@ def test_ppo_solves_cartpole_with_its_defaults(tmp_path):
 
 @pytest.mark.slow
 def test_ppo_learns_catch_with_the_conv_net(tmp_path, small_catch):
+    """The Catch defaults (30k steps): 1.00, 0.96, 1.00 on seeds 1-3 (docs/results.md)."""
     cfg = PPOConfig.for_env("Catch", logdir=str(tmp_path), progress=False, seed=1)
     last = train(cfg)["recent_returns"][-50:]
     assert np.mean(last) > 0.8, last  # random play: about -0.6; every ball caught: +1
