@@ -113,6 +113,7 @@ def test_bench_norms_section_rows_ratios_goal_lines_and_json(tmp_path, capsys):
     # tiny sizes: DQN learns from step 50 (runs of 52 and 252 steps), A2C from its 4 init rollouts (160 and 1,160)
     args = ["--sections", "norms", "--device", "cpu", "--norm-envs", "CartPole-v1", "--norm-steps", "0,200"]
     args += ["--norm-learning-starts", "50", "--norm-repeats", "2", "--repeats", "3", "--json", str(out)]
+    args += ["--norm-agents", "dqn,a2c"]  # PPO's part: test_bench_norms_ppo_update_and_window
     # A2C's window is the same 200 steps: 5 rollouts of 8 envs
     assert main(args) == 0
     assert torch.get_num_threads() == threads  # the section's one thread is put back
@@ -144,6 +145,37 @@ def test_bench_norms_section_rows_ratios_goal_lines_and_json(tmp_path, capsys):
     assert all(line.startswith(("PASS ", "FAIL ")) and "× none on CartPole-v1" in line for line in goal_lines)
 
 
+def test_bench_norms_ppo_update_and_window(monkeypatch):
+    """PPO in the norms section: its update is one minibatch step (forward, clipped loss, backward, clip,
+    Adam, --wn-project's projection) that changes the net, and its runs end on whole rollouts."""
+    from wnrl.agents import ppo
+
+    from wnrl.bench import learning_from, norm_config, norm_update, norm_window
+    from wnrl.layers import wn_layers
+
+    seen = []
+    original = ppo.ppo_update
+
+    def spy(cfg, net, *args, **kw):
+        before = [p.detach().clone() for p in net.parameters()]
+        out = original(cfg, net, *args, **kw)
+        seen.append((before, net, out[1]))
+        return out
+
+    monkeypatch.setattr(ppo, "ppo_update", spy)
+    cfg = norm_config("ppo", "CartPole-v1", "wn+project")
+    update, batch, data_init = norm_update("ppo", cfg, torch.device("cpu"))
+    assert batch == 8 * 32 and data_init  # rl-zoo's one minibatch of the 8 × 32 rollout
+    update()
+    (before, net, steps) = seen[0]
+    assert steps == 1 and any(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
+    for _, layer in wn_layers(net):  # projected back to the layer's norm after the step
+        norms = layer.v.detach().flatten(1).norm(dim=1)
+        assert torch.allclose(norms, norms[0].expand_as(norms), rtol=1e-5)
+    assert learning_from("ppo", cfg, data_init) == 2 * 256  # after the two init rollouts
+    assert norm_window("ppo", cfg, 512, 100, 300) == (768, 1280)  # 612 and 1,068, up to whole rollouts
+
+
 def test_norm_goals_per_agent_on_every_env():
     from wnrl.bench import goal_line, goals
 
@@ -168,7 +200,7 @@ def test_norm_goals_per_agent_on_every_env():
     [
         (["--sections", "norm"], "--sections: unknown norm"),
         (["--norm-variants", "wn,weight"], "unknown weight"),
-        (["--norm-agents", "ppo"], "unknown ppo"),
+        (["--norm-agents", "sac"], "unknown sac"),
         (["--norm-envs", "NoSuchEnv-v9"], "--norm-envs"),
         (["--norm-steps", "100"], "WARMUP,WINDOW"),
         (["--norm-steps", "100,0"], "WARMUP,WINDOW"),

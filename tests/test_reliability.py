@@ -298,8 +298,8 @@ def test_a2c_resume_continues_the_step_axis(tmp_path):
 
 
 def test_unknown_agent_is_one_line(tmp_path):
-    r = train_in_process("ppo", "--env", "CartPole-v1")
-    assert r.returncode == 2 and "invalid choice: 'ppo'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = train_in_process("sac", "--env", "CartPole-v1")
+    assert r.returncode == 2 and "invalid choice: 'sac'" in r.stderr and len(r.stderr.strip().splitlines()) == 1
 
 
 def test_resume_of_a_missing_run(tmp_path):

@@ -325,7 +325,7 @@ NORM_VARIANTS: dict[str, dict] = {
     "layer": {"norm": "layer"},
     "batch": {"norm": "batch"},
 }
-NORM_AGENTS = ("dqn", "a2c")
+NORM_AGENTS = ("dqn", "a2c", "ppo")
 NORM_ENVS = ("CartPole-v1", "Catch", "Breakout")  # --quick leaves out Breakout
 # DQN on Atari learns from step 80,000 with a 1M buffer by default: measured while learning instead.
 NORM_DQN_ATARI = {"learning_starts": 500, "buffer_size": 10_000}
@@ -347,6 +347,11 @@ NORM_WINDOWS = {
         # MinAtar (--norm-envs MinAtar/Breakout): one DQN update of its small net ~4-5 ms, A2C ~7k steps/s
         ("dqn", "minatar"): (500, 4_000),
         ("a2c", "minatar"): (2_000, 40_000),
+        # PPO: a rollout's 20 (CartPole) or 16 (Catch, Atari) minibatch steps; CartPole ~0.4 CPU s per 1k steps
+        ("ppo", "classic"): (2_048, 20_480),
+        ("ppo", "catch"): (1_024, 4_096),
+        ("ppo", "atari"): (1_024, 3_072),
+        ("ppo", "minatar"): (8_192, 32_768),
     },
     "quick": {
         ("dqn", "classic"): (200, 1_500),
@@ -357,6 +362,10 @@ NORM_WINDOWS = {
         ("a2c", "atari"): (80, 1_600),
         ("dqn", "minatar"): (200, 1_500),
         ("a2c", "minatar"): (400, 8_000),
+        ("ppo", "classic"): (256, 5_120),
+        ("ppo", "catch"): (512, 2_048),
+        ("ppo", "atari"): (1_024, 2_048),
+        ("ppo", "minatar"): (8_192, 16_384),
     },
 }
 NORM_GOAL_WN_VS_NONE = 1.10  # wn's end-to-end cost over none's, per agent (issue 24)
@@ -375,17 +384,12 @@ def norm_config(agent: str, env: str, variant: str, device: str = "cpu", **field
     """``agent``'s config for ``env``: its family defaults, then the variant's norm (and DQN on Atari
     learning early, :data:`NORM_DQN_ATARI`), then ``fields``."""
     from wnrl.config import env_family
+    from wnrl.train import AGENTS, _agent_module
 
-    if agent == "dqn":
-        from wnrl.agents.dqn import DQNConfig as Config
-
-        base = dict(NORM_DQN_ATARI) if env_family(env) == "atari" else {}
-    elif agent == "a2c":
-        from wnrl.agents.a2c import A2CConfig as Config
-
-        base = {}
-    else:
+    if agent not in AGENTS:
         raise ValueError(f"unknown agent {agent!r}")
+    Config = _agent_module(agent)[1]
+    base = dict(NORM_DQN_ATARI) if agent == "dqn" and env_family(env) == "atari" else {}
     return Config.for_env(env, **{**base, **NORM_VARIANTS[variant], "device": device, "progress": False, **fields})
 
 
@@ -400,7 +404,9 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
     made with the agent's own loss on a fixed random batch as the training loop makes it: DQN's TD loss
     (online forward and backward, target forward), clip, optimizer step, ``--wn-project``'s
     projection; A2C's forward over a rollout of ``n_steps × num_envs`` observations, loss, backward,
-    clip, step, projection. Returns (the update, its batch, whether the net takes a data-dependent
+    clip, step, projection; PPO's one minibatch step (``n_steps × num_envs / num_minibatches``
+    observations: forward, clipped loss, backward, clip, step, projection), of which a rollout makes
+    ``update_epochs × num_minibatches``. Returns (the update, its batch, whether the net takes a data-dependent
     init: then it learns only after that init's data)."""
     import copy
 
@@ -420,7 +426,7 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
         from wnrl.agents.a2c import ActorCritic, learn, rollout_losses
 
         net = ActorCritic(space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head, cfg.activation)
-        batch = cfg.n_steps * cfg.num_envs
+        batch = cfg.n_steps * cfg.num_envs // (cfg.num_minibatches if agent == "ppo" else 1)
     set_v_init_norm(net, cfg.wn_init_norm)
     net = net.to(device)
     data_init = needs_data_init(net)
@@ -450,6 +456,30 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
             optimizer.step()
             directions.after_step()
 
+    elif agent == "ppo":
+        import dataclasses
+
+        from wnrl.agents.ppo import ppo_update
+        from wnrl.optim import make_optimizer
+
+        optimizer = make_optimizer(cfg.optimizer, net.parameters(), cfg.learning_rate, cfg.rms_alpha, cfg.rms_eps)
+        one_step = dataclasses.replace(cfg, update_epochs=1, num_minibatches=1)
+        minibatch = {
+            "obs": obs,
+            "actions": torch.randint(0, n_actions, (batch,), device=device),
+            "logp": -torch.rand(batch, device=device),
+            "values": torch.randn(batch, device=device),
+            "advantages": torch.randn(batch, device=device),
+            "returns": torch.randn(batch, device=device),
+            "valid": torch.ones(batch, dtype=torch.bool, device=device),
+            "n_steps": batch,
+        }
+        generator = torch.Generator().manual_seed(0)
+
+        def update() -> None:
+            clip = cfg.clip_coef
+            ppo_update(one_step, net, net, optimizer, minibatch, clip, generator, after_step=directions.after_step)
+
     else:
         from wnrl.optim import make_optimizer
 
@@ -472,8 +502,8 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
 
 
 def learning_from(agent: str, cfg, data_init: bool) -> int:
-    """The agent step from which ``cfg``'s run makes gradient updates: DQN's learning_starts; A2C's
-    first rollouts after the ones its data-dependent init uses (none without such an init)."""
+    """The agent step from which ``cfg``'s run makes gradient updates: DQN's learning_starts; A2C's and
+    PPO's first rollouts after the ones their data-dependent init uses (none without such an init)."""
     if agent == "dqn":
         return cfg.learning_starts
     return cfg.init_rollouts * cfg.n_steps * cfg.num_envs if data_init else 0
@@ -481,10 +511,9 @@ def learning_from(agent: str, cfg, data_init: bool) -> int:
 
 def run_cost(agent: str, cfg, clock: Callable[[], float] = time.process_time) -> tuple[float, int]:
     """(``clock`` seconds, agent steps) of one whole ``train(cfg)``: start-up, the run, its final checkpoint."""
-    if agent == "dqn":
-        from wnrl.agents.dqn import train
-    else:
-        from wnrl.agents.a2c import train
+    from wnrl.train import _agent_module
+
+    train = _agent_module(agent)[0].train
     t0 = clock()
     summary = train(cfg)
     cost = clock() - t0
@@ -533,7 +562,7 @@ def _norm_run(
 
 def norm_window(agent: str, cfg, learn_from: int, warmup: int, window: int) -> tuple[int, int]:
     """(T1, T2): T1 = ``learn_from`` + ``warmup``, T2 = T1 + ``window``, each rounded up to whole
-    vector steps of ``cfg`` (A2C: whole rollouts), where a run ends."""
+    vector steps of ``cfg`` (A2C and PPO: whole rollouts), where a run ends."""
     per = cfg.num_envs if agent == "dqn" else cfg.num_envs * cfg.n_steps
     t1 = -(-(learn_from + warmup) // per) * per
     return t1, -(-(t1 + window) // per) * per
@@ -914,7 +943,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--agent-steps", type=int, default=None, help="end each agent run after this many steps (else only by time)"
     )
-    p.add_argument("--norm-agents", type=_names(NORM_AGENTS), default=list(NORM_AGENTS), help="norms: agents (dqn,a2c)")
+    p.add_argument(
+        "--norm-agents", type=_names(NORM_AGENTS), default=list(NORM_AGENTS), help="norms: agents (dqn,a2c,ppo)"
+    )
     p.add_argument(
         "--norm-envs",
         type=_envs,
