@@ -16,9 +16,10 @@ Sections:
   same ``num_envs`` (and, for DQN, of the update bound), at several ``num_envs``: the scaling curve
   (``--png`` draws it).
 * ``memory``: replay bytes per stored Atari transition, and the process's peak memory.
-* ``norms`` (not in the default sections: about 25 minutes on 2 cores, ``--quick`` under 2): what
-  each network normalization costs (none, wn, wn_mobn, wn+project, layer, batch), for DQN and A2C
-  on CartPole-v1, Catch and Breakout (``--quick``: not Breakout), each agent with its env family's
+* ``norms`` (not in the default sections: about 25 minutes on 2 cores for DQN and A2C, ``--quick``
+  under 2; PPO's part, ``--norm-agents ppo --quick``, took 7 minutes beside two other runs): what
+  each network normalization costs (none, wn, wn_mobn, wn+project, layer, batch), for DQN, A2C and
+  PPO on CartPole-v1, Catch and Breakout (``--quick``: not Breakout), each agent with its env family's
   defaults (DQN on Breakout learning from step 500): one gradient update of the agent's own net,
   and the agent end to end as CPU seconds per 1,000 agent steps, from two whole runs of different
   lengths (start-up cancels), both past the learning start; one torch thread, one run at a time,
