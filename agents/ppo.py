@@ -1,6 +1,6 @@
 """PPO (proximal policy optimization, Schulman et al., 2017, clipped objective) on A2C's network.
 
-Read top to bottom: the config, the loss, the minibatches, the update, then one explicit training
+Read top to bottom: the config, the loss, the update, then one explicit training
 loop. What is A2C's is taken from it, not copied: the network (:class:`~wnrl.agents.a2c.ActorCritic`,
 a shared conv trunk for frames, separate actor and critic MLPs for vectors, every layer under
 ``--norm``), the advantages (:func:`~wnrl.agents.returns.gae_advantages`, which masks NextStep
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from wnrl.agents.a2c import ActorCritic, explained_variance
 from wnrl.agents.learner_inputs import learning_reward, learning_terminal, obs_to_device
-from wnrl.agents.returns import gae_advantages
+from wnrl.agents.returns import gae_advantages, minibatches
 
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
@@ -197,27 +197,6 @@ def ppo_loss(
         "clipfrac": clipfrac,
     }
     return loss, parts
-
-
-def minibatches(
-    generator: torch.Generator, n_steps: int, num_envs: int, num_minibatches: int, rank: int = 0, local_envs: int = 0
-) -> list[torch.Tensor]:
-    """One pass's minibatches as indices into this rank's flat rollout (``[T·n]``, row-major over
-    (step, env)).
-
-    The minibatches are drawn on the whole run's rollout (``T × num_envs``, every rank's envs side by
-    side, rank r holding envs ``r·n ... r·n + n − 1`` with ``n = local_envs``): one permutation from
-    ``generator`` (the same on every rank), cut into ``num_minibatches`` near-equal parts, and each
-    rank keeps the part of each that falls in its envs. So two ranks make the updates one process
-    over all envs makes, step for step; a rank's share of a minibatch varies around 1/ranks."""
-    n = local_envs or num_envs
-    perm = torch.randperm(n_steps * num_envs, generator=generator)
-    out = []
-    for part in torch.tensor_split(perm, num_minibatches):
-        t, env = part // num_envs, part % num_envs
-        mine = (env // n) == rank
-        out.append(t[mine] * n + (env[mine] - rank * n))
-    return out
 
 
 def clip_schedule(cfg: PPOConfig) -> LinearSchedule:

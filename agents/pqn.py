@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from wnrl.agents.dqn import QNetwork, epsilon_schedule
 from wnrl.agents.learner_inputs import learning_reward, learning_terminal, obs_to_device
-from wnrl.agents.ppo import minibatches
+from wnrl.agents.returns import minibatches, q_lambda_returns
 
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
@@ -140,44 +140,6 @@ PQNConfig.FAMILY_DEFAULTS = {
 }
 
 
-def q_lambda_returns(
-    rewards: torch.Tensor,
-    q_max: torch.Tensor,
-    terminals: torch.Tensor,
-    valid: torch.Tensor,
-    gamma: float,
-    lam: float,
-) -> torch.Tensor:
-    """Peng's Q(λ) returns over a rollout of ``T`` steps and ``N`` envs: PQN's regression targets.
-
-    ``rewards``, ``terminals``, ``valid``: ``[T, N]``; ``q_max``: ``[T+1, N]``, max_a Q(o_t, a) of
-    each step's observation, the last row that of the observation after the rollout (the bootstrap).
-
-        G_t = r_t + γ (1 − d_t) [λ G_{t+1} + (1 − λ) max_a Q(o_{t+1}, a)],      G_T = max_a Q(o_T, a)
-
-    ``valid[t]`` is False for a NextStep autoreset step (o_t was a final observation and the action
-    did nothing): the trace stops before it, G_t = r_t + γ (1 − d_t) max_a Q(o_{t+1}, a), so a
-    truncated game bootstraps from its final observation (truncation is not termination), as
-    :func:`wnrl.agents.returns.gae_advantages` does. λ = 0 gives one-step Q-learning targets. Entries
-    where ``valid`` is False are meaningless and must be masked from the loss.
-    """
-    T = rewards.shape[0]
-    if q_max.shape != (T + 1, *rewards.shape[1:]):
-        want = [T + 1, *rewards.shape[1:]]
-        raise ValueError(f"q_max must be [T+1, N] = {want} (the last row: the bootstrap), got {list(q_max.shape)}")
-    not_done = (~terminals).to(q_max.dtype)
-    returns = torch.empty_like(q_max[:-1])
-    g = q_max[T]  # G_T: the trace's end bootstraps fully from max Q
-    cont = torch.ones_like(q_max[0])  # valid_{t+1}: does the trace go on through o_{t+1}?
-    for t in range(T - 1, -1, -1):
-        # λ G_{t+1} + (1 − λ) q_{t+1}, or q_{t+1} alone where step t+1 only reset its env
-        next_value = q_max[t + 1] + lam * cont * (g - q_max[t + 1])
-        g = rewards[t] + gamma * not_done[t] * next_value
-        returns[t] = g
-        cont = valid[t].to(q_max.dtype)
-    return returns
-
-
 def pqn_loss(
     q_taken: torch.Tensor, returns: torch.Tensor, valid: torch.Tensor, n_valid: torch.Tensor, world_size: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -226,7 +188,7 @@ def learn(
     after_step: Callable[[], None] = lambda: None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The learning phase on one rollout: for each pass (epoch) and each of its minibatches (this
-    rank's indices into ``batch``, :func:`wnrl.agents.ppo.minibatches`), ``update(obs, actions,
+    rank's indices into ``batch``, :func:`wnrl.agents.returns.minibatches`), ``update(obs, actions,
     returns, valid, n_valid)`` (the gradients of :func:`pqn_loss`), gradient clip, optimizer step,
     ``after_step()``. ``batch``: the rollout flat over ``T·n`` (observations, actions, λ-returns,
     valid). Returns the sums of the minibatches' loss shares and mean-Q shares (on the device: no
@@ -266,7 +228,7 @@ def train(cfg: PQNConfig, resume: Resume | None = None) -> dict[str, Any]:
 
 def _loop(cfg: PQNConfig, run: Run, q: nn.Module, learner: nn.Module, optimizer, n_actions: int) -> dict[str, Any]:
     """Several ranks: each plays ``num_envs / world size`` envs, computes the λ-returns of its own
-    rollout and learns from its part of each minibatch (:func:`~wnrl.agents.ppo.minibatches`,
+    rollout and learns from its part of each minibatch (:func:`~wnrl.agents.returns.minibatches`,
     :func:`pqn_loss`); the step counter, the schedules and the minibatches are the whole run's."""
     env, device, logger, world, rng = run.env, run.device, run.logger, run.world, run.rng
     T, N = cfg.n_steps, env.num_envs  # N: this rank's envs (cfg.num_envs is the whole run's)

@@ -16,12 +16,13 @@ import torch
 from wnrl.agents.a2c import A2CConfig
 from wnrl.agents.dqn import DQNConfig
 from wnrl.agents.ppo import PPOConfig
+from wnrl.agents.pqn import PQNConfig
 
 from tests.helpers import ROOT
 from wnrl import evaluate, run, train
 from wnrl.config import COMMON_FAMILY_DEFAULTS, FAMILY_NAMES, _show, family_defaults
 
-CONFIGS = {"dqn": DQNConfig, "a2c": A2CConfig, "ppo": PPOConfig}
+CONFIGS = {"dqn": DQNConfig, "a2c": A2CConfig, "ppo": PPOConfig, "pqn": PQNConfig}
 QUIET = ["--progress", "false"]
 
 

@@ -23,6 +23,7 @@ from wnrl.agents.replay import ReplayBatch
 from wnrl.agents.returns import gae_advantages
 
 from tests.helpers import ROOT, scalars, train_in_process
+from tests.test_pqn import _pqn_updates
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.config import CliError
 from wnrl.distributed import World, world_from_env
@@ -196,7 +197,7 @@ def _ppo_updates(world: World, optimizer: str, updates: int = UPDATES) -> dict[s
     return {k: v.detach().clone() for k, v in net.state_dict().items()}
 
 
-AGENT_UPDATES = {"a2c": _updates, "dqn": _dqn_updates, "ppo": _ppo_updates}
+AGENT_UPDATES = {"a2c": _updates, "dqn": _dqn_updates, "ppo": _ppo_updates, "pqn": _pqn_updates}
 
 
 def _worker(rank: int, world_size: int, init_file: str, out_dir: str, jobs: tuple[tuple[str, str], ...]) -> None:
@@ -232,26 +233,30 @@ def _two_ranks_and_single(tmp_path, jobs: tuple[tuple[str, str], ...]) -> dict[t
     return singles
 
 
-def test_two_rank_update_equals_single_process(tmp_path):
-    """2 ranks × 2 envs, DDP: the same parameters as 1 process × 4 envs after the init and 3 updates
-    (advantages normalized over all ranks, masked steps, gradient clipping, --wn-project), and both
-    ranks hold exactly the same parameters; with SGD (whose step shows the gradient's scale) and with
-    RMSprop and clipping. PPO's update too (:func:`_ppo_updates`), with SGD and with Adam and clipping,
-    in the same launch."""
-    jobs = (("a2c", "sgd"), ("a2c", "rmsprop"), ("ppo", "sgd"), ("ppo", "adam"))
-    for (_, optimizer), single in _two_ranks_and_single(tmp_path, jobs).items():
-        # the update did something, and the projection held ‖v‖ at its initial norm
-        net = ActorCritic((4,), 2, "wn", (16, 16), activation="tanh")
-        net.load_state_dict(single)
-        for _, layer in wn_layers(net):
-            norms = layer.v.pow(2).sum(1).sqrt()
-            torch.testing.assert_close(norms, torch.full_like(norms, 0.577), msg=optimizer)
+def test_two_rank_updates_equal_single_process_for_every_agent(tmp_path):
+    """2 ranks × 2 envs (or shards), DDP: the same parameters as 1 process on all the data, and both
+    ranks exactly the same parameters, for every agent's update, in one launch of two processes:
 
-
-def test_two_rank_dqn_update_equals_single_process_on_both_batches(tmp_path):
-    """DQN: 2 ranks × batch 8 from their shards = 1 process × batch 16 (double DQN, dueling WN net),
-    and the ranks stay equal; with SGD and with Adam."""
-    _two_ranks_and_single(tmp_path, (("dqn", "sgd"), ("dqn", "adam")))
+    * A2C: the init and 3 updates (advantages normalized over all ranks, masked steps, gradient
+      clipping, --wn-project), with SGD (whose step shows the gradient's scale) and with RMSprop;
+    * PPO (:func:`_ppo_updates`): 2 epochs of 3 minibatches per rollout, each rank its share of each,
+      with SGD and with Adam and clipping;
+    * DQN: batch 8 from each rank's shard = 1 process × batch 16 (double DQN, dueling WN net), SGD and Adam;
+    * PQN (tests/test_pqn.py's ``_pqn_updates``): its learning phases, masked steps, with SGD and RAdam."""
+    jobs = (
+        ("a2c", "sgd"), ("a2c", "rmsprop"), ("ppo", "sgd"), ("ppo", "adam"),
+        ("dqn", "sgd"), ("dqn", "adam"), ("pqn", "sgd"), ("pqn", "radam"),
+    )  # fmt: skip
+    for (agent, optimizer), single in _two_ranks_and_single(tmp_path, jobs).items():
+        if agent in ("a2c", "ppo"):  # --wn-project held ‖v‖ at its initial norm
+            net = ActorCritic((4,), 2, "wn", (16, 16), activation="tanh")
+            net.load_state_dict(single)
+            for _, layer in wn_layers(net):
+                norms = layer.v.pow(2).sum(1).sqrt()
+                torch.testing.assert_close(norms, torch.full_like(norms, 0.577), msg=f"{agent} {optimizer}")
+        if agent == "pqn":  # the learning phases moved the directions
+            start = _pqn_updates(World(), optimizer, rollouts=0)
+            assert any(not torch.allclose(single[k].float(), start[k].float()) for k in single if k.endswith(".v"))
 
 
 # The CLI under torchrun: 2 CPU processes, tiny budgets.

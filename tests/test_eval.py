@@ -17,6 +17,7 @@ TINY = {
     "dqn": dict(learning_starts=200, num_envs=4, batch_size=16, hidden_sizes=(32, 32)),
     "a2c": dict(num_envs=4, hidden_sizes=(32, 32)),
     "ppo": dict(num_envs=4, n_steps=25, update_epochs=2, init_rollouts=1, hidden_sizes=(32, 32)),
+    "pqn": dict(num_envs=4, n_steps=25, update_epochs=2, num_minibatches=4, hidden_sizes=(32, 32)),
 }
 
 
@@ -27,7 +28,7 @@ def _run(tmp_path, agent: str, name: str, **options):
     )  # fmt: skip
 
 
-@pytest.mark.parametrize("agent", ["dqn", "a2c", "ppo"])
+@pytest.mark.parametrize("agent", list(TINY))
 def test_evaluations_leave_the_training_run_as_it_was(tmp_path, agent):
     """The same seed with and without --eval-every: the same training games, losses and final weights; the
     evaluations are logged at the steps they were taken, their mean and each game."""

@@ -349,6 +349,7 @@ TINY_FLAGS = {
     "dqn": ["--total-steps", "300", "--learning-starts", "100"],
     "a2c": ["--total-steps", "320"],
     "ppo": ["--total-steps", "320", "--num-envs", "4", "--n-steps", "16", "--init-rollouts", "1"],
+    "pqn": ["--total-steps", "320", "--num-envs", "4", "--n-steps", "16", "--num-minibatches", "4"],
 }
 
 

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import pytest
 import torch
-from wnrl.agents.ppo import PPOConfig, minibatches, ppo_loss, train
+from wnrl.agents.ppo import PPOConfig, ppo_loss, train
+from wnrl.agents.returns import minibatches
 
 import wnrl
 from tests.helpers import ROOT, scalars, train_in_process

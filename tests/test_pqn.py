@@ -5,24 +5,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import time
 
 import numpy as np
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from wnrl.agents.dqn import QNetwork
-from wnrl.agents.ppo import minibatches
-from wnrl.agents.pqn import (
-    PQNConfig,
-    learn,
-    minibatch_update,
-    pqn_loss,
-    q_lambda_returns,
-    train,
-)
+from wnrl.agents.pqn import PQNConfig, learn, minibatch_update, pqn_loss, train
+from wnrl.agents.returns import minibatches, q_lambda_returns
 
 from tests.helpers import scalars, train_in_process
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
@@ -297,31 +287,7 @@ def _pqn_updates(world: World, optimizer: str, rollouts: int = 3) -> dict[str, t
     return {k: v.detach().clone() for k, v in q.state_dict().items()}
 
 
-def _worker(rank: int, world_size: int, init_file: str, out_dir: str) -> None:
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    world, clean = World(rank, world_size), False
-    try:
-        for optimizer in ("sgd", "radam"):
-            torch.save(_pqn_updates(world, optimizer), os.path.join(out_dir, f"rank{rank}_{optimizer}.pt"))
-        clean = True
-    finally:
-        world.close(clean)
-
-
-def test_two_rank_learning_phase_equals_one_process(tmp_path):
-    """2 ranks × 2 envs under DDP (masked steps, --wn-project, gradient clip with RAdam) end with the same
-    parameters as 1 process × 4 envs, and with each other: the loss's scaling makes DDP's average of the
-    ranks' gradients the whole minibatch's gradient (SGD's step shows the gradient's scale)."""
-    mp.start_processes(_worker, args=(2, str(tmp_path / "init"), str(tmp_path)), nprocs=2, start_method="spawn")
-    for optimizer in ("sgd", "radam"):
-        ranks = [torch.load(tmp_path / f"rank{r}_{optimizer}.pt") for r in range(2)]
-        single = _pqn_updates(World(), optimizer)
-        start = _pqn_updates(World(), optimizer, rollouts=0)  # initialized, no update
-        for k in single:
-            assert torch.equal(ranks[0][k], ranks[1][k]), f"{optimizer}: ranks differ in {k}"
-            torch.testing.assert_close(ranks[0][k].float(), single[k].float(), rtol=1e-4, atol=1e-5, msg=k)
-        assert any(not torch.allclose(single[k].float(), start[k].float()) for k in single if k.endswith(".v"))
+# Its two-rank check runs in tests/test_distributed.py's launch, with the other agents'.
 
 
 @pytest.mark.slow

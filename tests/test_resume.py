@@ -188,7 +188,7 @@ def test_a_resumed_dqn_refills_refill_steps_then_learns_and_the_bar_says_so(tmp_
     assert log.eta(1200) == "after the replay refills" and log.eta(1600, now=0.0) != "after the replay refills"
 
 
-@pytest.mark.parametrize("agent", ["dqn", "a2c"])
+@pytest.mark.parametrize("agent", ["dqn", "a2c", "ppo", "pqn"])
 def test_every_agent_asks_for_synchronized_batch_norm(tmp_path, monkeypatch, agent):
     """README says `--norm batch` is SyncBatchNorm on several GPUs; DQN never asked for it (only A2C
     did). Run.sync_batch_norm converts on CUDA ranks (not on this CPU): here, that each agent's network
@@ -205,7 +205,7 @@ def test_every_agent_asks_for_synchronized_batch_norm(tmp_path, monkeypatch, age
     monkeypatch.setattr(Run, "sync_batch_norm", spy)
     args = [agent, "--env", "CartPole-v1", "--logdir", str(tmp_path), "--norm", "batch", "--total-steps", "300"]
     assert main([*args, "--learning-starts", "100"] if agent == "dqn" else args) == 0
-    assert seen == ["QNetwork" if agent == "dqn" else "ActorCritic"]
+    assert seen == ["QNetwork" if agent in ("dqn", "pqn") else "ActorCritic"]
 
 
 @pytest.mark.parametrize(
