@@ -145,35 +145,40 @@ def test_bench_norms_section_rows_ratios_goal_lines_and_json(tmp_path, capsys):
     assert all(line.startswith(("PASS ", "FAIL ")) and "× none on CartPole-v1" in line for line in goal_lines)
 
 
-def test_bench_norms_ppo_update_and_window(monkeypatch):
-    """PPO in the norms section: its update is one minibatch step (forward, clipped loss, backward, clip,
-    Adam, --wn-project's projection) that changes the net, and its runs end on whole rollouts."""
-    from wnrl.agents import ppo
+@pytest.mark.parametrize("agent, batch, learn_from", [("ppo", 8 * 32, 2 * 256), ("pqn", 4 * 32 // 4, 1 * 128)])
+def test_bench_norms_ppo_and_pqn_update_and_window(monkeypatch, agent, batch, learn_from):
+    """PPO and PQN in the norms section: the update is one minibatch step (forward, loss, backward, clip,
+    the optimizer's step, --wn-project's projection) that changes the net; runs end on whole rollouts."""
+    import importlib
 
     from wnrl.bench import learning_from, norm_config, norm_update, norm_window
     from wnrl.layers import wn_layers
 
+    module = importlib.import_module(f"wnrl.agents.{agent}")
+    name = "ppo_update" if agent == "ppo" else "learn"
     seen = []
-    original = ppo.ppo_update
+    original = getattr(module, name)
 
     def spy(cfg, net, *args, **kw):
         before = [p.detach().clone() for p in net.parameters()]
         out = original(cfg, net, *args, **kw)
-        seen.append((before, net, out[1]))
+        seen.append((before, net))
         return out
 
-    monkeypatch.setattr(ppo, "ppo_update", spy)
-    cfg = norm_config("ppo", "CartPole-v1", "wn+project")
-    update, batch, data_init = norm_update("ppo", cfg, torch.device("cpu"))
-    assert batch == 8 * 32 and data_init  # rl-zoo's one minibatch of the 8 × 32 rollout
+    monkeypatch.setattr(module, name, spy)
+    cfg = norm_config(agent, "CartPole-v1", "wn+project")
+    update, n, data_init = norm_update(agent, cfg, torch.device("cpu"))
+    assert n == batch and data_init  # one minibatch of the classic rollout (PPO: 8 × 32 in 1; PQN: 4 × 32 in 4)
     update()
-    (before, net, steps) = seen[0]
-    assert steps == 1 and any(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
+    before, net = seen[0]
+    assert any(not torch.equal(b, p) for b, p in zip(before, net.parameters()))
     for _, layer in wn_layers(net):  # projected back to the layer's norm after the step
         norms = layer.v.detach().flatten(1).norm(dim=1)
         assert torch.allclose(norms, norms[0].expand_as(norms), rtol=1e-5)
-    assert learning_from("ppo", cfg, data_init) == 2 * 256  # after the two init rollouts
-    assert norm_window("ppo", cfg, 512, 100, 300) == (768, 1280)  # 612 and 1,068, up to whole rollouts
+    assert learning_from(agent, cfg, data_init) == learn_from  # after the init rollouts
+    per = cfg.num_envs * cfg.n_steps
+    t1, t2 = norm_window(agent, cfg, learn_from, 100, 300)
+    assert t1 % per == 0 and t2 % per == 0 and t1 >= learn_from + 100 and t2 >= t1 + 300 and t2 - t1 < 300 + per
 
 
 def test_norm_goals_per_agent_on_every_env():

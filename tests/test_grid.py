@@ -197,3 +197,16 @@ def test_a_grid_of_two_process_runs_writes_and_resumes_them_under_torchrun(monke
         assert f"{verb} {CELL}" in r.stdout
         state = load_checkpoint(list_checkpoints(run)[-1])
         assert state["world_size"] == 2 and state["step"] == int(length)
+
+
+def test_every_agent_is_a_grid_agent_with_its_own_flags(capsys, tmp_path):
+    """PPO and PQN cells as DQN's and A2C's: one command per cell, each agent's --AGENT-args on its own cells."""
+    args = ["--agents", "ppo,pqn", "--envs", "CartPole-v1", "--norms", "wn,layer", "--seeds", "1"]
+    args += ["--logdir", str(tmp_path), "--ppo-args", "--clip-coef 0.3", "--pqn-args", "--q-lambda 0.5"]
+    cmds, _ = dry_run(capsys, *args)
+    agents = [c[c.index("wnrl.train") + 1] for c in cmds]
+    assert sorted(agents) == ["ppo", "ppo", "pqn", "pqn"]
+    for cmd, agent in zip(cmds, agents):
+        assert flag(cmd, "--run-name").startswith(f"CartPole-v1__{agent}__")
+        assert (flag(cmd, "--clip-coef") == "0.3") if agent == "ppo" else (flag(cmd, "--q-lambda") == "0.5")
+        assert ("--q-lambda" in cmd) == (agent == "pqn") and ("--clip-coef" in cmd) == (agent == "ppo")

@@ -326,7 +326,7 @@ NORM_VARIANTS: dict[str, dict] = {
     "layer": {"norm": "layer"},
     "batch": {"norm": "batch"},
 }
-NORM_AGENTS = ("dqn", "a2c", "ppo")
+NORM_AGENTS = ("dqn", "a2c", "ppo", "pqn")
 NORM_ENVS = ("CartPole-v1", "Catch", "Breakout")  # --quick leaves out Breakout
 # DQN on Atari learns from step 80,000 with a 1M buffer by default: measured while learning instead.
 NORM_DQN_ATARI = {"learning_starts": 500, "buffer_size": 10_000}
@@ -353,6 +353,11 @@ NORM_WINDOWS = {
         ("ppo", "catch"): (1_024, 4_096),
         ("ppo", "atari"): (1_024, 3_072),
         ("ppo", "minatar"): (8_192, 32_768),
+        # PQN: a rollout's 16 (CartPole, Catch, Atari) or 64 (MinAtar) minibatch steps
+        ("pqn", "classic"): (1_024, 10_240),
+        ("pqn", "catch"): (1_024, 4_096),
+        ("pqn", "atari"): (1_024, 3_072),
+        ("pqn", "minatar"): (8_192, 32_768),
     },
     "quick": {
         ("dqn", "classic"): (200, 1_500),
@@ -367,6 +372,10 @@ NORM_WINDOWS = {
         ("ppo", "catch"): (512, 2_048),
         ("ppo", "atari"): (1_024, 2_048),
         ("ppo", "minatar"): (8_192, 16_384),
+        ("pqn", "classic"): (256, 2_560),
+        ("pqn", "catch"): (512, 2_048),
+        ("pqn", "atari"): (1_024, 2_048),
+        ("pqn", "minatar"): (8_192, 16_384),
     },
 }
 NORM_GOAL_WN_VS_NONE = 1.10  # wn's end-to-end cost over none's, per agent (issue 24)
@@ -407,8 +416,9 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
     projection; A2C's forward over a rollout of ``n_steps × num_envs`` observations, loss, backward,
     clip, step, projection; PPO's one minibatch step (``n_steps × num_envs / num_minibatches``
     observations: forward, clipped loss, backward, clip, step, projection), of which a rollout makes
-    ``update_epochs × num_minibatches``. Returns (the update, its batch, whether the net takes a data-dependent
-    init: then it learns only after that init's data)."""
+    ``update_epochs × num_minibatches``; PQN's one minibatch step likewise (Q(s, a) forward, squared
+    error to the λ-returns, backward, clip, step, projection). Returns (the update, its batch, whether
+    the net takes a data-dependent init: then it learns only after that init's data)."""
     import copy
 
     from wnrl import envs
@@ -417,12 +427,16 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
     env = envs.make(cfg.env, 1, seed=0)
     space, n_actions = env.single_observation_space, int(env.single_action_space.n)
     env.close()
-    if agent == "dqn":
+    if agent in ("dqn", "pqn"):
         from wnrl.agents.dqn import QNetwork, make_dqn_optimizer, td_loss
         from wnrl.agents.replay import ReplayBatch
 
-        net = QNetwork(space.shape, n_actions, cfg.norm, cfg.dueling, cfg.hidden_sizes, cfg.wn_head, cfg.activation)
-        batch = cfg.batch_size
+        dueling = getattr(cfg, "dueling", False)
+        net = QNetwork(space.shape, n_actions, cfg.norm, dueling, cfg.hidden_sizes, cfg.wn_head, cfg.activation)
+        if agent == "dqn":
+            batch = cfg.batch_size
+        else:
+            batch = cfg.n_steps * cfg.num_envs // cfg.num_minibatches
     else:
         from wnrl.agents.a2c import ActorCritic, learn, rollout_losses
 
@@ -456,6 +470,23 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
                 nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
             optimizer.step()
             directions.after_step()
+
+    elif agent == "pqn":
+        from wnrl.agents.pqn import learn as pqn_learn
+        from wnrl.agents.pqn import make_pqn_optimizer, minibatch_update
+
+        optimizer = make_pqn_optimizer(cfg, net.parameters())
+        step = minibatch_update(net, optimizer)
+        data = (
+            obs,
+            torch.randint(0, n_actions, (batch,), device=device),
+            torch.randn(batch, device=device),
+            torch.ones(batch, dtype=torch.bool, device=device),
+        )
+        one_minibatch = [[torch.arange(batch, device=device)]]
+
+        def update() -> None:
+            pqn_learn(cfg, net, step, optimizer, data, one_minibatch, lambda t: t, directions.after_step)
 
     elif agent == "ppo":
         import dataclasses
@@ -503,8 +534,8 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
 
 
 def learning_from(agent: str, cfg, data_init: bool) -> int:
-    """The agent step from which ``cfg``'s run makes gradient updates: DQN's learning_starts; A2C's and
-    PPO's first rollouts after the ones their data-dependent init uses (none without such an init)."""
+    """The agent step from which ``cfg``'s run makes gradient updates: DQN's learning_starts; A2C's, PPO's
+    and PQN's first rollouts after the ones their data-dependent init uses (none without such an init)."""
     if agent == "dqn":
         return cfg.learning_starts
     return cfg.init_rollouts * cfg.n_steps * cfg.num_envs if data_init else 0
@@ -552,7 +583,7 @@ def _norm_run(
     logdir = tempfile.mkdtemp(prefix="wnrl-bench-norms-")
     try:
         run_fields = dict(fields, total_steps=total, logdir=logdir, checkpoint_every=10**9)
-        if agent == "dqn":
+        if agent in ("dqn", "pqn"):  # ε-greedy agents: the same ε up to t1 in both runs
             family = norm_config(agent, env, variant, device, **fields)
             end = min(family.exploration_fraction * family.total_steps, t1)
             run_fields["exploration_fraction"] = end / total
@@ -945,7 +976,7 @@ def main(argv: list[str] | None = None) -> int:
         "--agent-steps", type=int, default=None, help="end each agent run after this many steps (else only by time)"
     )
     p.add_argument(
-        "--norm-agents", type=_names(NORM_AGENTS), default=list(NORM_AGENTS), help="norms: agents (dqn,a2c,ppo)"
+        "--norm-agents", type=_names(NORM_AGENTS), default=list(NORM_AGENTS), help="norms: agents (dqn,a2c,ppo,pqn)"
     )
     p.add_argument(
         "--norm-envs",
