@@ -292,7 +292,8 @@ def _a2c(logdir) -> list[str]:
 
 TINY = {
     "a2c": ["--init-rollouts", "1"],
-    "dqn": ["--learning-starts", "500", "--buffer-size", "2000", "--num-envs", "8"],
+    # a 64-64 MLP (the default 256-256 costs ~4× the compute): these runs are about the run's life
+    "dqn": ["--learning-starts", "500", "--buffer-size", "2000", "--num-envs", "8", "--hidden-sizes", "64,64"],
 }
 
 
