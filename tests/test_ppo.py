@@ -155,7 +155,8 @@ def test_ppo_learns_catch_with_the_conv_net(tmp_path, small_catch):
 
 def test_sigkill_then_resume_continues_the_curve_and_the_run_loads(tmp_path):
     args = ["--env", "CartPole-v1", "--total-steps", "12800", "--log-every", "1280", "--checkpoint-every", "2560"]
-    args += ["--hidden-sizes", "16,16", "--progress", "false", "--logdir", str(tmp_path), "--run-name", "r"]
+    args += ["--hidden-sizes", "16,16", "--update-epochs", "4", "--progress", "false", "--logdir", str(tmp_path)]
+    args += ["--run-name", "r"]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "wnrl.train", "ppo", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
