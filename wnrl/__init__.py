@@ -20,8 +20,8 @@ def load(path, device: str = "auto", seed: int | None = None):
 
 
 def learn(agent: str, env: str | None = None, **options):
-    """Trains ``agent`` ("dqn" or "a2c") on ``env`` as ``python -m wnrl.train`` would, every flag a keyword
-    (``total_steps=100_000``), and returns the run: ``.run_dir``, ``.summary``, ``.agent()``. See
+    """Trains ``agent`` ("dqn", "a2c", "ppo" or "pqn") on ``env`` as ``python -m wnrl.train`` would, every
+    flag a keyword (``total_steps=100_000``), and returns the run: ``.run_dir``, ``.summary``, ``.agent()``. See
     :func:`wnrl.learning.learn`."""
     from wnrl.learning import learn as _learn  # the agents (torch) load when a run starts, not on ``import wnrl``
 

@@ -79,7 +79,7 @@ def learn(
     threads: int | None = None,
     **options: Any,
 ) -> TrainingRun:
-    """Trains ``agent`` ("dqn" or "a2c") on ``env`` as ``python -m wnrl.train AGENT --env ENV`` with
+    """Trains ``agent`` ("dqn", "a2c", "ppo" or "pqn") on ``env`` as ``python -m wnrl.train AGENT --env ENV`` with
     ``options`` as its flags (``total_steps=100_000`` for ``--total-steps 100000``) would, and returns a
     :class:`TrainingRun`. ``resume``: a run directory to continue (``--resume``; ``total_steps`` then extends
     it); ``time_limit``: seconds of training after which it stops as Ctrl-C would; ``threads``: torch's
