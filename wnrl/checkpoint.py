@@ -11,11 +11,14 @@ import re
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 import wnrl
+
+if TYPE_CHECKING:
+    import torch
+# torch itself is imported where a checkpoint is written or read: listing a run's checkpoints (the grid's
+# planning, `python -m wnrl.grid --dry-run`) does not pay the ~2 s of importing it.
 
 CHECKPOINT_DIR = "checkpoints"
 # The layout of a checkpoint's dict. Bump it when a field changes meaning; a checkpoint without one is format 1.
@@ -51,6 +54,8 @@ def save_checkpoint(run_dir: Path, step: int, state: dict[str, Any], keep: int =
 
 def save_atomic(path: Path, obj: Any) -> None:
     """``torch.save`` to a temp file in the same directory, flush, fsync, rename over ``path``."""
+    import torch
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp_", suffix=".pt")
@@ -80,6 +85,8 @@ def _looks_like_torch_save(path: Path) -> bool:
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Reads a checkpoint with ``weights_only=True``; a truncated or corrupt file is a CheckpointError."""
+    import torch
+
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
