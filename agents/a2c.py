@@ -22,7 +22,7 @@ from wnrl.agents.returns import gae_advantages
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
 from wnrl.dormant import DeadTrunkWatch, activation_layers, watched_layers
-from wnrl.layers import WNDirections, init_from_data, needs_data_init, set_v_init_norm
+from wnrl.layers import InitFromRollouts, WNDirections, set_v_init_norm
 from wnrl.nets import ActorCriticHead, make_trunk
 from wnrl.optim import OPTIMIZERS, make_optimizer
 from wnrl.run import Resume, Run
@@ -297,8 +297,7 @@ def _loop(
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
     obs, _ = env.reset(seed=cfg.seed + step + world.rank * N)
     obs_t = obs_to_device(obs, device)
-    init_left = cfg.init_rollouts if needs_data_init(net) else 0
-    init_obs: list[torch.Tensor] = []
+    data_init = InitFromRollouts(net, cfg.init_rollouts, world)
     sums = {k: torch.zeros((), device=device) for k in ("policy_loss", "value_loss", "entropy")}
     n_sums = 0
     last_values = last_returns = None
@@ -345,21 +344,7 @@ def _loop(
             bootstrap = forward(obs_t)[1].clone()
         net.train()
 
-        if init_left > 0:
-            # Weight norm's data-dependent init (and batch norm's running statistics) on
-            # observations of the initial policy over several rollouts: the first rollout alone
-            # is near-identical game starts and the zero frames that pad a reset's frame stack,
-            # and an init on it leaves dense units dead or always on for later frames (Pong:
-            # 15% and 17% after one rollout, none after 20). These
-            # rollouts serve only for the init, not for a gradient step.
-            init_obs.append(rollout_obs.flatten(0, 1).clone())
-            init_left -= 1
-            if init_left == 0:
-                # Several ranks: on all ranks' observations; rank 0's result (g, b, v and batch
-                # norm's statistics) is what every rank keeps.
-                init_from_data(net, world.all_gather_cat(torch.cat(init_obs)))
-                world.broadcast_module(net)
-                init_obs.clear()
+        if data_init.take(rollout_obs.flatten(0, 1)):  # the first rollouts set the init (InitFromRollouts)
             continue
 
         # 2. One forward with gradients over the whole rollout; its detached values (of the current

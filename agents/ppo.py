@@ -26,7 +26,7 @@ from wnrl.agents.returns import gae_advantages, minibatches
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
 from wnrl.dormant import DeadTrunkWatch, watched_layers
-from wnrl.layers import WNDirections, init_from_data, needs_data_init, set_v_init_norm
+from wnrl.layers import InitFromRollouts, WNDirections, set_v_init_norm
 from wnrl.optim import OPTIMIZERS, make_optimizer
 from wnrl.run import Resume, Run
 from wnrl.schedules import LinearSchedule, lr_schedule, set_learning_rate
@@ -296,8 +296,7 @@ def _loop(
     updates = int(run.restored("updates", 0))
     obs, _ = env.reset(seed=cfg.seed + step + world.rank * N)
     obs_t = obs_to_device(obs, device)
-    init_left = cfg.init_rollouts if needs_data_init(net) else 0
-    init_obs: list[torch.Tensor] = []
+    data_init = InitFromRollouts(net, cfg.init_rollouts, world)
     sums: dict[str, torch.Tensor] = {}
     n_sums = 0
     lr_factor = run.schedule("lr", lr_schedule)
@@ -337,15 +336,7 @@ def _loop(
             buf["values"][T] = forward(obs_t)[1]
         net.train()
 
-        if init_left > 0:
-            # Weight norm's data-dependent init (batch norm's statistics) on the initial policy's
-            # observations over several rollouts (as A2C's; see there), not trained on.
-            init_obs.append(buf["obs"].flatten(0, 1).clone())
-            init_left -= 1
-            if init_left == 0:
-                init_from_data(net, world.all_gather_cat(torch.cat(init_obs)))
-                world.broadcast_module(net)
-                init_obs.clear()
+        if data_init.take(buf["obs"].flatten(0, 1)):  # the first rollouts set the init (InitFromRollouts)
             continue
 
         # 2. Advantages of the acting policy's values, then the epochs of minibatch steps.

@@ -24,7 +24,7 @@ from wnrl.agents.returns import minibatches, q_lambda_returns
 
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
-from wnrl.layers import WNDirections, init_from_data, needs_data_init, set_v_init_norm
+from wnrl.layers import InitFromRollouts, WNDirections, set_v_init_norm
 from wnrl.run import Resume, Run
 from wnrl.schedules import lr_schedule, set_learning_rate
 
@@ -248,8 +248,7 @@ def _loop(cfg: PQNConfig, run: Run, q: nn.Module, learner: nn.Module, optimizer,
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
     obs, _ = env.reset(seed=cfg.seed + step + world.rank * N)
     obs_t = obs_to_device(obs, device)
-    init_left = cfg.init_rollouts if needs_data_init(q) else 0
-    init_obs: list[torch.Tensor] = []
+    data_init = InitFromRollouts(q, cfg.init_rollouts, world)
     epsilon_at = run.schedule("epsilon", epsilon_schedule)
     lr_factor = run.schedule("lr", lr_schedule)
     epsilon = lr = float("nan")
@@ -293,17 +292,7 @@ def _loop(cfg: PQNConfig, run: Run, q: nn.Module, learner: nn.Module, optimizer,
             q_max[T] = forward(obs_t).max(dim=1).values  # max_a Q(o_T, a): the bootstrap
         q.train()
 
-        if init_left > 0:
-            # Weight norm's data-dependent init (and batch norm's running statistics) on the first
-            # rollouts' observations, before any update; those rollouts, played and valued by the
-            # uninitialized net, are not learned from. Several ranks: on all ranks' observations;
-            # rank 0's result is what every rank keeps.
-            init_obs.append(rollout_obs.flatten(0, 1).clone())
-            init_left -= 1
-            if init_left == 0:
-                init_from_data(q, world.all_gather_cat(torch.cat(init_obs)))
-                world.broadcast_module(q)
-                init_obs.clear()
+        if data_init.take(rollout_obs.flatten(0, 1)):  # the first rollouts set the init (InitFromRollouts)
             continue
 
         # 2. Q(λ) returns of the rollout (fixed for the whole learning phase), then update_epochs

@@ -415,3 +415,25 @@ def test_plain_layers_angles_are_logged_like_wn_ones():
     assert d["directions/1/angle_one_update"] == pytest.approx(2.0, rel=1e-4)
     assert d["wn/0/angle_per_update"] == 0.0  # the WN layer did not move
     assert d["directions/1/w_norm_mean"] == pytest.approx(plain.weight.norm(dim=1).mean().item())
+
+
+def test_init_from_rollouts_takes_the_first_rollouts_then_none():
+    """An on-policy agent's init: the first ``rollouts`` rollouts go to it (no gradient step from them),
+    made on all of them at once after the last; a plain net, or one already initialized, takes none."""
+    from wnrl.distributed import World
+    from wnrl.layers import InitFromRollouts, is_initialized
+    from wnrl.nets import WNMLP
+
+    torch.manual_seed(0)
+    net = WNMLP(3, (8,), norm="wn")
+    init = InitFromRollouts(net, 2, World())
+    first, second = torch.randn(5, 3), torch.randn(5, 3) + 4.0
+    assert init.take(first) and not is_initialized(net)
+    assert init.take(second) and is_initialized(net)
+    assert not init.take(torch.randn(5, 3))  # from now on the rollouts are learned from
+    # the init saw both rollouts: the first layer's pre-activations on them have zero mean per unit
+    layer = net.net[0]
+    pre = layer(torch.cat([first, second]))
+    torch.testing.assert_close(pre.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
+    assert not InitFromRollouts(WNMLP(3, (8,), norm="none"), 2, World()).take(first)
+    assert not InitFromRollouts(net, 2, World()).take(first)  # already initialized (a resumed run)
