@@ -216,17 +216,26 @@ def train(cfg: A2CConfig, resume: Resume | None = None) -> dict[str, Any]:
     """Trains A2C as ``cfg`` says (continuing ``resume`` if given); returns a summary (run_dir,
     steps, updates, episodes, recent returns, whether a signal interrupted it)."""
     with Run.open(cfg, "a2c", resume) as run:
-        n_actions = int(run.env.single_action_space.n)
-        net = ActorCritic(
-            run.env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head, cfg.activation
-        )
-        set_v_init_norm(net, cfg.wn_init_norm)
-        net = run.sync_batch_norm(net).to(run.device)
-        optimizer = make_optimizer(cfg.optimizer, net.parameters(), cfg.learning_rate, cfg.rms_alpha, cfg.rms_eps)
-        run.restore(model=net, optimizer=optimizer)
-        learner = run.wrap(net)  # several ranks: DDP (rank 0's weights now, gradients averaged)
+        net, learner, optimizer = open_actor_critic(cfg, run)
         run.start()
         return _loop(cfg, run, net, learner, optimizer)
+
+
+def open_actor_critic(cfg, run: Run) -> tuple[ActorCritic, nn.Module, torch.optim.Optimizer]:
+    """The run's :class:`ActorCritic` (``cfg``'s norm, sizes, head and initial direction norm; synchronized
+    batch norm on several GPUs) on its device, its optimizer (``cfg.optimizer``: ``rmsprop_tf``,
+    ``rmsprop`` or ``adam`` with ``learning_rate``, ``rms_alpha``, ``rms_eps``), both restored from a
+    resumed run's checkpoint, and the learner (the net, or the net under DDP with several ranks: rank
+    0's weights, gradients averaged). A2C's and PPO's."""
+    n_actions = int(run.env.single_action_space.n)
+    net = ActorCritic(
+        run.env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head, cfg.activation
+    )
+    set_v_init_norm(net, cfg.wn_init_norm)
+    net = run.sync_batch_norm(net).to(run.device)
+    optimizer = make_optimizer(cfg.optimizer, net.parameters(), cfg.learning_rate, cfg.rms_alpha, cfg.rms_eps)
+    run.restore(model=net, optimizer=optimizer)
+    return net, run.wrap(net), optimizer
 
 
 def learn(

@@ -19,15 +19,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from wnrl.agents.a2c import ActorCritic, explained_variance
+from wnrl.agents.a2c import explained_variance, open_actor_critic
 from wnrl.agents.learner_inputs import learning_reward, learning_terminal, obs_to_device
 from wnrl.agents.returns import gae_advantages, minibatches
 
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
 from wnrl.dormant import DeadTrunkWatch, watched_layers
-from wnrl.layers import InitFromRollouts, WNDirections, set_v_init_norm
-from wnrl.optim import OPTIMIZERS, make_optimizer
+from wnrl.layers import InitFromRollouts, WNDirections
+from wnrl.optim import OPTIMIZERS
 from wnrl.run import Resume, Run
 from wnrl.schedules import LinearSchedule, lr_schedule, set_learning_rate
 
@@ -263,15 +263,7 @@ def train(cfg: PPOConfig, resume: Resume | None = None) -> dict[str, Any]:
     """Trains PPO as ``cfg`` says (continuing ``resume`` if given); returns a summary (run_dir,
     steps, updates, episodes, recent returns, whether a signal interrupted it)."""
     with Run.open(cfg, "ppo", resume) as run:
-        n_actions = int(run.env.single_action_space.n)
-        net = ActorCritic(
-            run.env.single_observation_space.shape, n_actions, cfg.norm, cfg.hidden_sizes, cfg.wn_head, cfg.activation
-        )
-        set_v_init_norm(net, cfg.wn_init_norm)
-        net = run.sync_batch_norm(net).to(run.device)
-        optimizer = make_optimizer(cfg.optimizer, net.parameters(), cfg.learning_rate, cfg.rms_alpha, cfg.rms_eps)
-        run.restore(model=net, optimizer=optimizer)
-        learner = run.wrap(net)
+        net, learner, optimizer = open_actor_critic(cfg, run)  # A2C's network and optimizers
         run.start()
         return _loop(cfg, run, net, learner, optimizer)
 
