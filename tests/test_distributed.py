@@ -91,14 +91,11 @@ def _data(updates: int):
     return out
 
 
-def _updates(world: World, optimizer: str, updates: int = UPDATES) -> dict[str, torch.Tensor]:
-    """What the A2C loop does with the data: WN's init on all ranks' observations (rank 0's result
-    kept), then ``updates`` gradient steps, each rank on its slice of the envs, with --wn-project.
-    ``optimizer`` "sgd": plain SGD without clipping, whose step shows the gradient's scale (RMSprop
-    and clipping would hide a gradient off by a factor)."""
-    clip = 0.0 if optimizer == "sgd" else 0.5
-    cfg = A2CConfig(norm="wn", wn_project=True, normalize_advantage=True, optimizer=optimizer, max_grad_norm=clip)
-    torch.manual_seed(100 + world.rank)  # the ranks' nets start apart: rank 0's must win
+def _actor_critic_on_ranks(world: World, seed: int, updates: int):
+    """A2C's and PPO's setup on each rank: a WN ActorCritic (rank-dependent weights: rank 0's must win),
+    weight norm's init on all ranks' first observations, rank 0's net broadcast, DDP around it; and this
+    rank's env columns of :func:`_data`. Returns (net, learner, columns, data)."""
+    torch.manual_seed(seed + world.rank)
     net = ActorCritic((4,), 2, "wn", (16, 16), activation="tanh")
     set_v_init_norm(net, 0.577)
     n = N // world.size
@@ -106,7 +103,17 @@ def _updates(world: World, optimizer: str, updates: int = UPDATES) -> dict[str, 
     data = _data(updates)
     init_from_data(net, world.all_gather_cat(data[0]["obs"][:, cols].flatten(0, 1).contiguous()))
     world.broadcast_module(net)
-    learner = world.wrap(net, torch.device("cpu"))
+    return net, world.wrap(net, torch.device("cpu")), cols, data
+
+
+def _updates(world: World, optimizer: str, updates: int = UPDATES) -> dict[str, torch.Tensor]:
+    """What the A2C loop does with the data: WN's init on all ranks' observations (rank 0's result
+    kept), then ``updates`` gradient steps, each rank on its slice of the envs, with --wn-project.
+    ``optimizer`` "sgd": plain SGD without clipping, whose step shows the gradient's scale (RMSprop
+    and clipping would hide a gradient off by a factor)."""
+    clip = 0.0 if optimizer == "sgd" else 0.5
+    cfg = A2CConfig(norm="wn", wn_project=True, normalize_advantage=True, optimizer=optimizer, max_grad_norm=clip)
+    net, learner, cols, data = _actor_critic_on_ranks(world, 100, updates)
     if optimizer == "sgd":
         opt = torch.optim.SGD(net.parameters(), lr=0.1)
     else:
@@ -165,15 +172,7 @@ def _ppo_updates(world: World, optimizer: str, updates: int = UPDATES) -> dict[s
         norm="wn", wn_project=True, update_epochs=2, num_minibatches=3, optimizer="adam",
         max_grad_norm=0.0 if optimizer == "sgd" else 0.5, clip_coef=0.2,
     )  # fmt: skip
-    torch.manual_seed(300 + world.rank)
-    net = ActorCritic((4,), 2, "wn", (16, 16), activation="tanh")
-    set_v_init_norm(net, 0.577)
-    n = N // world.size
-    cols = slice(world.rank * n, (world.rank + 1) * n)
-    data = _data(updates)
-    init_from_data(net, world.all_gather_cat(data[0]["obs"][:, cols].flatten(0, 1).contiguous()))
-    world.broadcast_module(net)
-    learner = world.wrap(net, torch.device("cpu"))
+    net, learner, cols, data = _actor_critic_on_ranks(world, 300, updates)
     opt = torch.optim.SGD(net.parameters(), lr=0.1) if optimizer == "sgd" else torch.optim.Adam(net.parameters(), 1e-2)
     directions = WNDirections(net, project=True)
     all_sum = world.all_sum if world.distributed else None
