@@ -21,6 +21,7 @@ from wnrl.agents.learner_inputs import learning_reward, learning_terminal, obs_t
 from wnrl.agents.replay import BufferTooLarge, ReplayBatch, ReplayBuffer, available_memory, transition_bytes
 from wnrl.agents.returns import q_learning_targets
 
+from wnrl import optim
 from wnrl.checkpoint import CHECKPOINT_DIR, save_atomic
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
@@ -258,13 +259,13 @@ def make_dqn_optimizer(cfg: DQNConfig, params) -> torch.optim.Optimizer:
     the config's learning rate, β₁ (β₂ 0.999) and ε; or torch's RMSprop with the config's alpha, eps
     and centering."""
     if cfg.optimizer == "rmsprop":
-        return torch.optim.RMSprop(
+        return optim.RMSprop(
             params, lr=cfg.learning_rate, alpha=cfg.rms_alpha, eps=cfg.rms_eps, centered=cfg.rms_centered
         )
     betas = (cfg.adam_beta1, 0.999)
     if cfg.optimizer == "adamax":
-        return torch.optim.Adamax(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
-    return torch.optim.Adam(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps, fused=True)
+        return optim.Adamax(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps)
+    return optim.Adam(params, lr=cfg.learning_rate, betas=betas, eps=cfg.adam_eps, fused=True)
 
 
 def build_buffer(cfg: DQNConfig, env, device: torch.device, rank: int = 0, world_size: int = 1) -> ReplayBuffer:

@@ -22,6 +22,7 @@ from wnrl.agents.dqn import QNetwork, epsilon_schedule
 from wnrl.agents.learner_inputs import learning_reward, learning_terminal, obs_to_device
 from wnrl.agents.returns import minibatches, q_lambda_returns
 
+from wnrl import optim
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
 from wnrl.layers import InitFromRollouts, WNDirections, set_v_init_norm
@@ -158,8 +159,8 @@ def make_pqn_optimizer(cfg: PQNConfig, params) -> torch.optim.Optimizer:
     """RAdam (Liu et al., 2020: Adam whose first steps are plain momentum SGD while the variance estimate is
     unreliable), as the paper and CleanRL train PQN with, or Adam."""
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(params, lr=cfg.learning_rate, eps=cfg.adam_eps)
-    return torch.optim.RAdam(params, lr=cfg.learning_rate, eps=cfg.adam_eps)
+        return optim.Adam(params, lr=cfg.learning_rate, eps=cfg.adam_eps)
+    return optim.RAdam(params, lr=cfg.learning_rate, eps=cfg.adam_eps)
 
 
 def minibatch_update(learner: Callable, optimizer: torch.optim.Optimizer, world_size: int = 1) -> Callable:

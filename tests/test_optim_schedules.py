@@ -57,3 +57,60 @@ def test_linear_schedule_values():
     assert [s(0), s(50), s(100), s(10_000)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
     assert LinearSchedule.from_start(1.0, 0.1, 0)(0) == 0.1  # no decay: the end value at once
     assert LinearSchedule.from_list(s.to_list()) == s
+
+
+_WITHOUT_DYNAMO = r"""
+import sys
+import torch
+from wnrl import optim
+from wnrl.agents.dqn import DQNConfig, train
+
+def steps(cls, make, n=3, **kw):
+    torch.manual_seed(0)
+    net = make()
+    opt = cls(net.parameters(), **kw)
+    for i in range(n):
+        opt.zero_grad()
+        net(torch.randn(5, 4, generator=torch.Generator().manual_seed(i))).pow(2).sum().backward()
+        opt.step()  # under no_grad, as torch's (differentiable=False), and the caller's grad mode restored
+        assert torch.is_grad_enabled() and not any(p.grad_fn for p in net.parameters())
+    opt.load_state_dict(opt.state_dict())
+    return [p.detach().clone() for p in net.parameters()], opt.state_dict()
+
+make = lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+cases = [("Adam", dict(lr=1e-2, fused=True)), ("Adam", dict(lr=1e-2, eps=1e-5)), ("RAdam", dict(lr=1e-2)),
+         ("Adamax", dict(lr=1e-2)), ("RMSprop", dict(lr=1e-2, alpha=0.95, eps=0.01, centered=True))]
+ours = [steps(getattr(optim, name), make, **kw) for name, kw in cases]
+optim.RMSpropTF(make().parameters()).step()
+train(DQNConfig.for_env("CartPole-v1", logdir=sys.argv[1], progress=False, total_steps=300, learning_starts=100,
+                        checkpoint_every=100))
+print("dynamo imported:", "torch._dynamo" in sys.modules)
+import torch._dynamo  # as torch.compile would: from now on torch's own paths, the same numbers
+for (name, kw), (params, state) in zip(cases, ours):
+    for cls in (getattr(torch.optim, name), getattr(optim, name)):
+        theirs, their_state = steps(cls, make, **kw)
+        assert all(torch.equal(a, b) for a, b in zip(params, theirs)), name
+        assert str(their_state["state"]) == str(state["state"]), name
+print("same as torch")
+"""
+
+
+def test_torchs_optimizers_without_dynamo_step_exactly_as_torchs_and_a_run_never_imports_it(tmp_path):
+    """wnrl.optim's Adam, RAdam, Adamax and RMSprop: the same parameters and state as torch's after
+    the same steps, with torch._dynamo never imported by them nor by a DQN run (~1.5 s of every
+    training process); once it is imported (torch.compile does), torch's own paths give the same."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.helpers import ROOT
+
+    r = subprocess.run(
+        [sys.executable, "-c", _WITHOUT_DYNAMO, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.stdout.splitlines()[-2:] == ["dynamo imported: False", "same as torch"], r.stdout
