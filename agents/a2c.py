@@ -337,7 +337,10 @@ def _loop(
         for t in range(T):
             with torch.no_grad():
                 logits, _ = forward(obs_t)
-                actions = torch.distributions.Categorical(logits=logits).sample()
+                # Categorical(logits=logits).sample()'s arithmetic and draw, without building the
+                # distribution (its argument checks: ~6% of a CartPole run)
+                probs = torch.softmax(logits - logits.logsumexp(dim=-1, keepdim=True), dim=-1)
+                actions = torch.multinomial(probs, 1, True).squeeze(1)
             rollout_obs[t] = obs_t
             rollout_actions[t] = actions
             next_obs, reward, terminated, truncated, info = env.step(actions.cpu().numpy())
