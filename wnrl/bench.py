@@ -48,8 +48,12 @@ from wnrl.config import add_threads_argument, set_threads
 from wnrl.layers import WNConv2d
 from wnrl.nets import QHead, WNConvNet
 
-# num_envs per agent for the scaling curve (DQN at its default replay ratio: 1 update of 32 per 4 steps)
-AGENT_SIZES = {"quick": {"dqn": [8], "a2c": [16]}, "full": {"dqn": [1, 8, 32], "a2c": [1, 8, 16, 32, 64]}}
+# num_envs per agent for the scaling curve (DQN at its default replay ratio: 1 update of 32 per 4 steps;
+# PPO and PQN at their Atari defaults' 8 and more)
+AGENT_SIZES = {
+    "quick": {"dqn": [8], "a2c": [16], "ppo": [8], "pqn": [8]},
+    "full": {"dqn": [1, 8, 32], "a2c": [1, 8, 16, 32, 64], "ppo": [8, 16, 32], "pqn": [8, 16, 32]},
+}
 
 
 def _sync(device: torch.device) -> None:
@@ -278,17 +282,19 @@ def agent_rate(
     fields = dict(
         num_envs=num_envs, logdir=logdir, progress=False, device=device, checkpoint_every=10**9, total_steps=budget
     )
+    import importlib
+
+    from wnrl.train import AGENTS
+
+    module, config_class = AGENTS[agent]
+    agent_module = importlib.import_module(module)
+    Config, train = getattr(agent_module, config_class), agent_module.train
     if agent == "dqn":
-        from wnrl.agents.dqn import DQNConfig as Config
-        from wnrl.agents.dqn import train
-
         fields.update(learning_starts=learning_starts, buffer_size=50_000, log_every=max(400, num_envs * 20))
-    else:
-        from wnrl.agents.a2c import A2CConfig as Config
-        from wnrl.agents.a2c import train
-
+    else:  # the on-policy agents learn from their first rollout: a log every 10 (A2C) or 1 (PPO, PQN) of them
         learning_starts = 0
-        fields.update(log_every=num_envs * 5 * 10)
+        n_steps = overrides.get("n_steps", Config.for_env("Breakout").n_steps)
+        fields.update(log_every=num_envs * n_steps * (10 if agent == "a2c" else 1))
     cfg = Config.for_env("Breakout", **{**fields, **overrides})
     try:
         summary = _with_deadline(train, cfg, seconds + startup)
@@ -970,6 +976,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--env-seconds", type=float, default=None, help="seconds per raw-env size")
     p.add_argument("--dqn-envs", type=_sizes, default=None, help="num_envs for DQN end to end (e.g. 8,32; none)")
     p.add_argument("--a2c-envs", type=_sizes, default=None, help="num_envs for A2C end to end (e.g. 16,64; none)")
+    p.add_argument("--ppo-envs", type=_sizes, default=None, help="num_envs for PPO end to end (e.g. 8,32; none)")
+    p.add_argument("--pqn-envs", type=_sizes, default=None, help="num_envs for PQN end to end (e.g. 8,32; none)")
     p.add_argument("--agent-seconds", type=float, default=None, help="seconds each agent run is measured")
     p.add_argument("--agent-startup", type=float, default=6.0, help="seconds each agent run gets to start (6)")
     p.add_argument(
@@ -1024,10 +1032,9 @@ def main(argv: list[str] | None = None) -> int:
         "update": args.repeats or (10 if quick else 30),
     }
     agent_sizes = dict(AGENT_SIZES["quick" if quick else "full"])
-    if args.dqn_envs is not None:
-        agent_sizes["dqn"] = args.dqn_envs
-    if args.a2c_envs is not None:
-        agent_sizes["a2c"] = args.a2c_envs
+    for agent in agent_sizes:
+        if getattr(args, f"{agent}_envs") is not None:
+            agent_sizes[agent] = getattr(args, f"{agent}_envs")
     sections = set(sections)
     result: dict = {
         "machine": {
