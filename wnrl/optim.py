@@ -118,7 +118,9 @@ class _StepWithoutDynamo:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         base = next(b for b in cls.__mro__[1:] if b.__module__.startswith("torch.optim"))
-        cls._torch_step = inspect.unwrap(base.step, stop=lambda f: f.__code__.co_name == "_use_grad")
+        cls._torch_step = inspect.unwrap(
+            base.step, stop=lambda f: getattr(getattr(f, "__code__", None), "co_name", None) == "_use_grad"
+        )
         cls._raw_step = inspect.unwrap(base.step)
 
     def __init__(self, *args: Any, **kwargs: Any):
@@ -126,12 +128,13 @@ class _StepWithoutDynamo:
         super().__init__(*args, **kwargs)
 
     def step(self, closure=None):
-        if _dynamo() is not None or self._torch_step is self._raw_step:
-            return type(self)._torch_step(self, closure)
+        cls = type(self)  # the functions themselves (through an instance they would be new bound methods)
+        if _dynamo() is not None or cls._torch_step is cls._raw_step:  # compiling, or a torch without _use_grad
+            return cls._torch_step(self, closure)
         previous = torch.is_grad_enabled()
         try:
             torch.set_grad_enabled(self.defaults["differentiable"])
-            return type(self)._raw_step(self, closure)
+            return cls._raw_step(self, closure)
         finally:
             torch.set_grad_enabled(previous)
 
