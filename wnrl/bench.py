@@ -282,13 +282,10 @@ def agent_rate(
     fields = dict(
         num_envs=num_envs, logdir=logdir, progress=False, device=device, checkpoint_every=10**9, total_steps=budget
     )
-    import importlib
+    from wnrl.train import _agent_module
 
-    from wnrl.train import AGENTS
-
-    module, config_class = AGENTS[agent]
-    agent_module = importlib.import_module(module)
-    Config, train = getattr(agent_module, config_class), agent_module.train
+    agent_module, Config = _agent_module(agent)
+    train = agent_module.train
     if agent == "dqn":
         fields.update(learning_starts=learning_starts, buffer_size=50_000, log_every=max(400, num_envs * 20))
     else:  # the on-policy agents learn from their first rollout: a log every 10 (A2C) or 1 (PPO, PQN) of them
@@ -1033,8 +1030,9 @@ def main(argv: list[str] | None = None) -> int:
     }
     agent_sizes = dict(AGENT_SIZES["quick" if quick else "full"])
     for agent in agent_sizes:
-        if getattr(args, f"{agent}_envs") is not None:
-            agent_sizes[agent] = getattr(args, f"{agent}_envs")
+        chosen = getattr(args, f"{agent}_envs")
+        if chosen is not None:
+            agent_sizes[agent] = chosen
     sections = set(sections)
     result: dict = {
         "machine": {
