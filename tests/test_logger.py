@@ -14,3 +14,28 @@ def test_eta_waits_for_learning_then_uses_the_last_minute(tmp_path):
     assert eta == "2:27:20"  # 10 steps/s, 88,400 steps left
     assert log.eta(100_000, now=300.0) == "0:00:00"
     log.close()
+
+
+def test_a_resumed_runs_event_file_is_read_after_the_killed_runs_within_the_same_second(tmp_path):
+    """TensorBoard reads a run's event files in name order (seconds, host, pid): a resume that starts
+    in the second its killed run started must still be read last, or its steps come first."""
+    import time
+
+    from tests.helpers import scalars
+
+    first = Logger(tmp_path, {}, total_steps=10, progress=False)
+    for step in (1, 2, 3):
+        first.scalars({"charts/x": step}, step)
+    first.close()
+    (old,) = tmp_path.glob("events.out.tfevents.*")
+    # the killed run as another process would have named it, stamped a second ahead of now: without
+    # the wait, the resumed file (this second, a smaller pid) would sort before it
+    parts = old.name.split(".")
+    parts[3], parts[5] = str(int(time.time()) + 1), "99999999"
+    old.rename(tmp_path / ".".join(parts))
+    resumed = Logger(tmp_path, {}, total_steps=10, start_step=2, progress=False)
+    for step in (3, 4, 5):
+        resumed.scalars({"charts/x": step}, step)
+    resumed.close()
+    assert sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))[0] == ".".join(parts)
+    assert [s for s, _ in scalars(tmp_path)["charts/x"]] == [1, 2, 3, 4, 5]  # step 3 purged from the old run

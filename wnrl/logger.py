@@ -21,6 +21,26 @@ from wnrl.dormant import dormant_fractions
 from wnrl.layers import WNDirections
 
 
+def wait_to_sort_last(run_dir: Path, max_wait: float = 2.0) -> None:
+    """Sleep until an event file made now sorts after every one in ``run_dir``.
+
+    An event file is named ``events.out.tfevents.<whole seconds>.<host>.<pid>.<n>``, and TensorBoard
+    reads a run's files in name order. A run resumed within the second its killed predecessor
+    started writes a file with the same seconds, and the pids decide the order: the resumed curve
+    could be read first, its purge of the old steps then applying to nothing and the old steps
+    appended after it. Waiting for the next second (at most ``max_wait``; a file stamped further
+    ahead comes from a clock that was moved, which no wait fixes) keeps the order the steps had."""
+    stamps = []
+    for f in run_dir.glob("events.out.tfevents.*"):
+        part = f.name.split(".")[3]
+        if part.isdigit():
+            stamps.append(int(part))
+    if stamps:
+        wait = max(stamps) + 1 - time.time()
+        if 0 < wait <= max_wait:
+            time.sleep(wait)
+
+
 class Logger:
     """Tags are namespaced: ``charts/…`` (returns, SPS, schedules), ``losses/…``, ``wn/…``,
     ``directions/…``, ``dormant/…``."""
@@ -45,7 +65,11 @@ class Logger:
         rank 0's logger, which logs them with :meth:`episode`). ``track``: called with every scalar the
         logger writes, ``track(values, step)`` (``--track``: :class:`wnrl.track.Tracker`)."""
         # purge_step drops the events a killed run wrote after its last checkpoint (steps above
-        # start_step), so resumed curves continue without overlapping steps.
+        # start_step), so resumed curves continue without overlapping steps. TensorBoard reads a run's
+        # event files in name order, so the new one must sort after the killed run's (see
+        # wait_to_sort_last).
+        if write and run_dir is not None and start_step > 0:
+            wait_to_sort_last(Path(run_dir))
         self.writer = (
             SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step > 0 else None) if write else None
         )
