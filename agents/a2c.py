@@ -12,12 +12,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from wnrl.agents.learner_inputs import learning_reward, learning_terminal, obs_to_device
+from wnrl.agents.learner_inputs import obs_to_device
 from wnrl.agents.returns import gae_advantages
+from wnrl.agents.rollout import Rollout
 
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
@@ -292,14 +292,7 @@ def _loop(
 ) -> dict[str, Any]:
     env, device, logger, world = run.env, run.device, run.logger, run.world
     T, N = cfg.n_steps, env.num_envs  # N: this rank's envs (cfg.num_envs is the whole run's)
-    obs_space = env.single_observation_space
-    obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
-    # The rollout, on the training device.
-    rollout_obs = torch.zeros((T, N, *obs_space.shape), dtype=obs_dtype, device=device)
-    rollout_actions = torch.zeros((T, N), dtype=torch.int64, device=device)
-    rollout_rewards = torch.zeros((T, N), dtype=torch.float32, device=device)
-    rollout_terminals = torch.zeros((T, N), dtype=torch.bool, device=device)
-    rollout_valid = torch.zeros((T, N), dtype=torch.bool, device=device)
+    rollout = Rollout(cfg, T, N, env.single_observation_space, device)  # on the training device
 
     step = run.start_step
     updates = int(run.restored("updates", 0))
@@ -326,7 +319,7 @@ def _loop(
 
     all_sum = world.all_sum if world.distributed else None
     losses = rollout_losses(
-        cfg, rollout_rewards, rollout_terminals, rollout_valid, rollout_actions, all_sum, world.size
+        cfg, rollout.rewards, rollout.terminals, rollout.valid, rollout.actions, all_sum, world.size
     )
     compiled_losses = Compiled(losses, cfg.compile, "the A2C loss")
     learner_forward = forward if learner is net else Compiled(learner, cfg.compile, "the A2C forward pass")
@@ -341,14 +334,9 @@ def _loop(
                 # distribution (its argument checks: ~6% of a CartPole run)
                 probs = torch.softmax(logits - logits.logsumexp(dim=-1, keepdim=True), dim=-1)
                 actions = torch.multinomial(probs, 1, True).squeeze(1)
-            rollout_obs[t] = obs_t
-            rollout_actions[t] = actions
-            next_obs, reward, terminated, truncated, info = env.step(actions.cpu().numpy())
+            # An autoreset step's action did nothing: the rollout marks it, and the loss masks it.
+            next_obs, info = rollout.step(env, t, obs_t, actions)
             step += N * world.size  # the whole run's env steps: every rank steps N envs
-            rollout_rewards[t] = torch.from_numpy(learning_reward(cfg, reward)).to(device, non_blocking=True)
-            rollout_terminals[t] = torch.from_numpy(learning_terminal(cfg, terminated, info)).to(device)
-            # An autoreset step's action did nothing: it is masked from the loss.
-            rollout_valid[t] = torch.from_numpy(~info["autoreset"]).to(device)
             obs_t = obs_to_device(next_obs, device)
             logger.episodes_from(info, step)
         with torch.no_grad():
@@ -356,7 +344,7 @@ def _loop(
             bootstrap = forward(obs_t)[1].clone()
         net.train()
 
-        if data_init.take(rollout_obs.flatten(0, 1)):  # the first rollouts set the init (InitFromRollouts)
+        if data_init.take(rollout.flat_obs()):  # the first rollouts set the init (InitFromRollouts)
             continue
 
         # 2. One forward with gradients over the whole rollout; its detached values (of the current
@@ -364,13 +352,13 @@ def _loop(
         lr = cfg.learning_rate * lr_factor(step)
         set_learning_rate(optimizer, lr)
         parts, values, returns = learn(
-            cfg, net, learner_forward, optimizer, compiled_losses, rollout_obs.flatten(0, 1), bootstrap
+            cfg, net, learner_forward, optimizer, compiled_losses, rollout.flat_obs(), bootstrap
         )
         # What is logged is copied out before the next compiled call can reuse its memory.
         for k in sums:
             sums[k] += parts[k].detach()
         n_sums += 1
-        mask = rollout_valid.flatten()
+        mask = rollout.valid.flatten()
         last_values, last_returns = values[mask], returns[mask]
         directions.after_step()  # the same on every rank: their parameters stay equal
         updates += 1
@@ -389,7 +377,7 @@ def _loop(
                 n_sums = 0
                 logger.wn_diagnostics(directions, step)
                 # one extra forward (no gradients, eval mode as when acting) on the last rollout
-                dormant = logger.dormant(net, rollout_obs.flatten(0, 1), step)
+                dormant = logger.dormant(net, rollout.flat_obs(), step)
                 if dead_trunk is not None and (line := dead_trunk.update(step, ev, dormant)):
                     print(line, file=sys.stderr)
             logger.progress(step, sps)

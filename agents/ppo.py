@@ -15,13 +15,13 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from wnrl.agents.a2c import explained_variance, open_actor_critic
-from wnrl.agents.learner_inputs import learning_reward, learning_terminal, obs_to_device
+from wnrl.agents.learner_inputs import obs_to_device
 from wnrl.agents.returns import gae_advantages, minibatches
+from wnrl.agents.rollout import Rollout
 
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
@@ -273,17 +273,10 @@ def _loop(
 ) -> dict[str, Any]:
     env, device, logger, world = run.env, run.device, run.logger, run.world
     T, N = cfg.n_steps, env.num_envs  # N: this rank's envs (cfg.num_envs is the whole run's)
-    obs_space = env.single_observation_space
-    obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
-    buf = {
-        "obs": torch.zeros((T, N, *obs_space.shape), dtype=obs_dtype, device=device),
-        "actions": torch.zeros((T, N), dtype=torch.int64, device=device),
-        "logp": torch.zeros((T, N), device=device),
-        "values": torch.zeros((T + 1, N), device=device),  # the last row: the bootstrap V(o_T)
-        "rewards": torch.zeros((T, N), device=device),
-        "terminals": torch.zeros((T, N), dtype=torch.bool, device=device),
-        "valid": torch.zeros((T, N), dtype=torch.bool, device=device),
-    }
+    rollout = Rollout(cfg, T, N, env.single_observation_space, device)
+    # what PPO keeps beside the rollout: the acting policy's log-probabilities and values
+    rollout_logp = torch.zeros((T, N), device=device)
+    rollout_values = torch.zeros((T + 1, N), device=device)  # the last row: the bootstrap V(o_T)
     step = run.start_step
     updates = int(run.restored("updates", 0))
     obs, _ = env.reset(seed=cfg.seed + step + world.rank * N)
@@ -314,52 +307,47 @@ def _loop(
                 logits, values = forward(obs_t)
                 logp_all = F.log_softmax(logits, dim=-1)
                 actions = torch.multinomial(logp_all.exp(), 1).squeeze(1)
-                buf["obs"][t] = obs_t
-                buf["actions"][t] = actions
-                buf["logp"][t] = logp_all.gather(1, actions.unsqueeze(1)).squeeze(1)
-                buf["values"][t] = values
-                next_obs, reward, terminated, truncated, info = env.step(actions.cpu().numpy())
+                rollout_logp[t] = logp_all.gather(1, actions.unsqueeze(1)).squeeze(1)
+                rollout_values[t] = values
+                next_obs, info = rollout.step(env, t, obs_t, actions)  # an autoreset step is marked invalid
                 step += N * world.size
-                buf["rewards"][t] = torch.from_numpy(learning_reward(cfg, reward)).to(device, non_blocking=True)
-                buf["terminals"][t] = torch.from_numpy(learning_terminal(cfg, terminated, info)).to(device)
-                buf["valid"][t] = torch.from_numpy(~info["autoreset"]).to(device)  # an autoreset step did nothing
                 obs_t = obs_to_device(next_obs, device)
                 logger.episodes_from(info, step)
-            buf["values"][T] = forward(obs_t)[1]
+            rollout_values[T] = forward(obs_t)[1]
         net.train()
 
-        if data_init.take(buf["obs"].flatten(0, 1)):  # the first rollouts set the init (InitFromRollouts)
+        if data_init.take(rollout.flat_obs()):  # the first rollouts set the init (InitFromRollouts)
             continue
 
         # 2. Advantages of the acting policy's values, then the epochs of minibatch steps.
         advantages, returns = gae_advantages(
-            buf["rewards"], buf["values"], buf["terminals"], buf["valid"], cfg.gamma, cfg.gae_lambda
+            rollout.rewards, rollout_values, rollout.terminals, rollout.valid, cfg.gamma, cfg.gae_lambda
         )
         lr = cfg.learning_rate * lr_factor(step)
         set_learning_rate(optimizer, lr)
         clip = clip_at(step)
-        rollout = {
-            "obs": buf["obs"].flatten(0, 1),
-            "actions": buf["actions"].flatten(),
-            "logp": buf["logp"].flatten(),
-            "values": buf["values"][:T].flatten(),
+        batch = {
+            "obs": rollout.flat_obs(),
+            "actions": rollout.actions.flatten(),
+            "logp": rollout_logp.flatten(),
+            "values": rollout_values[:T].flatten(),
             "advantages": advantages.flatten(),
             "returns": returns.flatten(),
-            "valid": buf["valid"].flatten(),
+            "valid": rollout.valid.flatten(),
             "n_steps": T,
         }
         # The minibatches' draw: one generator per update, seeded by the run's seed and the update's
         # number, the same on every rank and after a resume.
         generator = torch.Generator().manual_seed(cfg.seed * 1_000_003 + updates)
         parts, _ = ppo_update(
-            cfg, net, learner_forward, optimizer, rollout, clip, generator, all_sum, world.size, world.rank,
+            cfg, net, learner_forward, optimizer, batch, clip, generator, all_sum, world.size, world.rank,
             cfg.num_envs, directions.after_step,
         )  # fmt: skip
         for k, v in parts.items():
             sums[k] = sums[k] + v if k in sums else v.clone()
         n_sums += 1
-        mask = rollout["valid"]
-        last_values, last_returns = rollout["values"][mask], rollout["returns"][mask]
+        mask = batch["valid"]
+        last_values, last_returns = batch["values"][mask], batch["returns"][mask]
         updates += 1
 
         if run.log_due(step):
@@ -373,7 +361,7 @@ def _loop(
                 sums.clear()
                 n_sums = 0
                 logger.wn_diagnostics(directions, step)
-                dormant = logger.dormant(net, buf["obs"].flatten(0, 1), step)
+                dormant = logger.dormant(net, rollout.flat_obs(), step)
                 if dead_trunk is not None and (line := dead_trunk.update(step, ev, dormant)):
                     print(line, file=sys.stderr)
             logger.progress(step, sps)

@@ -19,8 +19,9 @@ import numpy as np
 import torch
 from torch import nn
 from wnrl.agents.dqn import QNetwork, epsilon_schedule
-from wnrl.agents.learner_inputs import learning_reward, learning_terminal, obs_to_device
+from wnrl.agents.learner_inputs import obs_to_device
 from wnrl.agents.returns import minibatches, q_lambda_returns
+from wnrl.agents.rollout import Rollout
 
 from wnrl import optim
 from wnrl.compiled import Compiled
@@ -234,14 +235,8 @@ def _loop(cfg: PQNConfig, run: Run, q: nn.Module, learner: nn.Module, optimizer,
     env, device, logger, world, rng = run.env, run.device, run.logger, run.world, run.rng
     T, N = cfg.n_steps, env.num_envs  # N: this rank's envs (cfg.num_envs is the whole run's)
     epochs = cfg.update_epochs
-    obs_space = env.single_observation_space
-    obs_dtype = torch.uint8 if obs_space.dtype == np.uint8 else torch.float32
     # The rollout, on the training device; q_max[t] = max_a Q(o_t, a) as the acting net saw it.
-    rollout_obs = torch.zeros((T, N, *obs_space.shape), dtype=obs_dtype, device=device)
-    rollout_actions = torch.zeros((T, N), dtype=torch.int64, device=device)
-    rollout_rewards = torch.zeros((T, N), dtype=torch.float32, device=device)
-    rollout_terminals = torch.zeros((T, N), dtype=torch.bool, device=device)
-    rollout_valid = torch.zeros((T, N), dtype=torch.bool, device=device)
+    rollout = Rollout(cfg, T, N, env.single_observation_space, device, reward_scale=cfg.reward_scale)
     q_max = torch.zeros((T + 1, N), dtype=torch.float32, device=device)
 
     step = run.start_step
@@ -258,7 +253,7 @@ def _loop(cfg: PQNConfig, run: Run, q: nn.Module, learner: nn.Module, optimizer,
     loss_sum = torch.zeros((), device=device)
     q_sum = torch.zeros((), device=device)
     n_sums = 0
-    last_obs = rollout_obs[0]  # the last minibatch's observations: dormant/ is measured on them
+    last_obs = rollout.obs[0]  # the last minibatch's observations: dormant/ is measured on them
 
     def save() -> None:
         run.check_finite(step, q, loss_sum)  # never save a diverged network
@@ -278,30 +273,25 @@ def _loop(cfg: PQNConfig, run: Run, q: nn.Module, learner: nn.Module, optimizer,
             q_max[t] = q_values.gather(1, greedy.unsqueeze(1)).squeeze(1)
             explore = rng.random(N) < epsilon
             actions = np.where(explore, rng.integers(0, n_actions, size=N), greedy.cpu().numpy())
-            rollout_obs[t] = obs_t
-            rollout_actions[t] = torch.from_numpy(actions).to(device)
-            next_obs, reward, terminated, truncated, info = env.step(actions)
+            # An autoreset step's action did nothing: marked invalid, masked from the loss, and the
+            # λ-trace stops before it.
+            next_obs, info = rollout.step(env, t, obs_t, actions)
             step += N * world.size  # the whole run's env steps: every rank steps N envs
-            r_t = learning_reward(cfg, reward) * np.float32(cfg.reward_scale)
-            rollout_rewards[t] = torch.from_numpy(r_t).to(device, non_blocking=True)
-            rollout_terminals[t] = torch.from_numpy(learning_terminal(cfg, terminated, info)).to(device)
-            # An autoreset step's action did nothing: masked from the loss, and the λ-trace stops before it.
-            rollout_valid[t] = torch.from_numpy(~info["autoreset"]).to(device)
             obs_t = obs_to_device(next_obs, device)
             logger.episodes_from(info, step)
         with torch.no_grad():
             q_max[T] = forward(obs_t).max(dim=1).values  # max_a Q(o_T, a): the bootstrap
         q.train()
 
-        if data_init.take(rollout_obs.flatten(0, 1)):  # the first rollouts set the init (InitFromRollouts)
+        if data_init.take(rollout.flat_obs()):  # the first rollouts set the init (InitFromRollouts)
             continue
 
         # 2. Q(λ) returns of the rollout (fixed for the whole learning phase), then update_epochs
         # passes of shuffled minibatches regressing Q(s_t, a_t) onto them.
         lr = cfg.learning_rate * lr_factor(step)
         set_learning_rate(optimizer, lr)
-        returns = q_lambda_returns(rollout_rewards, q_max, rollout_terminals, rollout_valid, cfg.gamma, cfg.q_lambda)
-        batch = (rollout_obs.flatten(0, 1), rollout_actions.flatten(), returns.flatten(), rollout_valid.flatten())
+        returns = q_lambda_returns(rollout.rewards, q_max, rollout.terminals, rollout.valid, cfg.gamma, cfg.q_lambda)
+        batch = (rollout.flat_obs(), rollout.actions.flatten(), returns.flatten(), rollout.valid.flatten())
         # The minibatches are drawn on the whole run's rollout (every rank's envs) by one generator, seeded
         # by the run's seed and the update's number: the same on every rank and after a resume, so
         # several ranks make the updates one process over all envs makes (each rank learns from its part).
