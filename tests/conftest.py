@@ -23,12 +23,13 @@ os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")
 # short tests fill the gaps around them instead of one learning run starting last.
 LONGEST_FIRST = (
     "test_dqn.py::test_dqn_solves_cartpole_with_its_defaults",  # ~155 s
+    "test_pqn.py::test_pqn_learns_catch_with_the_conv_net",  # ~65 s
+    "test_dqn.py::test_dqn_learns_catch_with_the_conv_net",  # ~50-65 s
     "test_a2c.py::test_a2c_solves_cartpole_with_its_defaults",  # ~50 s
     "test_pqn.py::test_pqn_learns_cartpole_with_its_defaults",  # ~45 s
     "test_ppo.py::test_ppo_solves_cartpole_with_its_defaults",  # ~35 s
     "test_ppo.py::test_ppo_learns_catch_with_the_conv_net",  # ~25 s
     "test_a2c.py::test_compiled_run_matches_the_eager_run",  # the "inductor" group below: ~70 s cold
-    "test_dqn.py::test_dqn_learns_catch_with_the_conv_net",  # ~30 s
     "test_grid.py::test_a_grid_rerun_extends_its_runs_and_a_failing_cell_does_not_stop_the_others",
     "test_distributed.py::test_torchrun_one_run_checkpoint_resume",
     "test_gpu_evidence.py::test_gpu_evidence_on_cpu_with_a_tiny_budget",
