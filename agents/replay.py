@@ -168,6 +168,14 @@ class ReplayBuffer:
             "pos": self.pos,
             "added": self.added,
             "shape": [self.num_envs, self.per_env, *self.frame_shape],
+            # the sampling generator (and the GPU's count of short draws): a resumed run draws what the
+            # uninterrupted one would have
+            "sampling": {
+                "device": self.storage_device.type,
+                "generator": self._gen.get_state(),
+                "n_sync_free": self._n_sync_free,
+                "short": int(self._short),
+            },
             **{k: getattr(self, k)[:, :n].cpu() for k in _STORED},
         }
 
@@ -181,6 +189,11 @@ class ReplayBuffer:
         for k in _STORED:
             getattr(self, k)[:, :n] = state[k].to(self.storage_device)
         self.pos, self.added = int(state["pos"]), int(state["added"])
+        sampling = state.get("sampling")  # replays saved before it was kept draw anew from the seed
+        if sampling is not None and sampling["device"] == self.storage_device.type:
+            self._gen.set_state(sampling["generator"])
+            self._n_sync_free = int(sampling["n_sync_free"])
+            self._short.fill_(int(sampling["short"]))
 
     def num_sampleable(self) -> int:
         """Entries per stream that can start a transition (enough history behind, n steps ahead)."""

@@ -123,6 +123,27 @@ def test_sampling_is_seeded():
     torch.testing.assert_close(draws[0], draws[1])
 
 
+def test_a_saved_and_reloaded_buffer_draws_what_the_original_goes_on_to_draw():
+    """--save-replay: the resumed run's buffer continues the sampling stream instead of starting it again."""
+    calls, _ = simulate(2, 100, 4, seed=2)
+    rb = ReplayBuffer(200, 2, (4, 1, 2), torch.uint8, seed=7)
+    for c in calls:
+        rb.add(*c)
+    rb.sample(32)  # the run has sampled before its checkpoint
+    saved = rb.state_dict()
+    reloaded = ReplayBuffer(200, 2, (4, 1, 2), torch.uint8, seed=7)
+    reloaded.load_state_dict(saved)
+    for _ in range(3):
+        a, b = rb.sample(32), reloaded.sample(32)
+        torch.testing.assert_close(a.obs, b.obs, rtol=0, atol=0)
+        torch.testing.assert_close(a.returns, b.returns, rtol=0, atol=0)
+    # a replay saved before the sampling state was kept still loads, and draws from its seed
+    old = {k: v for k, v in saved.items() if k != "sampling"}
+    fresh = ReplayBuffer(200, 2, (4, 1, 2), torch.uint8, seed=7)
+    fresh.load_state_dict(old)
+    assert fresh.sample(32).obs.shape == (32, 4, 1, 2)
+
+
 def test_atari_transition_costs_one_frame():
     rb = ReplayBuffer(1000, 4, (4, 84, 84), torch.uint8)
     assert rb.bytes_per_transition == 84 * 84 + 15

@@ -52,3 +52,28 @@ def test_a_process_that_is_not_the_writer_writes_nothing(tmp_path):
 def test_log_and_checkpoint_steps_stay_on_multiples_of_their_period_after_a_resume():
     due = Every(500, step=1_200)
     assert [s for s in range(1_204, 3_000, 4) if due.due(s)] == [1_500, 2_000, 2_500]
+
+
+def test_a_checkpoint_keeps_the_gpus_generator_where_actions_are_drawn(monkeypatch):
+    """A2C and PPO draw their actions on the training device: a GPU run's checkpoint keeps that
+    generator's state and a resume on a GPU puts it back (without it, every resume would replay the
+    GPU's random numbers from the run's seed). A CPU run keeps none; a GPU state is ignored on a CPU."""
+    import json
+
+    import numpy as np
+
+    from wnrl.run import _restore_rng, _rng_state
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "get_rng_state", lambda device: torch.tensor([7, 8], dtype=torch.uint8))
+    monkeypatch.setattr(torch.cuda, "set_rng_state", lambda state, device: calls.append((state.tolist(), device)))
+    rng = np.random.default_rng(3)
+    gpu = torch.device("cuda", 1)
+    state = _rng_state(rng, gpu)
+    assert state["cuda"].tolist() == [7, 8] and "cuda" not in _rng_state(rng, torch.device("cpu"))
+    rng.random(5)
+    _restore_rng(rng, state, gpu)
+    assert calls == [([7, 8], gpu)]
+    assert json.dumps(rng.bit_generator.state) == state["numpy"]
+    _restore_rng(rng, state, torch.device("cpu"))  # resumed on a CPU: nothing to put the GPU state into
+    assert len(calls) == 1

@@ -318,7 +318,7 @@ class Run:
                 # The checkpoint holds rank 0's generators only: each rank draws anew, seeded apart.
                 self.rng = seed_everything(cfg.seed + RANK_SEED_STRIDE * self.rank + 7 * self.start_step)
             else:
-                _restore_rng(self.rng, state["rng"])
+                _restore_rng(self.rng, state["rng"], self.device)
         self._throughput = Throughput(self.start_step)
         self._stop.__enter__()
 
@@ -438,7 +438,7 @@ class Run:
             "config": self.cfg.to_dict(),
             "episodes": self.logger.episodes,
             "recent_returns": torch.tensor(list(self.logger.recent_returns), dtype=torch.float64),
-            "rng": _rng_state(self.rng),
+            "rng": _rng_state(self.rng, self.device),
             "schedules": {name: s.to_list() for name, s in self._schedules.items()},
             "world_size": self.world.size,
             **self.evaluations.state(),
@@ -698,11 +698,20 @@ class Throughput:
         return rate
 
 
-def _rng_state(rng: np.random.Generator) -> dict[str, Any]:
-    """RNG states in a form ``torch.load(weights_only=True)`` reads back."""
-    return {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()}
+def _rng_state(rng: np.random.Generator, device: torch.device | None = None) -> dict[str, Any]:
+    """RNG states in a form ``torch.load(weights_only=True)`` reads back: the run's numpy generator,
+    torch's CPU generator and, on a GPU, torch's generator of ``device`` (A2C and PPO draw their
+    actions there)."""
+    state = {"numpy": json.dumps(rng.bit_generator.state), "torch": torch.get_rng_state()}
+    if device is not None and device.type == "cuda":
+        state["cuda"] = torch.cuda.get_rng_state(device)
+    return state
 
 
-def _restore_rng(rng: np.random.Generator, state: dict[str, Any]) -> None:
+def _restore_rng(rng: np.random.Generator, state: dict[str, Any], device: torch.device | None = None) -> None:
+    """Puts back what :func:`_rng_state` saved. A run resumed on a GPU from a checkpoint written
+    without one (or on another kind of device) keeps the GPU generator as the run's seed set it."""
     rng.bit_generator.state = json.loads(state["numpy"])
     torch.set_rng_state(state["torch"])
+    if "cuda" in state and device is not None and device.type == "cuda":
+        torch.cuda.set_rng_state(state["cuda"], device)
