@@ -39,3 +39,16 @@ def test_a_resumed_runs_event_file_is_read_after_the_killed_runs_within_the_same
     resumed.close()
     assert sorted(p.name for p in tmp_path.glob("events.out.tfevents.*"))[0] == ".".join(parts)
     assert [s for s, _ in scalars(tmp_path)["charts/x"]] == [1, 2, 3, 4, 5]  # step 3 purged from the old run
+
+
+def test_the_config_table_is_written_at_the_start_and_at_each_resume(tmp_path):
+    """A resume may change --total-steps or the learning rate: TensorBoard's config text shows both tables."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    Logger(tmp_path, {"total_steps": 100}, total_steps=100, progress=False).close()
+    Logger(tmp_path, {"total_steps": 300}, total_steps=300, start_step=100, progress=False).close()
+    ea = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    ea.Reload()
+    texts = [(e.step, e.tensor_proto.string_val[0].decode()) for e in ea.Tensors("config/text_summary")]
+    assert [s for s, _ in texts] == [0, 100]
+    assert "| total_steps | 100 |" in texts[0][1] and "| total_steps | 300 |" in texts[1][1]

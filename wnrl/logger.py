@@ -73,9 +73,11 @@ class Logger:
         self.writer = (
             SummaryWriter(str(run_dir), purge_step=start_step + 1 if start_step > 0 else None) if write else None
         )
-        if self.writer is not None and start_step == 0:
+        if self.writer is not None:
+            # at the start, and again at each resume's step: a resume may change --total-steps, the
+            # learning rate or the optimizer's settings, and TensorBoard shows each step's table
             table = "\n".join(f"| {k} | {json.dumps(v)} |" for k, v in config.items())
-            self.writer.add_text("config", "| field | value |\n|---|---|\n" + table, 0)
+            self.writer.add_text("config", "| field | value |\n|---|---|\n" + table, start_step)
         self.track = track if write else None
         self.last_eval: float | None = None  # the last evaluation's mean (--eval-every), shown on the bar
         self.recent_returns: deque[float] = deque(maxlen=100)
