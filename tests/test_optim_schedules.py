@@ -79,8 +79,12 @@ def steps(cls, make, n=3, **kw):
 
 make = lambda: torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
 cases = [("Adam", dict(lr=1e-2, fused=True)), ("Adam", dict(lr=1e-2, eps=1e-5)), ("RAdam", dict(lr=1e-2)),
-         ("Adamax", dict(lr=1e-2)), ("RMSprop", dict(lr=1e-2, alpha=0.95, eps=0.01, centered=True))]
+         ("Adamax", dict(lr=1e-2)), ("RMSprop", dict(lr=1e-2, alpha=0.95, eps=0.01, centered=True)),
+         ("RMSprop", dict(lr=1e-2))]
 ours = [steps(getattr(optim, name), make, **kw) for name, kw in cases]
+# RMSprop and (unfused) Adam step with foreach by default: the same bits as torch's loop, checked below
+assert [optim.RMSprop(make().parameters()).defaults["foreach"], optim.Adam(make().parameters()).defaults["foreach"],
+        optim.Adam(make().parameters(), fused=True).defaults["foreach"]] == [True, True, None]
 optim.RMSpropTF(make().parameters()).step()
 train(DQNConfig.for_env("CartPole-v1", logdir=sys.argv[1], progress=False, total_steps=300, learning_starts=100,
                         checkpoint_every=100))
@@ -96,9 +100,10 @@ print("same as torch")
 
 
 def test_torchs_optimizers_without_dynamo_step_exactly_as_torchs_and_a_run_never_imports_it(tmp_path):
-    """wnrl.optim's Adam, RAdam, Adamax and RMSprop: the same parameters and state as torch's after
-    the same steps, with torch._dynamo never imported by them nor by a DQN run (~1.5 s of every
-    training process); once it is imported (torch.compile does), torch's own paths give the same."""
+    """wnrl.optim's Adam, RAdam, Adamax and RMSprop (the first and last with foreach by default): the
+    same parameters and state as torch's (its per-tensor loop on a CPU) after the same steps, with
+    torch._dynamo never imported by them nor by a DQN run (~1.5 s of every training process); once it
+    is imported (torch.compile does), torch's own paths give the same."""
     import os
     import subprocess
     import sys

@@ -114,6 +114,11 @@ class _StepWithoutDynamo:
 
     _torch_step = None  # the base's step as torch wraps it (grad mode and graph breaks)
     _raw_step = None  # the step itself
+    # foreach=True unless the caller chooses (torch picks it on GPUs only): one op per kind of update
+    # over all parameters instead of a Python loop of ~10 ops per tensor. Set where it gives the same
+    # bits as the loop on CPU (RMSprop, Adam: checked in tests/test_optim_schedules.py); RAdam's
+    # foreach version rounds differently (2e-7), Adamax's is no faster: both keep torch's default.
+    _foreach_by_default = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -125,6 +130,8 @@ class _StepWithoutDynamo:
 
     def __init__(self, *args: Any, **kwargs: Any):
         defer_dynamo_import()
+        if self._foreach_by_default and kwargs.get("foreach") is None and not kwargs.get("fused"):
+            kwargs["foreach"] = True
         super().__init__(*args, **kwargs)
 
     def step(self, closure=None):
@@ -140,7 +147,9 @@ class _StepWithoutDynamo:
 
 
 class Adam(_StepWithoutDynamo, torch.optim.Adam):
-    """``torch.optim.Adam``, without importing ``torch._dynamo`` while nothing compiles."""
+    """``torch.optim.Adam``, without importing ``torch._dynamo`` while nothing compiles (foreach by default)."""
+
+    _foreach_by_default = True
 
 
 class RAdam(_StepWithoutDynamo, torch.optim.RAdam):
@@ -152,7 +161,10 @@ class Adamax(_StepWithoutDynamo, torch.optim.Adamax):
 
 
 class RMSprop(_StepWithoutDynamo, torch.optim.RMSprop):
-    """``torch.optim.RMSprop``, without importing ``torch._dynamo`` while nothing compiles."""
+    """``torch.optim.RMSprop``, without importing ``torch._dynamo`` while nothing compiles (foreach by
+    default: ~0.2 of ~3.2 ms less per agent step of MinAtar's DQN on one CPU thread, the same bits)."""
+
+    _foreach_by_default = True
 
 
 class RMSpropTF(torch.optim.Optimizer):
