@@ -714,4 +714,4 @@ def _restore_rng(rng: np.random.Generator, state: dict[str, Any], device: torch.
     rng.bit_generator.state = json.loads(state["numpy"])
     torch.set_rng_state(state["torch"])
     if "cuda" in state and device is not None and device.type == "cuda":
-        torch.cuda.set_rng_state(state["cuda"], device)
+        torch.cuda.set_rng_state(state["cuda"].cpu(), device)
