@@ -4,6 +4,7 @@
 # resumed from its checkpoint (the grid does the same for its cells). From the repository root, ONE of:
 #   nohup scripts/evidence_runs.sh minatar > logs/minatar_queue.log 2>&1 &
 #   nohup scripts/evidence_runs.sh pong    > logs/pong_queue.log 2>&1 &
+#   nohup scripts/evidence_runs.sh next    > logs/next_queue.log 2>&1 &   (after pong)
 # Not both at once: beside a Pong run a MinAtar run goes ~17x slower (measured: ~450 against ~8,000
 # steps/s with the Pong run paused), while two MinAtar runs, or two Pong runs, share the cores evenly.
 # A finished Pong run is exported at once to docs/data/pong_a2c_2M/ (commit it); MinAtar's cells go to
@@ -23,6 +24,19 @@ pong() {  # NAME SEED [train flags...]: A2C Pong, the 2M budget (the learning ra
       --checkpoint-every 100000 --logdir runs/evidence --run-name "$name" --progress false "$@" >> "logs/$name.log" 2>&1
   fi
   grep -q "^done:" "logs/$name.log" && python -m wnrl.plot --export docs/data/pong_a2c_2M "runs/evidence/$name" >> "logs/$name.log" 2>&1
+}
+
+other() {  # AGENT NAME SEED TOTAL EXPORT_DIR [train flags...]: any agent on Pong, resumed if cut
+  local agent=$1 name=$2 seed=$3 total=$4 export=$5
+  shift 5
+  if grep -q "^done:" "logs/$name.log" 2>/dev/null; then return; fi
+  if [ -d "runs/evidence/$name" ]; then
+    OMP_NUM_THREADS=1 nice -n 10 python -m wnrl.train "$agent" --resume "runs/evidence/$name" >> "logs/$name.log" 2>&1
+  else
+    OMP_NUM_THREADS=1 nice -n 10 python -m wnrl.train "$agent" --env Pong --total-steps "$total" --seed "$seed" \
+      --checkpoint-every 100000 --logdir runs/evidence --run-name "$name" --progress false "$@" >> "logs/$name.log" 2>&1
+  fi
+  grep -q "^done:" "logs/$name.log" && python -m wnrl.plot --export "$export" "runs/evidence/$name" >> "logs/$name.log" 2>&1
 }
 
 GAMES=MinAtar/Asterix,MinAtar/Breakout,MinAtar/Freeway,MinAtar/Seaquest,MinAtar/SpaceInvaders
@@ -56,8 +70,19 @@ case "${1:-}" in
     minatar --norms none --seeds 2-3 --logdir runs/minatar_matched --a2c-args "--learning-rate 0.0055"
     minatar --norms wn,none,layer --seeds 3 --logdir runs/minatar
     ;;
+  next)  # after the pong queue: the 5M headline's seed 2 (~2.5 h of a core), and issue 27's Pong runs
+    # (PPO and PQN with their Atari defaults, 3M steps, seed 1: several hours of a core each, estimated)
+    (
+      other a2c a2c_Pong_wn_s2_5M 2 5000000 docs/data/pong_a2c_5M
+      other pqn pqn_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
+    ) &
+    (
+      other ppo ppo_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
+    ) &
+    wait
+    ;;
   *)
-    echo "usage: scripts/evidence_runs.sh pong|minatar" >&2
+    echo "usage: scripts/evidence_runs.sh pong|minatar|next" >&2
     exit 2
     ;;
 esac
