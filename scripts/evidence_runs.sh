@@ -70,13 +70,18 @@ case "${1:-}" in
     minatar --norms none --seeds 2-3 --logdir runs/minatar_matched --a2c-args "--learning-rate 0.0055"
     minatar --norms wn,none,layer --seeds 3 --logdir runs/minatar
     ;;
-  next)  # after the pong queue: the 5M headline's seed 2 (~2.5 h of a core), and issue 27's Pong runs
-    # (PPO and PQN with their Atari defaults, 3M steps, seed 1: several hours of a core each, estimated)
+  next)  # after the pong queue. First: does a plain network at a step between 7e-4 (no learning) and
+    # 4e-3 (its trunk died on 2 seeds of 3) learn Pong as reliably as wn? Then the 5M headline's seed 2
+    # (~2.5 h of a core) and issue 27's Pong runs (PPO and PQN with their Atari defaults, 3M steps, seed 1:
+    # several hours of a core each, estimated)
     (
+      pong a2c_Pong_none_lr2e-3_s1_2M 1 --norm none --learning-rate 0.002
+      pong a2c_Pong_none_lr2e-3_s3_2M 3 --norm none --learning-rate 0.002
       other a2c a2c_Pong_wn_s2_5M 2 5000000 docs/data/pong_a2c_5M
       other pqn pqn_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
     ) &
     (
+      pong a2c_Pong_none_lr2e-3_s2_2M 2 --norm none --learning-rate 0.002
       other ppo ppo_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
     ) &
     wait
