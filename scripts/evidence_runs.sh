@@ -16,14 +16,7 @@ mkdir -p logs
 pong() {  # NAME SEED [train flags...]: A2C Pong, the 2M budget (the learning rate decayed over 2M)
   local name=$1 seed=$2
   shift 2
-  if grep -q "^done:" "logs/$name.log" 2>/dev/null; then return; fi
-  if [ -d "runs/evidence/$name" ]; then
-    OMP_NUM_THREADS=1 nice -n 10 python -m wnrl.train a2c --resume "runs/evidence/$name" >> "logs/$name.log" 2>&1
-  else
-    OMP_NUM_THREADS=1 nice -n 10 python -m wnrl.train a2c --env Pong --total-steps 2000000 --seed "$seed" \
-      --checkpoint-every 100000 --logdir runs/evidence --run-name "$name" --progress false "$@" >> "logs/$name.log" 2>&1
-  fi
-  grep -q "^done:" "logs/$name.log" && python -m wnrl.plot --export docs/data/pong_a2c_2M "runs/evidence/$name" >> "logs/$name.log" 2>&1
+  other a2c "$name" "$seed" 2000000 docs/data/pong_a2c_2M "$@"
 }
 
 other() {  # AGENT NAME SEED TOTAL EXPORT_DIR [train flags...]: any agent on Pong, resumed if cut
