@@ -44,13 +44,11 @@ case "${1:-}" in
       pong a2c_Pong_layer_s3_2M 3 --norm layer
       pong a2c_Pong_layer_s2_2M 2 --norm layer
       pong a2c_Pong_none_lr4e-3_s2_2M 2 --norm none --learning-rate 0.004
-      pong a2c_Pong_wn_s1_2M 1  # the defaults' seeds 1 and 2 again (their earlier runs kept figures, not curves)
     ) &
     (
       pong a2c_Pong_wnproject_s1_2M 1 --norm wn --wn-project
       pong a2c_Pong_wnproject_s3_2M 3 --norm wn --wn-project
       pong a2c_Pong_wnproject_s2_2M 2 --norm wn --wn-project
-      pong a2c_Pong_wn_s2_2M 2
     ) &
     wait
     ;;
@@ -64,17 +62,20 @@ case "${1:-}" in
     minatar --norms wn,none,layer --seeds 3 --logdir runs/minatar
     ;;
   next)  # after the pong queue. First: does a plain network at a step between 7e-4 (no learning) and
-    # 4e-3 (its trunk died on 2 seeds of 3) learn Pong as reliably as wn? Then the 5M headline's seed 2
-    # (~2.5 h of a core) and issue 27's Pong runs (PPO and PQN with their Atari defaults, 3M steps, seed 1:
-    # several hours of a core each, estimated)
+    # 4e-3 (its trunk died on 2 seeds of 3) learn Pong as reliably as wn? Then the defaults' seeds 1 and 2
+    # again (their earlier runs kept figures, not curves), the 5M headline's seed 2 (~3 h of a core) and
+    # issue 27's Pong runs (PPO and PQN with their Atari defaults, 3M steps, seed 1: several hours of a
+    # core each, estimated). One 2M A2C Pong run takes ~72 min of a core.
     (
       pong a2c_Pong_none_lr2e-3_s1_2M 1 --norm none --learning-rate 0.002
       pong a2c_Pong_none_lr2e-3_s3_2M 3 --norm none --learning-rate 0.002
+      pong a2c_Pong_wn_s2_2M 2
       other a2c a2c_Pong_wn_s2_5M 2 5000000 docs/data/pong_a2c_5M
-      other pqn pqn_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
     ) &
     (
       pong a2c_Pong_none_lr2e-3_s2_2M 2 --norm none --learning-rate 0.002
+      pong a2c_Pong_wn_s1_2M 1
+      other pqn pqn_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
       other ppo ppo_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
     ) &
     wait
