@@ -26,7 +26,7 @@ from wnrl.agents.rollout import Rollout
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
 from wnrl.dormant import DeadTrunkWatch, watched_layers
-from wnrl.layers import InitFromRollouts, WNDirections
+from wnrl.layers import InitFromRollouts, WNDirections, held_weights
 from wnrl.optim import OPTIMIZERS
 from wnrl.run import Resume, Run
 from wnrl.schedules import LinearSchedule, lr_schedule, set_learning_rate
@@ -302,7 +302,8 @@ def _loop(
     while step < cfg.total_steps and not run.stop_requested:
         # 1. Roll out T steps of the current policy in N envs, keeping its log-probabilities and values.
         net.eval()  # batch-norm nets act with running statistics
-        with torch.no_grad():
+        # held_weights: the parameters are fixed for the rollout, each WN layer builds its weight once
+        with held_weights(net), torch.no_grad():
             for t in range(T):
                 logits, values = forward(obs_t)
                 logp_all = F.log_softmax(logits, dim=-1)

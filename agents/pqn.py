@@ -26,7 +26,7 @@ from wnrl.agents.rollout import Rollout
 from wnrl import optim
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
-from wnrl.layers import InitFromRollouts, WNDirections, set_v_init_norm
+from wnrl.layers import InitFromRollouts, WNDirections, held_weights, set_v_init_norm
 from wnrl.run import Resume, Run
 from wnrl.schedules import lr_schedule, set_learning_rate
 
@@ -265,22 +265,23 @@ def _loop(cfg: PQNConfig, run: Run, q: nn.Module, learner: nn.Module, optimizer,
     while step < cfg.total_steps and not run.stop_requested:
         # 1. Roll out T steps of ε-greedy play by the current Q-network in N envs.
         q.eval()  # batch-norm nets act with running statistics
-        for t in range(T):
-            epsilon = epsilon_at(step)
+        with held_weights(q):  # fixed for the rollout: each WN layer builds its weight once
+            for t in range(T):
+                epsilon = epsilon_at(step)
+                with torch.no_grad():
+                    q_values = forward(obs_t)
+                greedy = q_values.argmax(dim=1)
+                q_max[t] = q_values.gather(1, greedy.unsqueeze(1)).squeeze(1)
+                explore = rng.random(N) < epsilon
+                actions = np.where(explore, rng.integers(0, n_actions, size=N), greedy.cpu().numpy())
+                # An autoreset step's action did nothing: marked invalid, masked from the loss, and the
+                # λ-trace stops before it.
+                next_obs, info = rollout.step(env, t, obs_t, actions)
+                step += N * world.size  # the whole run's env steps: every rank steps N envs
+                obs_t = obs_to_device(next_obs, device)
+                logger.episodes_from(info, step)
             with torch.no_grad():
-                q_values = forward(obs_t)
-            greedy = q_values.argmax(dim=1)
-            q_max[t] = q_values.gather(1, greedy.unsqueeze(1)).squeeze(1)
-            explore = rng.random(N) < epsilon
-            actions = np.where(explore, rng.integers(0, n_actions, size=N), greedy.cpu().numpy())
-            # An autoreset step's action did nothing: marked invalid, masked from the loss, and the
-            # λ-trace stops before it.
-            next_obs, info = rollout.step(env, t, obs_t, actions)
-            step += N * world.size  # the whole run's env steps: every rank steps N envs
-            obs_t = obs_to_device(next_obs, device)
-            logger.episodes_from(info, step)
-        with torch.no_grad():
-            q_max[T] = forward(obs_t).max(dim=1).values  # max_a Q(o_T, a): the bootstrap
+                q_max[T] = forward(obs_t).max(dim=1).values  # max_a Q(o_T, a): the bootstrap
         q.train()
 
         if data_init.take(rollout.flat_obs()):  # the first rollouts set the init (InitFromRollouts)

@@ -36,20 +36,22 @@ def _randomize(layer):
     return layer
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear_forward_equals_plain_layer_with_effective_weight(bias):
-    layer = _randomize(WNLinear(7, 5, bias=bias)).double()
+def test_linear_forward_equals_plain_layer_with_effective_weight(bias, fused):
+    layer = _randomize(WNLinear(7, 5, bias=bias, fused=fused)).double()
     x = torch.randn(11, 7, dtype=torch.float64)
     w = layer.g[:, None] * layer.v / layer.v.norm(dim=1, keepdim=True)
     expected = F.linear(x, w, layer.bias)
     torch.testing.assert_close(layer(x), expected, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear_without_grad_gives_the_same_bits_as_with_grad(bias):
+def test_linear_without_grad_gives_the_same_bits_as_with_grad(bias, fused):
     """Acting (no grad) skips the autograd Function but not a single op: the same numbers exactly,
     so a run acts with exactly the network it learns."""
-    layer = _randomize(WNLinear(64, 32, bias=bias))
+    layer = _randomize(WNLinear(64, 32, bias=bias, fused=fused))
     x = torch.randn(9, 64)
     with torch.no_grad():
         acting = layer(x)
@@ -81,7 +83,7 @@ def test_weight_property_has_per_unit_norm_abs_g_and_is_read_only(layer):
     assert layer.g.shape == (layer.v.shape[0],)
 
 
-@pytest.mark.parametrize("layer", [WNLinear(9, 4), WNConv2d(2, 3, 3)])
+@pytest.mark.parametrize("layer", [WNLinear(9, 4, fused=False), WNLinear(9, 4, fused=True), WNConv2d(2, 3, 3)])
 def test_gradient_wrt_v_is_orthogonal_to_v_per_unit(layer):
     layer = _randomize(layer).double()
     x = torch.randn(8, *((9,) if isinstance(layer, WNLinear) else (2, 7, 7)), dtype=torch.float64)
@@ -106,16 +108,23 @@ def test_sgd_never_shrinks_norm_of_v():
     assert torch.all(norms[-1] > norms[0])  # and it did grow: the update was not a no-op
 
 
-def test_zero_direction_is_safe():
-    layer = WNLinear(4, 3)
+@pytest.mark.parametrize("fused", [False, True])
+@pytest.mark.parametrize("zero_rows", [slice(None), slice(1, 2)])
+def test_zero_direction_is_safe(fused, zero_rows):
+    """A direction of zero norm is a zero weight (its unit outputs its bias), with finite gradients,
+    whether every direction is zero or one."""
+    layer = WNLinear(4, 3, fused=fused)
     with torch.no_grad():
-        layer.v.zero_()
+        layer.v[zero_rows] = 0.0
     x = torch.randn(5, 4, requires_grad=True)
     y = layer(x)
     y.sum().backward()
     assert torch.isfinite(y).all() and torch.isfinite(layer.v.grad).all() and torch.isfinite(layer.g.grad).all()
-    torch.testing.assert_close(y, layer.bias.expand(5, 3))
-    assert torch.isfinite(layer.weight).all()
+    assert torch.isfinite(x.grad).all()
+    w = layer.weight
+    assert torch.isfinite(w).all() and not w[zero_rows].any()
+    torch.testing.assert_close(y, F.linear(x, w, layer.bias))
+    torch.testing.assert_close(y[:, zero_rows], layer.bias[zero_rows].expand(5, -1))
 
 
 @pytest.mark.parametrize("init_scale", [1.0, 0.1])
@@ -246,10 +255,12 @@ def test_torch_compile_matches_eager():
     assert net[0].v.grad is not None
 
 
+@pytest.mark.parametrize("fused", [False, True])
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("x_shape", [(5, 6), (2, 3, 6)])
-def test_linear_hand_written_backward_matches_numerical_gradient(bias, x_shape):
-    layer = _randomize(WNLinear(6, 4, bias=bias)).double()
+def test_linear_backward_matches_numerical_gradient(bias, x_shape, fused):
+    """Both paths: the hand-written backward (fused=False) and torch's fused op's (True)."""
+    layer = _randomize(WNLinear(6, 4, bias=bias, fused=fused)).double()
     x = torch.randn(*x_shape, dtype=torch.float64, requires_grad=True)
     names = ["v", "g", "bias"] if bias else ["v", "g"]
 
@@ -437,3 +448,62 @@ def test_init_from_rollouts_takes_the_first_rollouts_then_none():
     torch.testing.assert_close(pre.mean(0), torch.zeros(8), atol=1e-5, rtol=0)
     assert not InitFromRollouts(WNMLP(3, (8,), norm="none"), 2, World()).take(first)
     assert not InitFromRollouts(net, 2, World()).take(first)  # already initialized (a resumed run)
+
+
+def test_small_dense_layers_on_a_cpu_take_the_fused_path_and_large_ones_scale_the_output(monkeypatch):
+    import wnrl.layers as layers
+
+    calls = []
+    real = torch._weight_norm_interface
+    monkeypatch.setattr(torch, "_weight_norm_interface", lambda *a: calls.append(a[0].shape) or real(*a))
+    small, large = WNLinear(256, 256), WNLinear(256, layers.FUSED_MAX_WEIGHTS // 256 + 1)
+    small(torch.randn(2, 256))
+    large(torch.randn(2, 256))
+    assert calls == [small.v.shape]
+    assert WNLinear(256, 256, fused=False)._use_fused() is False and large._use_fused() is False
+    assert WNLinear(3136, 512, fused=True)._use_fused() is True  # an explicit choice wins
+
+
+@pytest.mark.parametrize(
+    "make, shape",
+    [
+        (lambda: WNLinear(64, 32, fused=True), (9, 64)),
+        (lambda: WNLinear(64, 32, fused=False), (9, 64)),
+        (lambda: WNLinear(64, 32, bias=False, fused=False), (9, 64)),
+        (lambda: WNConv2d(3, 6, 3, stride=2), (2, 3, 9, 9)),
+        (lambda: WNConv2d(3, 6, 3, bias=False, scale_output=True), (2, 3, 9, 9)),
+    ],
+)
+def test_held_weights_give_the_same_bits_and_are_dropped_on_leaving(make, shape):
+    from wnrl.layers import held_weights
+
+    layer = _randomize(make())
+    xs = [torch.randn(*shape) for _ in range(3)]
+    with torch.no_grad():
+        free = [layer(x) for x in xs]
+    with held_weights(nn.Sequential(layer)), torch.no_grad():
+        held = [layer(x) for x in xs]
+        kept = layer._held
+        assert kept is not None
+        with torch.enable_grad():
+            learning = layer(xs[0])  # a forward with gradients inside: the ordinary path
+        assert learning.grad_fn is not None and layer._held is kept
+    assert all(torch.equal(a, b) for a, b in zip(free, held))
+    assert torch.equal(learning.detach(), free[0])
+    assert layer._held is None and not layer._hold
+    with torch.no_grad():  # after leaving, a parameter change shows at once
+        layer.g.mul_(2.0)
+        assert not torch.equal(layer(xs[0]), free[0])
+
+
+def test_a_zero_direction_under_held_weights_is_a_zero_weight():
+    from wnrl.layers import held_weights
+
+    layer = WNLinear(4, 3, fused=True)
+    with torch.no_grad():
+        layer.v[1] = 0.0
+        x = torch.randn(5, 4)
+        with held_weights(layer):
+            y = layer(x)
+    assert torch.isfinite(y).all()
+    torch.testing.assert_close(y[:, 1], layer.bias[1].expand(5))
