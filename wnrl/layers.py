@@ -522,7 +522,6 @@ class frozen_batch_statistics:
             m.momentum = momentum
 
 
-@torch.no_grad()
 class held_weights:
     """``with held_weights(net):`` around code that runs ``net`` without gradients while its
     parameters do not change (an agent's rollout): each WN layer computes its weight (or its factor
@@ -544,6 +543,7 @@ class held_weights:
             layer._hold, layer._held = False, None
 
 
+@torch.no_grad()
 def wn_diagnostics(module: nn.Module) -> dict[str, float]:
     """Per WN layer, mean g and mean ‖v‖ (keys ``"<layer>/g_mean"``, ``"<layer>/v_norm_mean"``).
 
