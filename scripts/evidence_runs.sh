@@ -5,6 +5,7 @@
 #   nohup scripts/evidence_runs.sh minatar > logs/minatar_queue.log 2>&1 &
 #   nohup scripts/evidence_runs.sh pong    > logs/pong_queue.log 2>&1 &
 #   nohup scripts/evidence_runs.sh next    > logs/next_queue.log 2>&1 &   (after pong)
+#   nohup scripts/evidence_runs.sh screen  > logs/screen_queue.log 2>&1 &
 # Not both at once: beside a Pong run a MinAtar run goes ~17x slower (measured: ~450 against ~8,000
 # steps/s with the Pong run paused), while two MinAtar runs, or two Pong runs, share the cores evenly.
 # A finished Pong run is exported at once to docs/data/pong_a2c_2M/ (commit it); MinAtar's cells go to
@@ -80,8 +81,24 @@ case "${1:-}" in
     ) &
     wait
     ;;
+  screen)  # how often does the documented 5M command's trunk die (seed 3's did, at ~130k), and does
+    # --wn-project's (it did not on seed 3)? The first 250k steps of seeds 2 and 4-8 each way (~9 min of a
+    # core each, alone); `python scripts/collapse_table.py docs/data/pong_a2c_5Msched_screen/*` says which
+    # collapsed. Seeds 1 and 3 were read before (docs/results.md).
+    (
+      for s in 2 4 5 6 7 8; do
+        scripts/probe_pong.sh "a2c_Pong_wn_s${s}_5Msched" $s 250000 docs/data/pong_a2c_5Msched_screen
+      done
+    ) &
+    (
+      for s in 2 4 5 6 7 8; do
+        scripts/probe_pong.sh "a2c_Pong_wnproject_s${s}_5Msched" $s 250000 docs/data/pong_a2c_5Msched_screen --wn-project
+      done
+    ) &
+    wait
+    ;;
   *)
-    echo "usage: scripts/evidence_runs.sh pong|minatar|next" >&2
+    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen" >&2
     exit 2
     ;;
 esac
