@@ -19,6 +19,7 @@ from wnrl.layers import (
     set_v_init_norm,
     wn_diagnostics,
     wn_layers,
+    wn_scale,
     wn_weight,
 )
 
@@ -247,12 +248,16 @@ def test_invalid_init_scale_is_rejected():
 
 
 def test_torch_compile_matches_eager():
-    net = nn.Sequential(WNConv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), WNLinear(4 * 4 * 4, 3))
+    """Compiled, every dense layer takes the output-scaling path, even one built fused=True (the
+    eager net runs the fused op there); no fallback, no graph break."""
+    net = nn.Sequential(
+        WNConv2d(2, 4, 3), nn.ReLU(), nn.Flatten(), WNLinear(4 * 4 * 4, 5), nn.ReLU(), WNLinear(5, 3, fused=True)
+    )
     x = torch.randn(4, 2, 6, 6)
-    compiled = torch.compile(net)
+    compiled = torch.compile(net, fullgraph=True)
     torch.testing.assert_close(compiled(x), net(x), rtol=1e-5, atol=1e-5)
     compiled(x).sum().backward()
-    assert net[0].v.grad is not None
+    assert net[0].v.grad is not None and net[-1].v.grad is not None
 
 
 @pytest.mark.parametrize("fused", [False, True])
@@ -457,9 +462,11 @@ def test_small_dense_layers_on_a_cpu_take_the_fused_path_and_large_ones_scale_th
     real = torch._weight_norm_interface
     monkeypatch.setattr(torch, "_weight_norm_interface", lambda *a: calls.append(a[0].shape) or real(*a))
     small, large = WNLinear(256, 256), WNLinear(256, layers.FUSED_MAX_WEIGHTS // 256 + 1)
-    small(torch.randn(2, 256))
-    large(torch.randn(2, 256))
+    y_small, y_large = small(torch.randn(2, 256)), large(torch.randn(2, 256))
     assert calls == [small.v.shape]
+    # and the fused op's weight is what the layer computed with (a plain product's backward)
+    assert type(y_small.grad_fn).__name__ == "AddmmBackward0"
+    assert type(y_large.grad_fn).__name__ == "_WNLinearFnBackward"
     assert WNLinear(256, 256, fused=False)._use_fused() is False and large._use_fused() is False
     assert WNLinear(3136, 512, fused=True)._use_fused() is True  # an explicit choice wins
 
@@ -468,21 +475,30 @@ def test_small_dense_layers_on_a_cpu_take_the_fused_path_and_large_ones_scale_th
     "make, shape",
     [
         (lambda: WNLinear(64, 32, fused=True), (9, 64)),
+        (lambda: WNLinear(64, 32, bias=False, fused=True), (9, 64)),
         (lambda: WNLinear(64, 32, fused=False), (9, 64)),
         (lambda: WNLinear(64, 32, bias=False, fused=False), (9, 64)),
         (lambda: WNConv2d(3, 6, 3, stride=2), (2, 3, 9, 9)),
         (lambda: WNConv2d(3, 6, 3, bias=False, scale_output=True), (2, 3, 9, 9)),
+        (lambda: WNConv2d(3, 6, 3, scale_output=True), (2, 3, 9, 9)),
     ],
 )
-def test_held_weights_give_the_same_bits_and_are_dropped_on_leaving(make, shape):
+def test_held_weights_give_the_same_bits_and_are_dropped_on_leaving(make, shape, monkeypatch):
+    import wnrl.layers as layers
     from wnrl.layers import held_weights
 
     layer = _randomize(make())
     xs = [torch.randn(*shape) for _ in range(3)]
     with torch.no_grad():
         free = [layer(x) for x in xs]
+    scales = []  # the weight (or factor) is computed once for the three forwards
+    monkeypatch.setattr(layers, "wn_scale", lambda g, v: scales.append(1) or wn_scale(g, v))
+    if isinstance(layer, WNLinear):
+        real = layer._acting_weight
+        monkeypatch.setattr(layer, "_acting_weight", lambda: scales.append(1) or real())
     with held_weights(nn.Sequential(layer)), torch.no_grad():
         held = [layer(x) for x in xs]
+        assert len(scales) == 1
         kept = layer._held
         assert kept is not None
         with torch.enable_grad():
@@ -507,3 +523,37 @@ def test_a_zero_direction_under_held_weights_is_a_zero_weight():
             y = layer(x)
     assert torch.isfinite(y).all()
     torch.testing.assert_close(y[:, 1], layer.bias[1].expand(5))
+
+
+@pytest.mark.parametrize("norm", [0.0, 1e-9, 1e-6 / 2, 1e-6 * 2, 1.0])
+def test_both_dense_paths_compute_the_same_function_at_any_direction_norm(norm):
+    """The fused op has no floor on ‖v‖; it hands directions under the other path's floor (1e-6,
+    where that path clamps) to that path, so a checkpoint computes one function on every path."""
+    fused, other = WNLinear(4, 3, fused=True).double(), WNLinear(4, 3, fused=False).double()
+    with torch.no_grad():
+        fused.v[0] = fused.v[0] / fused.v[0].norm() * norm
+    other.load_state_dict(fused.state_dict())
+    x = torch.randn(5, 4, dtype=torch.float64)
+    y_fused, y_other = fused(x), other(x)
+    torch.testing.assert_close(y_fused, y_other, rtol=1e-12, atol=1e-12)
+    y_fused.square().sum().backward()
+    y_other.square().sum().backward()
+    torch.testing.assert_close(fused.v.grad, other.v.grad, rtol=1e-9, atol=0.0)
+
+
+def test_a_copy_made_while_weights_are_held_holds_nothing():
+    import copy
+    import pickle
+
+    from wnrl.layers import held_weights
+
+    layer = WNLinear(3, 4)
+    x = torch.randn(2, 3)
+    with held_weights(layer), torch.no_grad():
+        layer(x)
+        copies = [copy.deepcopy(layer), pickle.loads(pickle.dumps(layer))]
+    for c in copies:
+        assert not c._hold and c._held is None
+        with torch.no_grad():
+            c.g.mul_(2.0)
+            torch.testing.assert_close(c(x), 2 * (layer(x) - layer.bias) + layer.bias)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,6 +42,7 @@ __all__ = [
 
 # Floor on ‖v‖²: a direction that collapses to zero yields a zero weight, never inf/NaN.
 _NORM_SQ_EPS = 1e-12
+_NORM_FLOOR = _NORM_SQ_EPS**0.5
 # Std of the direction draw, as in the paper's code.
 _V_INIT_STD = 0.05
 # Row norm of PyTorch's default (kaiming-uniform, a=√5) init: w ~ U(±1/√fan_in) has E‖w_i‖² = 1/3.
@@ -130,6 +130,12 @@ class _WeightNormBase(nn.Module):
     def _raw(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def __getstate__(self) -> dict:
+        # a copy made inside held_weights (a target net, a pickle) must not keep its weight held
+        state = self.__dict__.copy()
+        state["_hold"], state["_held"] = False, None
+        return state
+
     def _holding(self) -> bool:
         """Whether this forward may use (or keep) the held weight: inside :func:`held_weights`,
         without gradients, outside ``torch.compile`` (which traces the plain path)."""
@@ -162,7 +168,7 @@ def _per_channel(s: torch.Tensor, ndim: int) -> torch.Tensor:
 def _wn_linear_forward(x, v, g, bias):
     """``(1/‖v‖, x vᵀ, y)``: the WN dense layer's forward, shared by the autograd Function and the
     gradient-free path (the same ops, so the same numbers)."""
-    inv_norm = torch.linalg.vector_norm(v, dim=1).clamp_min(_NORM_SQ_EPS**0.5).reciprocal()
+    inv_norm = torch.linalg.vector_norm(v, dim=1).clamp_min(_NORM_FLOOR).reciprocal()
     s = g * inv_norm
     z = F.linear(x, v)
     return inv_norm, z, (z * s if bias is None else torch.addcmul(bias, z, s))
@@ -243,9 +249,13 @@ class WNLinear(_WeightNormBase):
         return F.linear(x, v)
 
     def _use_fused(self) -> bool:
+        if torch.compiler.is_compiling():
+            # Inductor fuses the other path itself; torch's decomposition of the fused op also wants
+            # g shaped [out, 1]. Checked first, so compiled code never guards on the attributes below.
+            return False
         if self.fused is not None:
             return self.fused
-        return self.v.numel() <= FUSED_MAX_WEIGHTS and self.v.device.type == "cpu" and not torch.compiler.is_compiling()
+        return self._small and self.v.is_cpu
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._holding():
@@ -267,10 +277,11 @@ class WNLinear(_WeightNormBase):
         return _WNLinearFn.apply(x, self.v, self.g, self.bias)
 
     def _fused_weight(self) -> torch.Tensor | None:
-        """``w`` by torch's fused op; None for a direction of zero norm (NaN there)."""
+        """``w`` by torch's fused op; None when a direction's norm is under the floor the other path
+        clamps it to (0: NaN here), so that both paths compute the same function."""
         w, norm = torch._weight_norm_interface(self.v, self.g, 0)
-        # norm never needs a gradient; numpy reads it back in ~2 µs where torch's .all() takes ~4
-        if (np.count_nonzero(norm.numpy()) == norm.numel()) if norm.is_cpu else bool(norm.all()):
+        # norm never needs a gradient; numpy reads it back in ~2 µs where torch's ops take ~4
+        if (norm.numpy() >= _NORM_FLOOR).all() if norm.is_cpu else bool((norm >= _NORM_FLOOR).all()):
             return w
         return None
 
@@ -281,7 +292,7 @@ class WNLinear(_WeightNormBase):
         w = self._fused_weight() if self._use_fused() else None
         if w is not None:
             return w
-        return self.g * torch.linalg.vector_norm(self.v, dim=1).clamp_min(_NORM_SQ_EPS**0.5).reciprocal()
+        return self.g * torch.linalg.vector_norm(self.v, dim=1).clamp_min(_NORM_FLOOR).reciprocal()
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -575,7 +586,7 @@ def project_directions(module: nn.Module | list[_WeightNormBase]) -> None:
         return
     vs = [m.v for m in layers]
     scales = [torch.linalg.vector_norm(v, dim=tuple(range(1, v.dim())), keepdim=True) for v in vs]
-    torch._foreach_clamp_min_(scales, _NORM_SQ_EPS**0.5)  # a zero row stays zero
+    torch._foreach_clamp_min_(scales, _NORM_FLOOR)  # a zero row stays zero
     torch._foreach_reciprocal_(scales)
     torch._foreach_mul_(scales, [m.v_target_norm for m in layers])
     torch._foreach_mul_(vs, scales)
@@ -584,7 +595,7 @@ def project_directions(module: nn.Module | list[_WeightNormBase]) -> None:
 def _unit_rows(v: torch.Tensor) -> torch.Tensor:
     """``v_i/‖v_i‖`` as rows of a new ``[out, fan_in]`` float tensor (a zero row stays zero)."""
     flat = v.detach().flatten(1).float()
-    return flat / torch.linalg.vector_norm(flat, dim=1, keepdim=True).clamp_min(_NORM_SQ_EPS**0.5)
+    return flat / torch.linalg.vector_norm(flat, dim=1, keepdim=True).clamp_min(_NORM_FLOOR)
 
 
 def _mean_angle(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
