@@ -327,22 +327,21 @@ def _loop(
     while step < cfg.total_steps and not run.stop_requested:
         # 1. Roll out T steps of the current policy in N envs.
         net.eval()  # batch-norm nets act with running statistics
-        with held_weights(net):  # fixed for the rollout: each WN layer builds its weight once
+        # held_weights: the parameters are fixed for the rollout, each WN layer builds its weight once
+        with held_weights(net), torch.no_grad():
             for t in range(T):
-                with torch.no_grad():
-                    logits, _ = forward(obs_t)
-                    # Categorical(logits=logits).sample()'s arithmetic and draw, without building the
-                    # distribution (its argument checks: ~6% of a CartPole run)
-                    probs = torch.softmax(logits - logits.logsumexp(dim=-1, keepdim=True), dim=-1)
-                    actions = torch.multinomial(probs, 1, True).squeeze(1)
+                logits, _ = forward(obs_t)
+                # Categorical(logits=logits).sample()'s arithmetic and draw, without building the
+                # distribution (its argument checks: ~6% of a CartPole run)
+                probs = torch.softmax(logits - logits.logsumexp(dim=-1, keepdim=True), dim=-1)
+                actions = torch.multinomial(probs, 1, True).squeeze(1)
                 # An autoreset step's action did nothing: the rollout marks it, and the loss masks it.
                 next_obs, info = rollout.step(env, t, obs_t, actions)
                 step += N * world.size  # the whole run's env steps: every rank steps N envs
                 obs_t = obs_to_device(next_obs, device)
                 logger.episodes_from(info, step)
-            with torch.no_grad():
-                # V(o_T), to bootstrap the last steps of the rollout (a copy: it outlives the next call)
-                bootstrap = forward(obs_t)[1].clone()
+            # V(o_T), to bootstrap the last steps of the rollout (a copy: it outlives the next call)
+            bootstrap = forward(obs_t)[1].clone()
         net.train()
 
         if data_init.take(rollout.flat_obs()):  # the first rollouts set the init (InitFromRollouts)

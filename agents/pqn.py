@@ -265,11 +265,11 @@ def _loop(cfg: PQNConfig, run: Run, q: nn.Module, learner: nn.Module, optimizer,
     while step < cfg.total_steps and not run.stop_requested:
         # 1. Roll out T steps of ε-greedy play by the current Q-network in N envs.
         q.eval()  # batch-norm nets act with running statistics
-        with held_weights(q):  # fixed for the rollout: each WN layer builds its weight once
+        # held_weights: the parameters are fixed for the rollout, each WN layer builds its weight once
+        with held_weights(q), torch.no_grad():
             for t in range(T):
                 epsilon = epsilon_at(step)
-                with torch.no_grad():
-                    q_values = forward(obs_t)
+                q_values = forward(obs_t)
                 greedy = q_values.argmax(dim=1)
                 q_max[t] = q_values.gather(1, greedy.unsqueeze(1)).squeeze(1)
                 explore = rng.random(N) < epsilon
@@ -280,8 +280,7 @@ def _loop(cfg: PQNConfig, run: Run, q: nn.Module, learner: nn.Module, optimizer,
                 step += N * world.size  # the whole run's env steps: every rank steps N envs
                 obs_t = obs_to_device(next_obs, device)
                 logger.episodes_from(info, step)
-            with torch.no_grad():
-                q_max[T] = forward(obs_t).max(dim=1).values  # max_a Q(o_T, a): the bootstrap
+            q_max[T] = forward(obs_t).max(dim=1).values  # max_a Q(o_T, a): the bootstrap
         q.train()
 
         if data_init.take(rollout.flat_obs()):  # the first rollouts set the init (InitFromRollouts)

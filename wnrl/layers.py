@@ -15,6 +15,7 @@ dense layers on a CPU build ``w`` with torch's fused native op instead (see ``WN
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -142,6 +143,13 @@ class _WeightNormBase(nn.Module):
         # is_compiling first: a compiled forward never reads _hold, so its guards do not depend on it
         return not torch.compiler.is_compiling() and self._hold and not torch.is_grad_enabled()
 
+    def _held_value(self, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """Inside :func:`held_weights`: ``compute()``'s result, computed at the first call."""
+        if self._held is None:
+            with torch.no_grad():
+                self._held = compute()
+        return self._held
+
     @torch.no_grad()
     def _data_dependent_init(self, x: torch.Tensor, min_std: float) -> None:
         """Sets g and bias so this layer's outputs on ``x`` have zero mean and ``init_scale`` std per unit."""
@@ -165,13 +173,22 @@ def _per_channel(s: torch.Tensor, ndim: int) -> torch.Tensor:
     return s.view(1, -1, *([1] * (ndim - 2)))
 
 
+def _inv_row_norm(v: torch.Tensor) -> torch.Tensor:
+    """``1/‖v_i‖`` per row of a dense ``v``, the norm floored (a zero row gives a zero weight)."""
+    return torch.linalg.vector_norm(v, dim=1).clamp_min(_NORM_FLOOR).reciprocal()
+
+
+def _scale_output(z: torch.Tensor, s: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``s ⊙ z + b``: the output-scaling path's last op."""
+    return z * s if bias is None else torch.addcmul(bias, z, s)
+
+
 def _wn_linear_forward(x, v, g, bias):
     """``(1/‖v‖, x vᵀ, y)``: the WN dense layer's forward, shared by the autograd Function and the
     gradient-free path (the same ops, so the same numbers)."""
-    inv_norm = torch.linalg.vector_norm(v, dim=1).clamp_min(_NORM_FLOOR).reciprocal()
-    s = g * inv_norm
+    inv_norm = _inv_row_norm(v)
     z = F.linear(x, v)
-    return inv_norm, z, (z * s if bias is None else torch.addcmul(bias, z, s))
+    return inv_norm, z, _scale_output(z, g * inv_norm, bias)
 
 
 class _WNLinearFn(torch.autograd.Function):
@@ -259,13 +276,10 @@ class WNLinear(_WeightNormBase):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._holding():
-            if self._held is None:
-                self._held = self._acting_weight()
-            held = self._held
+            held = self._held_value(self._acting_weight)
             if held.dim() == 2:  # w, from the fused path
                 return F.linear(x, held, self.bias)
-            z = F.linear(x, self.v)  # held = g/‖v‖, from the other path: its ops after the norm
-            return z * held if self.bias is None else torch.addcmul(self.bias, z, held)
+            return _scale_output(F.linear(x, self.v), held, self.bias)  # held = g/‖v‖, the other path's
         if self._use_fused():
             w = self._fused_weight()
             if w is not None:
@@ -285,14 +299,11 @@ class WNLinear(_WeightNormBase):
             return w
         return None
 
-    @torch.no_grad()
     def _acting_weight(self) -> torch.Tensor:
         """What a forward without gradients computes before it meets ``x``: ``w`` (fused path) or
         the factor ``g/‖v‖`` (the other), by the same ops, so a held forward gives the same bits."""
         w = self._fused_weight() if self._use_fused() else None
-        if w is not None:
-            return w
-        return self.g * torch.linalg.vector_norm(self.v, dim=1).clamp_min(_NORM_FLOOR).reciprocal()
+        return w if w is not None else self.g * _inv_row_norm(self.v)
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
@@ -331,20 +342,17 @@ class WNConv2d(_WeightNormBase):
     def _raw(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, v, None, self.stride, self.padding)
 
+    def _weight_or_scale(self) -> torch.Tensor:
+        """The factor ``g/‖v‖`` with ``scale_output``, else the weight ``g·v/‖v‖``."""
+        s = wn_scale(self.g, self.v)
+        return s if self.scale_output else self.v * s.view(-1, 1, 1, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self._holding():
-            if self._held is None:
-                with torch.no_grad():
-                    s = wn_scale(self.g, self.v)
-                    self._held = s if self.scale_output else self.v * s.view(-1, 1, 1, 1)
-            s = w = self._held
-        else:
-            s = wn_scale(self.g, self.v)
-            w = None if self.scale_output else self.v * s.view(-1, 1, 1, 1)
+        ws = self._held_value(self._weight_or_scale) if self._holding() else self._weight_or_scale()
         if self.scale_output:
-            y = self._raw(x, self.v) * s.view(1, -1, 1, 1)
+            y = self._raw(x, self.v) * ws.view(1, -1, 1, 1)
             return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
-        return F.conv2d(x, w, self.bias, self.stride, self.padding)
+        return F.conv2d(x, ws, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
         return (
