@@ -6,6 +6,7 @@
 #   nohup scripts/evidence_runs.sh pong    > logs/pong_queue.log 2>&1 &
 #   nohup scripts/evidence_runs.sh next    > logs/next_queue.log 2>&1 &   (after pong)
 #   nohup scripts/evidence_runs.sh screen  > logs/screen_queue.log 2>&1 &
+#   nohup scripts/evidence_runs.sh screen_then_next > logs/queue.log 2>&1 &   (a fresh machine)
 # Not both at once: beside a Pong run a MinAtar run goes ~17x slower (measured: ~450 against ~8,000
 # steps/s with the Pong run paused), while two MinAtar runs, or two Pong runs, share the cores evenly.
 # A finished Pong run is exported at once to docs/data/pong_a2c_2M/ (commit it); MinAtar's cells go to
@@ -97,8 +98,24 @@ case "${1:-}" in
     ) &
     wait
     ;;
+  screen_then_next)  # a fresh machine (no runs/ left): the screen first, then the next queue's first
+    # runs (none at 2e-3 seed 3; the defaults' seed 1 again, for its curves): ~130 min of each core
+    (
+      for s in 2 4 5 6 7 8; do
+        scripts/probe_pong.sh "a2c_Pong_wn_s${s}_5Msched" $s 250000 docs/data/pong_a2c_5Msched_screen
+      done
+      pong a2c_Pong_none_lr2e-3_s3_2M 3 --norm none --learning-rate 0.002
+    ) &
+    (
+      for s in 2 4 5 6 7 8; do
+        scripts/probe_pong.sh "a2c_Pong_wnproject_s${s}_5Msched" $s 250000 docs/data/pong_a2c_5Msched_screen --wn-project
+      done
+      pong a2c_Pong_wn_s1_2M 1
+    ) &
+    wait
+    ;;
   *)
-    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen" >&2
+    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next" >&2
     exit 2
     ;;
 esac
