@@ -25,7 +25,14 @@ from wnrl import optim
 from wnrl.checkpoint import CHECKPOINT_DIR, save_atomic
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
-from wnrl.layers import WNDirections, frozen_batch_statistics, init_from_data, needs_data_init, set_v_init_norm
+from wnrl.layers import (
+    WNDirections,
+    frozen_batch_statistics,
+    held_weights,
+    init_from_data,
+    needs_data_init,
+    set_v_init_norm,
+)
 from wnrl.nets import DuelingQHead, QHead, last_hidden_size, make_trunk
 from wnrl.run import Resume, Run
 from wnrl.schedules import LinearSchedule, lr_schedule, set_learning_rate
@@ -213,12 +220,14 @@ def td_loss(
     eval-mode target would use running statistics instead). ``freeze`` (a
     :class:`~wnrl.layers.frozen_batch_statistics`) keeps the passes over ``s'`` out of the running
     statistics the online net acts with."""
-    q_tm1 = q(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
-    with torch.no_grad(), freeze if freeze is not None else contextlib.nullcontext():
-        q_t = target(batch.next_obs)
-        q_t_online = q(batch.next_obs) if double else None
-        # y = R + γ^m · max_a Q_target(s', a)   (or Q_target(s', argmax_a Q_online(s', a)))
-        y = q_learning_targets(batch.returns, batch.discounts, q_t, q_t_online)
+    # held_weights: the pass over s' (double DQN) reuses the weights the pass over s built
+    with held_weights(q):
+        q_tm1 = q(batch.obs).gather(1, batch.actions.unsqueeze(1)).squeeze(1)
+        with torch.no_grad(), freeze if freeze is not None else contextlib.nullcontext():
+            q_t = target(batch.next_obs)
+            q_t_online = q(batch.next_obs) if double else None
+            # y = R + γ^m · max_a Q_target(s', a)   (or Q_target(s', argmax_a Q_online(s', a)))
+            y = q_learning_targets(batch.returns, batch.discounts, q_t, q_t_online)
     return F.smooth_l1_loss(q_tm1, y), q_tm1.detach()
 
 
@@ -362,6 +371,15 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
     epsilon_at = run.schedule("epsilon", epsilon_schedule)
     lr_factor = run.schedule("lr", lr_schedule)
     freeze = frozen_batch_statistics(q, target)
+    # The target changes only when copied: its WN layers build their weights once per copy
+    hold_target = held_weights(target)
+    hold_target.__enter__()
+
+    def sync_target() -> None:
+        target.load_state_dict(q.state_dict())
+        hold_target.__enter__()  # drops the weights held from the previous copy
+        counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
+
     # --wn-project after every optimizer step; the directions' turn per update, logged under wn/
     directions = WNDirections(q, project=cfg.wn_project)
 
@@ -405,8 +423,7 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
             q_sum.add_(q_mean)
             n_loss += 1
         if step - counters["last_sync"] >= cfg.target_update_frequency:
-            target.load_state_dict(q.state_dict())
-            counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
+            sync_target()
 
     while step < cfg.total_steps and not run.stop_requested:
         epsilon = epsilon_at(step)
@@ -443,8 +460,7 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
                 init_from_data(q, world.all_gather_cat(rb.sample(max(cfg.init_batch_size, 2)).obs))
                 world.broadcast_module(q)
             if counters["last_sync"] < 0:
-                target.load_state_dict(q.state_dict())
-                counters["last_sync"], counters["target_syncs"] = step, counters["target_syncs"] + 1
+                sync_target()
         elif learning:
             counters["pending"] += cfg.num_envs
         if learning and (not cfg.overlap_env or step >= cfg.total_steps):
@@ -474,6 +490,7 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
         if run.checkpoint_due(step):
             run.checkpoint(save)
     run.checkpoint(save, final=True)
+    hold_target.__exit__()
     return run.summary(step, updates=counters["updates"], target_syncs=counters["target_syncs"])
 
 

@@ -84,6 +84,33 @@ def test_seeded_runs_are_reproducible(tmp_path):
         torch.testing.assert_close(sa[k], sb[k], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("conv", [False, True])
+def test_held_weights_change_no_bit_of_a_run(tmp_path, monkeypatch, conv):
+    """The target's WN weights are built once per copy and the online net's pass over s' reuses its
+    pass over s (layers.held_weights): the same run without either ends on the same bits. A target
+    still holding the previous copy's weights after a copy would change the TD targets, and so the run.
+    MLP: the fused dense path; conv (Catch): the convolutions and the large dense layer's other path."""
+    import contextlib
+
+    import wnrl.agents.dqn as dqn
+
+    if conv:
+        kw = dict(env="Catch", total_steps=600, learning_starts=300, batch_size=8, buffer_size=1000)
+    else:
+        kw = dict(total_steps=900, learning_starts=300)
+    cfg = dict(seed=2, double_dqn=True, train_frequency=2, target_update_frequency=100, **kw)
+    env = cfg.pop("env", "CartPole-v1")
+    held = train(DQNConfig.for_env(env, logdir=str(tmp_path / "held"), progress=False, **cfg))
+    monkeypatch.setattr(dqn, "held_weights", lambda module: contextlib.nullcontext(module))
+    free = train(DQNConfig.for_env(env, logdir=str(tmp_path / "free"), progress=False, **cfg))
+    assert held["target_syncs"] >= 3 and held["target_syncs"] == free["target_syncs"]
+    a = load_checkpoint(list_checkpoints(held["run_dir"])[-1])
+    b = load_checkpoint(list_checkpoints(free["run_dir"])[-1])
+    for part in ("model", "target"):
+        for k in a[part]:
+            assert torch.equal(a[part][k], b[part][k]), (part, k)
+
+
 @pytest.mark.parametrize("norm", ["none", "batch", "layer", "wn_mobn"])
 def test_other_norms_train(tmp_path, norm):
     summary = train(cartpole(tmp_path, norm=norm, total_steps=600))

@@ -471,18 +471,50 @@ def test_small_dense_layers_on_a_cpu_take_the_fused_path_and_large_ones_scale_th
     assert WNLinear(3136, 512, fused=True)._use_fused() is True  # an explicit choice wins
 
 
-@pytest.mark.parametrize(
-    "make, shape",
-    [
-        (lambda: WNLinear(64, 32, fused=True), (9, 64)),
-        (lambda: WNLinear(64, 32, bias=False, fused=True), (9, 64)),
-        (lambda: WNLinear(64, 32, fused=False), (9, 64)),
-        (lambda: WNLinear(64, 32, bias=False, fused=False), (9, 64)),
-        (lambda: WNConv2d(3, 6, 3, stride=2), (2, 3, 9, 9)),
-        (lambda: WNConv2d(3, 6, 3, bias=False, scale_output=True), (2, 3, 9, 9)),
-        (lambda: WNConv2d(3, 6, 3, scale_output=True), (2, 3, 9, 9)),
-    ],
-)
+EVERY_LAYER_KIND = [
+    (lambda: WNLinear(64, 32, fused=True), (9, 64)),
+    (lambda: WNLinear(64, 32, bias=False, fused=True), (9, 64)),
+    (lambda: WNLinear(64, 32, fused=False), (9, 64)),
+    (lambda: WNLinear(64, 32, bias=False, fused=False), (9, 64)),
+    (lambda: WNConv2d(3, 6, 3, stride=2), (2, 3, 9, 9)),
+    (lambda: WNConv2d(3, 6, 3, bias=False, scale_output=True), (2, 3, 9, 9)),
+    (lambda: WNConv2d(3, 6, 3, scale_output=True), (2, 3, 9, 9)),
+]
+
+
+@pytest.mark.parametrize("make, shape", EVERY_LAYER_KIND)
+def test_a_forward_with_gradients_inside_held_weights_hands_its_weight_to_the_next(make, shape):
+    """A TD loss: a pass with gradients over s, then one without over s'. Where the first computes what
+    the second would start with (the fused dense path, the convolutions) the second reuses it, detached:
+    the same bits as a free forward, and the gradients of the first are untouched."""
+    from wnrl.layers import held_weights
+
+    layer = _randomize(make())
+    x, x_next = (torch.randn(*shape) for _ in range(2))
+    y_free = layer(x)
+    y_free.square().sum().backward()
+    grads_free = [p.grad.clone() for p in layer.parameters()]
+    layer.zero_grad(set_to_none=True)
+    with torch.no_grad():
+        y_next_free = layer(x_next)
+        acting = layer._weight_or_scale() if isinstance(layer, WNConv2d) else layer._acting_weight()
+    with held_weights(layer):
+        y = layer(x)
+        shared = layer._held
+        with torch.no_grad():
+            y_next = layer(x_next)
+        if isinstance(layer, WNConv2d) or layer.fused:
+            assert shared is not None and not shared.requires_grad and torch.equal(shared, acting)
+            assert layer._held is shared  # the forward without gradients computed nothing new
+        else:  # the output-scaling path's forward with gradients never builds g/‖v‖ alone: nothing to hand on
+            assert shared is None and torch.equal(layer._held, acting)
+    assert torch.equal(y, y_free) and torch.equal(y_next, y_next_free)
+    y.square().sum().backward()
+    assert all(torch.equal(p.grad, g) for p, g in zip(layer.parameters(), grads_free))
+    assert layer._held is None and not layer._hold
+
+
+@pytest.mark.parametrize("make, shape", EVERY_LAYER_KIND)
 def test_held_weights_give_the_same_bits_and_are_dropped_on_leaving(make, shape, monkeypatch):
     import wnrl.layers as layers
     from wnrl.layers import held_weights

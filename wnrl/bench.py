@@ -425,7 +425,14 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
     import copy
 
     from wnrl import envs
-    from wnrl.layers import WNDirections, frozen_batch_statistics, init_from_data, needs_data_init, set_v_init_norm
+    from wnrl.layers import (
+        WNDirections,
+        frozen_batch_statistics,
+        held_weights,
+        init_from_data,
+        needs_data_init,
+        set_v_init_norm,
+    )
 
     env = envs.make(cfg.env, 1, seed=0)
     space, n_actions = env.single_observation_space, int(env.single_action_space.n)
@@ -456,6 +463,7 @@ def norm_update(agent: str, cfg, device: torch.device) -> tuple[Callable[[], Non
 
     if agent == "dqn":
         target = copy.deepcopy(net)
+        held_weights(target).__enter__()  # as in the agent: the target's weights built once per copy
         optimizer = make_dqn_optimizer(cfg, net.parameters())
         freeze = frozen_batch_statistics(net, target)
         replay = ReplayBatch(

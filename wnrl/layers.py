@@ -150,6 +150,14 @@ class _WeightNormBase(nn.Module):
                 self._held = compute()
         return self._held
 
+    def _hold_computed(self, value: torch.Tensor) -> torch.Tensor:
+        """A forward with gradients inside :func:`held_weights`: ``value`` (what a forward without
+        them would compute first, by the same ops: the same bits) is kept, detached, for the forwards
+        without gradients that follow, if none is held yet. Returns ``value``."""
+        if not torch.compiler.is_compiling() and self._hold and self._held is None:
+            self._held = value.detach()
+        return value
+
     @torch.no_grad()
     def _data_dependent_init(self, x: torch.Tensor, min_std: float) -> None:
         """Sets g and bias so this layer's outputs on ``x`` have zero mean and ``init_scale`` std per unit."""
@@ -283,7 +291,7 @@ class WNLinear(_WeightNormBase):
         if self._use_fused():
             w = self._fused_weight()
             if w is not None:
-                return F.linear(x, w, self.bias)
+                return F.linear(x, self._hold_computed(w), self.bias)
         if not torch.is_grad_enabled():
             # Acting: no backward to prepare. Function.apply's own overhead is about half of this
             # layer's time on a small MLP (one CPU thread: 18 µs against 9 for a 4→64 layer, batch 8).
@@ -348,7 +356,10 @@ class WNConv2d(_WeightNormBase):
         return s if self.scale_output else self.v * s.view(-1, 1, 1, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        ws = self._held_value(self._weight_or_scale) if self._holding() else self._weight_or_scale()
+        if self._holding():
+            ws = self._held_value(self._weight_or_scale)
+        else:
+            ws = self._hold_computed(self._weight_or_scale())
         if self.scale_output:
             y = self._raw(x, self.v) * ws.view(1, -1, 1, 1)
             return y if self.bias is None else y + self.bias.view(1, -1, 1, 1)
@@ -546,8 +557,10 @@ class held_weights:
     parameters do not change (an agent's rollout): each WN layer computes its weight (or its factor
     ``g/‖v‖``) at its first such forward and reuses it, so the later ones cost what a plain layer
     costs. Outputs are the same bits as outside. A forward with gradients inside computes as it
-    does outside; leaving drops what was held. Changing the parameters inside is an error the layers
-    cannot see: don't."""
+    does outside, and where that computation is the one a forward without gradients starts with (the
+    fused dense path, the convolutions), its result is held too, detached, for those that follow (a
+    TD loss's pass over s' after its pass over s). Leaving drops what was held. Changing the
+    parameters inside is an error the layers cannot see: don't."""
 
     def __init__(self, module: nn.Module):
         self.layers = [layer for _, layer in wn_layers(module)]
