@@ -7,6 +7,7 @@
 #   nohup scripts/evidence_runs.sh next    > logs/next_queue.log 2>&1 &   (after pong)
 #   nohup scripts/evidence_runs.sh screen  > logs/screen_queue.log 2>&1 &
 #   nohup scripts/evidence_runs.sh screen_then_next > logs/queue.log 2>&1 &   (a fresh machine)
+#   WAIT_PID=<a probe's pid> nohup scripts/evidence_runs.sh screen2 > logs/queue2.log 2>&1 &
 # Not both at once: beside a Pong run a MinAtar run goes ~17x slower (measured: ~450 against ~8,000
 # steps/s with the Pong run paused), while two MinAtar runs, or two Pong runs, share the cores evenly.
 # A finished Pong run is exported at once to docs/data/pong_a2c_2M/ (commit it); MinAtar's cells go to
@@ -114,8 +115,30 @@ case "${1:-}" in
     ) &
     wait
     ;;
+  screen2)  # after screen_then_next's first results (wn+project collapsed on seed 2, where wn did
+    # not): is a plain layer's initial row norm (--wn-init-norm 1.414; no collapse on seed 3) the safer
+    # default? Its seeds 2, 4, 5 and the defaults' seeds 5-8; then none at 2e-3 seed 3 (2M).
+    # A probe already running (from another queue) is waited for: WAIT_PID.
+    (
+      while [ -n "${WAIT_PID:-}" ] && kill -0 "$WAIT_PID" 2>/dev/null; do sleep 20; done
+      for s in 5 6; do
+        scripts/probe_pong.sh "a2c_Pong_wn_s${s}_5Msched" $s 250000 docs/data/pong_a2c_5Msched_screen
+      done
+      pong a2c_Pong_none_lr2e-3_s3_2M 3 --norm none --learning-rate 0.002
+    ) &
+    (
+      for s in 2 4 5; do
+        scripts/probe_pong.sh "a2c_Pong_wninit1.414_s${s}_5Msched" $s 250000 docs/data/pong_a2c_5Msched_screen \
+          --wn-init-norm 1.414
+      done
+      for s in 7 8; do
+        scripts/probe_pong.sh "a2c_Pong_wn_s${s}_5Msched" $s 250000 docs/data/pong_a2c_5Msched_screen
+      done
+    ) &
+    wait
+    ;;
   *)
-    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next" >&2
+    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next|screen2" >&2
     exit 2
     ;;
 esac
