@@ -16,7 +16,7 @@ def _probe(path, ev, dead, steps=range(100_000, 260_000, 10_000)):
         w.writerow(["tag", "step", "value"])
         for s in steps:
             w.writerow(["losses/explained_variance", s, ev(s)])
-            w.writerow(["dormant/trunk.convs.0/tau_0", s, 0.1])
+            w.writerow(["dormant/trunk.convs.0/tau_0", s, 0.99])  # the first layer: not judged
             w.writerow(["dormant/trunk.fc.0/tau_0", s, dead(s)])
 
 
@@ -28,7 +28,7 @@ def test_a_dead_critic_with_dead_units_is_a_collapse_and_either_alone_is_not(tmp
         [sys.executable, str(SCRIPT), *map(str, tmp_path.iterdir())], capture_output=True, text=True, check=True
     ).stdout
     rows = {line.split("|")[1].strip(): line for line in out.splitlines()[2:]}
-    assert "| 11 | 0.00 (0.00-0.00) | 90% | **yes** |" in rows["dead"]  # only 150k-250k counts
+    assert "| 11 | 0.00 (0.00-0.00) | 90% (trunk.fc.0) | **yes** |" in rows["dead"]  # only 150k-250k counts
     assert rows["units_dead_critic_alive"].endswith("| no |")
     assert rows["critic_dead_units_alive"].endswith("| no |")
 
