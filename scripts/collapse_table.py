@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
 import statistics
 from collections import defaultdict
 from pathlib import Path
@@ -58,12 +59,21 @@ def main(argv: list[str] | None = None) -> int:
         "| dead, deadest layer but the first (median) | collapsed |"
     )
     print("|---|---|---|---|---|")
+    settings: dict[str, list[tuple[int, bool]]] = defaultdict(list)  # the name without its seed -> (seed, collapsed)
     for run in sorted(a.runs):
         s = summary(run, lo, hi)
         print(
             f"| {s['run']} | {s['logs']} | {s['ev']:.2f} ({s['ev_range'][0]:.2f}-{s['ev_range'][1]:.2f}) "
             f"| {s['dead']:.0%} ({s['layer']}) | {'**yes**' if s['collapsed'] else 'no'} |"
         )
+        m = re.search(r"_s(\d+)(?=_|$)", s["run"])
+        setting = s["run"][: m.start()] + s["run"][m.end() :] if m else s["run"]
+        settings[setting].append((int(m.group(1)) if m else 0, s["collapsed"]))
+    print()
+    for setting, seeds in settings.items():  # one line per setting: how many of its seeds collapsed
+        dead = [str(seed) for seed, collapsed in sorted(seeds) if collapsed]
+        which = f" (seed {', '.join(dead)})" if dead else ""
+        print(f"{setting}: {len(dead)} of {len(seeds)} collapsed{which}")
     return 0
 
 

@@ -27,10 +27,23 @@ def test_a_dead_critic_with_dead_units_is_a_collapse_and_either_alone_is_not(tmp
     out = subprocess.run(
         [sys.executable, str(SCRIPT), *map(str, tmp_path.iterdir())], capture_output=True, text=True, check=True
     ).stdout
-    rows = {line.split("|")[1].strip(): line for line in out.splitlines()[2:]}
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines()[2:] if line.startswith("|")}
     assert "| 11 | 0.00 (0.00-0.00) | 90% (trunk.fc.0) | **yes** |" in rows["dead"]  # only 150k-250k counts
     assert rows["units_dead_critic_alive"].endswith("| no |")
     assert rows["critic_dead_units_alive"].endswith("| no |")
+
+
+def test_one_line_per_setting_counts_its_collapsed_seeds(tmp_path):
+    _probe(tmp_path / "a2c_Pong_wn_s3_5M", ev=lambda s: 0.0, dead=lambda s: 0.9)
+    _probe(tmp_path / "a2c_Pong_wn_s12_5M", ev=lambda s: 0.6, dead=lambda s: 0.9)
+    _probe(tmp_path / "a2c_Pong_layer_s3_5M", ev=lambda s: 0.6, dead=lambda s: 0.2)
+    out = subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, tmp_path.iterdir())], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-2:] == [
+        "a2c_Pong_layer_5M: 0 of 1 collapsed",
+        "a2c_Pong_wn_5M: 1 of 2 collapsed (seed 3)",
+    ]
 
 
 def test_a_probe_that_has_not_reached_the_window_is_one_line(tmp_path):
