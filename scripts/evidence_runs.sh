@@ -137,8 +137,12 @@ case "${1:-}" in
     ) &
     wait
     ;;
+  init1_s2)  # the third seed of --wn-init-norm 1.0 on the 2M budget (seeds 1 and 3 were run before): the
+    # screen found its trunk alive on seeds 2-5 where the 0.577 default's died on 3 and 5 of 1-8
+    pong a2c_Pong_wn_init1_s2_2M 2 --wn-init-norm 1.0
+    ;;
   *)
-    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next|screen2" >&2
+    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next|screen2|init1_s2" >&2
     exit 2
     ;;
 esac
