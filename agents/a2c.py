@@ -72,11 +72,15 @@ class A2CConfig(CommonConfig):
 
 
 A2CConfig.FAMILY_DEFAULTS = {
-    # WN directions start at a plain layer's row norm (0.577) instead of the paper's N(0, 0.05²) draw
-    # (‖v‖ 0.8-2.8 in the Nature net, so up to 5× slower turning at one learning rate). Measured on
-    # Pong, seed 1 (docs/results.md): mean score -16.2 over 1.2-1.3M steps, against -20.1 with the
-    # paper's draw and -20.5 without weight norm.
-    "atari": {"wn_init_norm": 0.577},
+    # WN directions start at row norm 1.0 instead of the paper's N(0, 0.05²) draw (‖v‖ 0.8-2.8 in the
+    # Nature net: its dense layer turned too slowly to learn Pong in 2M steps). Measured on Pong
+    # (docs/results.md, "The dead trunk"): 0.577, the default until 2026-12-03, learned fastest at 2M
+    # (-13.4, -15.1, -15.4 on seeds 1-3) but its trunk died within the first 250k steps of the 5M
+    # command on seeds 3 and 5 of 1-8 (seed 3, run on, was at random play at 2.9M); at 1.0 (directions
+    # turning ~1.7× less per update) the trunk lived on seeds 2-5, those two among them, and the 2M runs
+    # learned more slowly (-15.8 and -18.7 on seeds 1 and 3). A slower start that took off on every seed
+    # tried.
+    "atari": {"wn_init_norm": 1.0},
     # rl-baselines3-zoo's CartPole A2C (its n_steps 5, RMSprop 7e-4, no entropy bonus, 8 envs) on
     # SB3's network shape: separate actor and critic MLPs with tanh. Measured on CartPole-v1
     # (docs/results.md): ReLU MLPs, a shared MLP or the TF-style RMSprop (whose squares start at 1,
@@ -106,7 +110,7 @@ A2CConfig.FAMILY_DEFAULTS = {
     # A2C as rl-baselines3-zoo tunes it for Atari (16 envs, 5-step rollouts, TF-style RMSprop 7e-4
     # decayed to 0, entropy 0.01, gradient clip 0.5): MinAtar is a miniature Atari with the same kind
     # of rewards and episode lengths, and 5M steps are 62,500 updates, the order of an Atari run's. The
-    # Atari table's --wn-init-norm 0.577 (measured on the Nature net, Pong) is not taken: not measured
+    # Atari table's --wn-init-norm 1.0 (measured on the Nature net, Pong) is not taken: not measured
     # on MinAtar's net, whose directions start at 0.3 (conv, Breakout's 4 channels) and 1.6 (dense)
     # under the paper's draw. Not tuned here: a first choice, to be measured.
     "minatar": {

@@ -90,7 +90,7 @@ class PPOConfig(CommonConfig):
 
 PPOConfig.FAMILY_DEFAULTS = {
     # CleanRL's settings as they are (the class defaults). Weight norm's directions start at the paper's
-    # draw (--wn-init-norm 0): A2C's Atari 0.577 was measured for A2C's RMSprop on Pong, not for PPO's
+    # draw (--wn-init-norm 0): A2C's Atari 1.0 was measured for A2C's RMSprop on Pong, not for PPO's
     # Adam; PPO on Atari is not measured here yet (a 10M run needs a GPU; see docs/results.md).
     "atari": {},
     # rl-baselines3-zoo's CartPole-v1 PPO (hyperparams/ppo.yml): 8 envs × 32 steps, one minibatch of

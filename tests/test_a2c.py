@@ -33,7 +33,7 @@ def test_family_defaults():
         1.0,
     )
     assert atari.total_steps == 10_000_000 and atari.clip_rewards and atari.lr_decay
-    assert atari.optimizer == "rmsprop_tf" and atari.init_rollouts == 20 and atari.wn_init_norm == 0.577
+    assert atari.optimizer == "rmsprop_tf" and atari.init_rollouts == 20 and atari.wn_init_norm == 1.0
     classic = A2CConfig.for_env("CartPole-v1")
     assert classic.num_envs == 8 and classic.n_steps == 5 and not classic.clip_rewards
     assert classic.activation == "tanh" and classic.optimizer == "rmsprop" and classic.ent_coef == 0.0
