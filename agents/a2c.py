@@ -78,7 +78,7 @@ A2CConfig.FAMILY_DEFAULTS = {
     # (-13.4, -15.1, -15.4 on seeds 1-3) but its trunk died within the first 250k steps of the 5M
     # command on seeds 3 and 5 of 1-8 (seed 3, run on, was at random play at 2.9M); at 1.0 (directions
     # turning ~1.7× less per update) the trunk lived on seeds 2-5, those two among them, and the 2M runs
-    # learned more slowly (-15.8 and -18.7 on seeds 1 and 3): a slower start whose trunk lived on every
+    # learned more slowly (-15.9 and -18.6 on seeds 1 and 3): a slower start whose trunk lived on every
     # seed tried.
     "atari": {"wn_init_norm": 1.0},
     # rl-baselines3-zoo's CartPole A2C (its n_steps 5, RMSprop 7e-4, no entropy bonus, 8 envs) on
