@@ -83,6 +83,12 @@ case "${1:-}" in
     ) &
     wait
     ;;
+  agents27)  # issue 27: PPO and PQN on Pong with their Atari defaults, 3M steps, seed 1, one per core
+    # (PQN ~150-260 steps/s beside another run: 3-5 h of a core; rerun to resume a cut run)
+    other pqn pqn_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M &
+    other ppo ppo_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M &
+    wait
+    ;;
   screen)  # how often does the documented 5M command's trunk die (seed 3's did, at ~130k), and does
     # --wn-project's (it did not on seed 3)? The first 250k steps of seeds 2 and 4-8 each way (~9 min of a
     # core each, alone); `python scripts/collapse_table.py docs/data/pong_a2c_5Msched_screen/*` says which
