@@ -89,6 +89,15 @@ case "${1:-}" in
     other ppo ppo_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M &
     wait
     ;;
+  pqnnorms)  # issue 27: which norm PQN needs on Pong (the paper needs LayerNorm): layer and none beside
+    # pqn_Pong_wn_s1_3M, seed 1 first, then seed 2 of all three; one per core, each resumes if cut
+    ( other pqn pqn_Pong_layer_s1_3M 1 3000000 docs/data/pong_pqn_norms_3M --norm layer
+      other pqn pqn_Pong_wn_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M ) &
+    ( other pqn pqn_Pong_none_s1_3M 1 3000000 docs/data/pong_pqn_norms_3M --norm none
+      other pqn pqn_Pong_layer_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm layer
+      other pqn pqn_Pong_none_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm none ) &
+    wait
+    ;;
   screen)  # how often does the documented 5M command's trunk die (seed 3's did, at ~130k), and does
     # --wn-project's (it did not on seed 3)? The first 250k steps of seeds 2 and 4-8 each way (~9 min of a
     # core each, alone); `python scripts/collapse_table.py docs/data/pong_a2c_5Msched_screen/*` says which
