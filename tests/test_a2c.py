@@ -135,7 +135,8 @@ def test_a2c_solves_cartpole_with_its_defaults(tmp_path):
 def test_a2c_learns_catch_with_the_conv_net(tmp_path, catch_56):
     # 56×56 frames, 40k steps: 1.0, 1.0, 1.0, 1.0, 0.96 (seeds 1-5); 30k: 1.0, 0.92, 1.0 (seeds 1-3).
     # On 42×42 frames (the last conv sees one position) the same runs are unstable: 0.72, 0.56, 0.16 at
-    # 40k, 0.48, 1.0, -0.12 at 60k (seeds 1-3) after a change of machine moved seed 1 from 1.00 to 0.72.
+    # 40k, 0.48, 1.0, -0.12 at 60k (seeds 1-3), after a change of environment (not of code) moved seed 1
+    # from 1.00 to 0.72 there.
     cfg = A2CConfig.for_env("Catch", logdir=str(tmp_path), progress=False, total_steps=40_000, seed=1)
     last = train(cfg)["recent_returns"][-50:]
     assert np.mean(last) > 0.8, last  # random play: about -0.6; every ball caught: +1
