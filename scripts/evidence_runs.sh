@@ -8,6 +8,8 @@
 #   nohup scripts/evidence_runs.sh screen  > logs/screen_queue.log 2>&1 &
 #   nohup scripts/evidence_runs.sh screen_then_next > logs/queue.log 2>&1 &   (a fresh machine)
 #   WAIT_PID=<a probe's pid> nohup scripts/evidence_runs.sh screen2 > logs/queue2.log 2>&1 &
+#   nohup scripts/evidence_runs.sh agents27 > logs/agents27_queue.log 2>&1 &   (issue 27: PPO, PQN Pong seed 1)
+#   nohup scripts/evidence_runs.sh pqnnorms > logs/pqnnorms_queue.log 2>&1 &   (issue 27: PQN's norm on Pong)
 # Not both at once: beside a Pong run a MinAtar run goes ~17x slower (measured: ~450 against ~8,000
 # steps/s with the Pong run paused), while two MinAtar runs, or two Pong runs, share the cores evenly.
 # A finished Pong run is exported at once to docs/data/pong_a2c_2M/ (commit it); MinAtar's cells go to
@@ -72,12 +74,12 @@ case "${1:-}" in
     (
       pong a2c_Pong_none_lr2e-3_s1_2M 1 --norm none --learning-rate 0.002
       pong a2c_Pong_none_lr2e-3_s3_2M 3 --norm none --learning-rate 0.002
-      pong a2c_Pong_wn_s2_2M 2
+      pong a2c_Pong_wn_s2_2M 2 --wn-init-norm 0.577  # the A2C Atari default of those runs (1.0 since)
       other a2c a2c_Pong_wn_s2_5M 2 5000000 docs/data/pong_a2c_5M
     ) &
     (
       pong a2c_Pong_none_lr2e-3_s2_2M 2 --norm none --learning-rate 0.002
-      pong a2c_Pong_wn_s1_2M 1
+      pong a2c_Pong_wn_s1_2M 1 --wn-init-norm 0.577
       other pqn pqn_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
       other ppo ppo_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
     ) &
@@ -157,7 +159,7 @@ case "${1:-}" in
     pong a2c_Pong_wn_init1_s2_2M 2 --wn-init-norm 1.0
     ;;
   *)
-    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next|screen2|init1_s2" >&2
+    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next|screen2|init1_s2|agents27|pqnnorms" >&2
     exit 2
     ;;
 esac
