@@ -13,6 +13,7 @@ from wnrl.layers import (
     WNConv2d,
     WNDirections,
     WNLinear,
+    _fused_weight_norm,
     data_dependent_init,
     is_initialized,
     project_directions,
@@ -84,7 +85,10 @@ def test_weight_property_has_per_unit_norm_abs_g_and_is_read_only(layer):
     assert layer.g.shape == (layer.v.shape[0],)
 
 
-@pytest.mark.parametrize("layer", [WNLinear(9, 4, fused=False), WNLinear(9, 4, fused=True), WNConv2d(2, 3, 3)])
+@pytest.mark.parametrize(
+    "layer",
+    [WNLinear(9, 4, fused=False), WNLinear(9, 4, fused=True), WNConv2d(2, 3, 3), WNConv2d(2, 3, 3, fused=True)],
+)
 def test_gradient_wrt_v_is_orthogonal_to_v_per_unit(layer):
     layer = _randomize(layer).double()
     x = torch.randn(8, *((9,) if isinstance(layer, WNLinear) else (2, 7, 7)), dtype=torch.float64)
@@ -589,3 +593,83 @@ def test_a_copy_made_while_weights_are_held_holds_nothing():
         with torch.no_grad():
             c.g.mul_(2.0)
             torch.testing.assert_close(c(x), 2 * (layer(x) - layer.bias) + layer.bias)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_fused_conv_gives_the_plain_ops_values_and_gradients(channels_last):
+    """WNConv2d's fused kernel (the default on a GPU) against its plain ops: same outputs, same
+    gradients for x, v, g and the bias, in float64, with the kernel contiguous or channels_last
+    (which the fused op must not read as contiguous)."""
+    torch.manual_seed(0)
+    plain = _randomize(WNConv2d(3, 4, 3, stride=2, fused=False)).double()
+    if channels_last:  # as WNConvNet keeps its convolutions
+        plain.to(memory_format=torch.channels_last)
+        assert not plain.v.is_contiguous()
+    fused = copy.deepcopy(plain)
+    fused.fused = True
+    x = torch.randn(5, 3, 9, 9, dtype=torch.float64)
+    outs, grads = [], []
+    for layer in (plain, fused):
+        xi = x.clone().requires_grad_(True)
+        y = layer(xi)
+        (y * torch.linspace(-1, 1, y.numel(), dtype=torch.float64).view_as(y)).sum().backward()
+        outs.append(y)
+        grads.append([xi.grad, layer.v.grad, layer.g.grad, layer.bias.grad])
+    torch.testing.assert_close(outs[1], outs[0])
+    for a, b in zip(grads[1], grads[0]):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("sync_free", [False, True])
+@pytest.mark.parametrize("shape", [(3, 4), (3, 2, 2, 2)])
+def test_fused_weight_norm_zeroes_a_zero_direction_both_ways(sync_free, shape):
+    """The fused op's result with one direction of zero norm: the CPU way (a read-back check) hands
+    the layer back to the plain ops (None); the GPU's way (sync_free, tried here on a CPU) zeroes that
+    direction's weight in place of torch's NaN and keeps the others exact."""
+    v, g = torch.randn(shape, dtype=torch.float64), torch.rand(3, dtype=torch.float64) + 0.5
+    v[1] = 0.0
+    w = _fused_weight_norm(v, g, sync_free=sync_free)
+    if not sync_free:
+        assert w is None
+        return
+    assert torch.isfinite(w).all() and not w[1].any()
+    torch.testing.assert_close(w[[0, 2]], wn_weight(g, v)[[0, 2]])
+    v[1] = 1.0  # no zero direction: both ways are the fused op's weight
+    torch.testing.assert_close(_fused_weight_norm(v, g, sync_free=sync_free), wn_weight(g, v))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_float32_layers_take_the_fused_op_within_float32_rounding_and_float64_ones_stay_exact():
+    """On a GPU the layers default to torch's fused op in float32 (no read-back check) and to the
+    plain ops in float64 (the op's kernels compute in single precision: ~1e-7 relative, measured on an
+    H200 by scripts/gpu_wn_fused_check.py). The Nature-sized conv (contiguous and channels_last, as
+    WNConvNet keeps it) and dense layer against a float64 reference on the CPU: float32 outputs and
+    gradients within float32 rounding, float64 ones exact; a zero direction's weight is zero."""
+    torch.manual_seed(0)
+    dev = torch.device("cuda")
+    channels_last = WNConv2d(4, 32, 8, stride=4).to(memory_format=torch.channels_last)
+    for base, shape in (
+        (WNConv2d(4, 32, 8, stride=4), (6, 4, 84, 84)),
+        (channels_last, (6, 4, 84, 84)),
+        (WNLinear(3136, 512), (6, 3136)),
+    ):
+        base = _randomize(base).double()
+        x = torch.randn(shape, dtype=torch.float64)
+        outs = {}
+        for where, dtype in (("cpu", torch.float64), ("cuda", torch.float64), ("cuda", torch.float32)):
+            layer = copy.deepcopy(base).to(device=where, dtype=dtype)
+            assert layer._use_fused() == (where == "cuda" and dtype == torch.float32)
+            y = layer(x.to(where, dtype))
+            (y * y.detach().sin()).sum().backward()
+            outs[where, dtype] = [t.detach().double().cpu() for t in (y, layer.v.grad, layer.g.grad, layer.bias.grad)]
+        ref = outs["cpu", torch.float64]
+        for a, b in zip(outs["cuda", torch.float64], ref):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * float(b.abs().max()))
+        for a, b in zip(outs["cuda", torch.float32], ref):
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * float(b.abs().max()))
+        layer = copy.deepcopy(base).to(device=dev, dtype=torch.float32)
+        with torch.no_grad():
+            layer.v[3] = 0.0
+            y = layer(x.to(dev, torch.float32))
+        assert torch.isfinite(y).all()
+        torch.testing.assert_close(y[:, 3], layer.bias[3].expand_as(y[:, 3]))

@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from wnrl.config import add_threads_argument, set_threads
-from wnrl.layers import WNConv2d
+from wnrl.layers import WNConv2d, WNLinear
 from wnrl.nets import QHead, WNConvNet
 
 # num_envs per agent for the scaling curve (DQN at its default replay ratio: 1 update of 32 per 4 steps;
@@ -104,11 +104,21 @@ def _wn_scale_output_q(n_actions: int = 4) -> nn.Module:
     return net
 
 
+def _wn_fused_q(fused: bool, n_actions: int = 4) -> nn.Module:
+    net = _nature_q("wn", n_actions)
+    for m in net.modules():
+        if isinstance(m, (WNConv2d, WNLinear)):
+            m.fused = fused
+    return net
+
+
 def bench_layers(device: torch.device, batch: int = 32, repeats: int = 30) -> list[dict]:
     """Forward+backward (and an Adam step) of the Nature Q-network per layer flavour."""
     variants = {
         "plain (nn.Conv2d/Linear)": lambda: _nature_q("none"),
         "wnrl WN": lambda: _nature_q("wn"),
+        "wnrl WN, fused op everywhere": lambda: _wn_fused_q(True),
+        "wnrl WN, plain ops everywhere": lambda: _wn_fused_q(False),
         "wnrl WN, conv output scaled": _wn_scale_output_q,
         "torch parametrizations.weight_norm": _torch_weight_norm_q,
     }

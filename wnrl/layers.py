@@ -8,7 +8,8 @@ so a layer computes ``y = (g/‖v‖) ⊙ (v ⊛ x) + b``. Written here from scr
 ``torch.nn.utils`` hooks): the per-unit factor ``g/‖v‖`` is one small vector, applied to the
 output of the plain product when that is cheaper (large dense layers: the output is far smaller
 than the weight) and to ``v`` when that is cheaper (convolutions: the output is far larger). Small
-dense layers on a CPU build ``w`` with torch's fused native op instead (see ``WNLinear``).
+dense layers on a CPU, and every layer on a GPU, build ``w`` with torch's fused native op instead
+(see ``WNLinear``).
 ``python -m wnrl.bench`` measures the choices.
 """
 
@@ -65,6 +66,38 @@ def wn_scale(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 def wn_weight(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """The effective weight ``g · v / ‖v‖``, same shape as ``v``."""
     return v * wn_scale(g, v).view(-1, *([1] * (v.dim() - 1)))
+
+
+def _fused_weight_norm(v: torch.Tensor, g: torch.Tensor, sync_free: bool | None = None) -> torch.Tensor | None:
+    """``w = g·v/‖v‖`` by torch's fused native op (one kernel forward, one backward: what
+    ``torch.nn.utils.parametrizations.weight_norm`` runs). A direction of zero norm (NaN there) must
+    give a zero weight, as the other path's floor makes it: on a CPU the check is free and a failing
+    one returns None (the caller takes the other path, whose gradients stay finite); on a GPU it would
+    be a sync per forward, so the weight is zeroed there by a ``where`` instead, and that direction's
+    gradient is NaN, which stops a run with its one-line non-finite error (no checkpoint of it kept).
+    ``sync_free`` picks the GPU's way (default: on any device but a CPU)."""
+    if v.is_contiguous():
+        w, norm = torch._weight_norm_interface(v, g, 0)
+    elif v.dim() == 4 and v.is_contiguous(memory_format=torch.channels_last):
+        # The op reads v as contiguous (its CUDA kernel silently, whatever the strides). A channels_last
+        # kernel is [out, kh, kw, in] in memory: the op runs on that contiguous view (the norm over all
+        # but dim 0 is the same) and its weight is viewed back, channels_last too: no copy.
+        w, norm = torch._weight_norm_interface(v.permute(0, 2, 3, 1), g, 0)
+        w = w.permute(0, 3, 1, 2)
+    else:
+        w, norm = torch._weight_norm_interface(v.contiguous(), g, 0)
+    if not (not norm.is_cpu if sync_free is None else sync_free):
+        # norm never needs a gradient; numpy reads it back in ~2 µs where torch's ops take ~4
+        return w if (norm.detach().numpy() >= _NORM_FLOOR).all() else None
+    return torch.where((norm >= _NORM_FLOOR).view(-1, *([1] * (v.dim() - 1))), w, 0.0)
+
+
+def _fused_on_gpu(v: torch.Tensor) -> bool:
+    """Whether a layer whose ``fused`` is None takes the fused op off a CPU: on a CUDA GPU, but not in
+    float64, where its kernels compute in single precision (measured on an H200: float64 outputs
+    ~1e-7 and gradients ~1e-7 relative from the float64 reference, where the plain ops give ~1e-15);
+    in float32 that is the plain ops' own rounding."""
+    return v.is_cuda and v.dtype != torch.float64
 
 
 class _WeightNormBase(nn.Module):
@@ -249,10 +282,13 @@ class WNLinear(_WeightNormBase):
     - ``True``: ``w = g·v/‖v‖`` by torch's fused ``_weight_norm_interface`` (one native op forward
       and one backward, what ``torch.nn.utils.parametrizations.weight_norm`` runs), then a plain
       layer. On small layers the per-op overhead dominates, and this path costs about what a plain
-      layer costs. A direction of zero norm (NaN there) goes to the first path, which gives it a
-      zero weight; that check reads a value back, free on a CPU, a sync on a GPU.
-    - ``None`` (default): ``True`` for at most ``FUSED_MAX_WEIGHTS`` weights on a CPU outside
-      ``torch.compile`` (which fuses the first path itself), else ``False``.
+      layer costs. A direction of zero norm gets a zero weight (:func:`_fused_weight_norm`).
+    - ``None`` (default): outside ``torch.compile`` (which fuses the first path itself), ``True``
+      on a GPU in float32 (not float64: :func:`_fused_on_gpu`), where a small batch's update is
+      bound by kernel launches (the first path launches ~6 kernels forward and ~8 backward per
+      layer, this one 2 and 2; measured on an H200 at batch 32, forward + backward + Adam of the
+      Nature Q-network took 1.85× a plain one's on the first path, 1.43× on this one), and on a
+      CPU for at most ``FUSED_MAX_WEIGHTS`` weights; else ``False``.
     """
 
     def __init__(
@@ -280,7 +316,7 @@ class WNLinear(_WeightNormBase):
             return False
         if self.fused is not None:
             return self.fused
-        return self._small and self.v.is_cpu
+        return self._small if self.v.is_cpu else _fused_on_gpu(self.v)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._holding():
@@ -299,13 +335,8 @@ class WNLinear(_WeightNormBase):
         return _WNLinearFn.apply(x, self.v, self.g, self.bias)
 
     def _fused_weight(self) -> torch.Tensor | None:
-        """``w`` by torch's fused op; None when a direction's norm is under the floor the other path
-        clamps it to (0: NaN here), so that both paths compute the same function."""
-        w, norm = torch._weight_norm_interface(self.v, self.g, 0)
-        # norm never needs a gradient; numpy reads it back in ~2 µs where torch's ops take ~4
-        if (norm.numpy() >= _NORM_FLOOR).all() if norm.is_cpu else bool((norm >= _NORM_FLOOR).all()):
-            return w
-        return None
+        """``w`` by torch's fused op (:func:`_fused_weight_norm`)."""
+        return _fused_weight_norm(self.v, self.g)
 
     def _acting_weight(self) -> torch.Tensor:
         """What a forward without gradients computes before it meets ``x``: ``w`` (fused path) or
@@ -323,7 +354,9 @@ class WNConv2d(_WeightNormBase):
     Parameters ``v`` ``[out, in, kh, kw]``, ``g`` ``[out]``, ``bias`` ``[out]``; ‖v‖ is taken per
     output channel over ``in·kh·kw``. By default the factor is folded into the (small) kernel before
     the convolution, which the bench measures faster than scaling the (large) output;
-    ``scale_output=True`` does the latter.
+    ``scale_output=True`` does the latter. The kernel ``g·v/‖v‖`` is built by torch's fused op when
+    ``fused`` is True (the default on a GPU in float32 outside ``torch.compile``: two kernel launches
+    where autograd through the norm takes ~14, see :class:`WNLinear`), else by plain ops.
     """
 
     def __init__(
@@ -336,8 +369,10 @@ class WNConv2d(_WeightNormBase):
         bias: bool = True,
         init_scale: float = 1.0,
         scale_output: bool = False,
+        fused: bool | None = None,
     ):
         super().__init__()
+        self.fused = fused
         kh, kw = (kernel_size, kernel_size) if isinstance(kernel_size, int) else kernel_size
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -350,8 +385,18 @@ class WNConv2d(_WeightNormBase):
     def _raw(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, v, None, self.stride, self.padding)
 
+    def _use_fused(self) -> bool:
+        if torch.compiler.is_compiling():  # Inductor fuses the plain ops itself (see WNLinear)
+            return False
+        fused = getattr(self, "fused", None)  # a module pickled before the attribute existed: None
+        return _fused_on_gpu(self.v) if fused is None else fused
+
     def _weight_or_scale(self) -> torch.Tensor:
         """The factor ``g/‖v‖`` with ``scale_output``, else the weight ``g·v/‖v‖``."""
+        if not self.scale_output and self._use_fused():
+            w = _fused_weight_norm(self.v, self.g)
+            if w is not None:
+                return w
         s = wn_scale(self.g, self.v)
         return s if self.scale_output else self.v * s.view(-1, 1, 1, 1)
 
