@@ -74,7 +74,8 @@ def _fused_weight_norm(v: torch.Tensor, g: torch.Tensor, sync_free: bool | None 
     give a zero weight, as the other path's floor makes it: on a CPU the check is free and a failing
     one returns None (the caller takes the other path, whose gradients stay finite); on a GPU it would
     be a sync per forward, so the weight is zeroed there by a ``where`` instead, and that direction's
-    gradient is NaN, which stops a run with its one-line non-finite error (no checkpoint of it kept).
+    gradient (through ``1/‖v‖`` = inf, not tested on a GPU) can be non-finite, which stops a run with its
+    one-line non-finite error (no checkpoint of it kept).
     ``sync_free`` picks the GPU's way (default: on any device but a CPU)."""
     if v.is_contiguous():
         w, norm = torch._weight_norm_interface(v, g, 0)
