@@ -160,6 +160,9 @@ y = float((x @ x).sum())
 print(torch.cuda.get_device_name(), '| torch', torch.__version__, '| CUDA', torch.version.cuda, '| matmul finite:', y == y)
 "
   [ ! -s "$WORK/logs/device.log" ] || say "  $(tail -n 1 "$WORK/logs/device.log")"
+  # The tests that only a GPU runs (the WN layers' fused path against a float64 reference, ~5 s);
+  # without xdist's options, which the GPU machine's pytest may lack.
+  stage gpu-tests 120 "$PY" -m pytest -q -o addopts="" -p no:cacheprovider tests/test_layers.py -k gpu
 fi
 
 # 2. The bench, eager: every section (the agents DQN and A2C, whose training follows; PPO and PQN are left
