@@ -673,3 +673,26 @@ def test_on_a_gpu_float32_layers_take_the_fused_op_within_float32_rounding_and_f
             y = layer(x.to(dev, torch.float32))
         assert torch.isfinite(y).all()
         torch.testing.assert_close(y[:, 3], layer.bias[3].expand_as(y[:, 3]))
+
+
+def test_which_layers_take_the_fused_op_off_a_cpu_and_the_bench_switch(monkeypatch, tmp_path):
+    """Off a CPU, a layer with ``fused=None`` takes the fused op on a CUDA GPU in float32 only, and not
+    when ``python -m wnrl.bench --wn-gpu-fused off`` has switched it off (to measure the op's gain)."""
+    import json
+    from types import SimpleNamespace
+
+    import wnrl.layers
+    from wnrl.bench import main
+
+    monkeypatch.setattr(wnrl.layers, "GPU_FUSED", True)
+    cuda = lambda dtype: SimpleNamespace(is_cuda=True, dtype=dtype)  # noqa: E731
+    assert wnrl.layers._fused_on_gpu(cuda(torch.float32))
+    assert not wnrl.layers._fused_on_gpu(cuda(torch.float64))
+    assert not wnrl.layers._fused_on_gpu(SimpleNamespace(is_cuda=False, dtype=torch.float32))  # e.g. MPS
+    out = tmp_path / "b.json"
+    assert (
+        main(["--device", "cpu", "--sections", "layers", "--repeats", "1", "--wn-gpu-fused", "off", "--json", str(out)])
+        == 0
+    )
+    assert not wnrl.layers.GPU_FUSED and not wnrl.layers._fused_on_gpu(cuda(torch.float32))
+    assert json.loads(out.read_text())["machine"]["wn_gpu_fused"] == "off"

@@ -1033,9 +1033,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--norm-learning-starts", type=_positive, default=None, help="norms: DQN's learning_starts on every env"
     )
+    p.add_argument(
+        "--wn-gpu-fused",
+        choices=("on", "off"),
+        default="on",
+        help="on a GPU, WN layers build g*v/|v| with torch's fused op (on, the default) or with plain ops "
+        "(off: as before 2026-12-04), to measure the op's gain; no effect on a CPU",
+    )
     add_threads_argument(p)  # the sections other than norms (which measures with one thread) use them
     args = p.parse_args(argv)
     set_threads(args.threads)
+    import wnrl.layers
+
+    wnrl.layers.GPU_FUSED = args.wn_gpu_fused == "on"
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))
     if unknown or not sections:
@@ -1065,6 +1075,7 @@ def main(argv: list[str] | None = None) -> int:
             "device": device_name(device),
             "torch_threads": torch.get_num_threads(),
             "cpu_cores": os.cpu_count(),
+            "wn_gpu_fused": args.wn_gpu_fused,
         }
     }
 

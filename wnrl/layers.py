@@ -93,12 +93,17 @@ def _fused_weight_norm(v: torch.Tensor, g: torch.Tensor, sync_free: bool | None 
     return torch.where((norm >= _NORM_FLOOR).view(-1, *([1] * (v.dim() - 1))), w, 0.0)
 
 
+# False: a layer whose ``fused`` is None takes the plain ops on a GPU too (how every WN layer ran there
+# before 2026-12-04); ``python -m wnrl.bench --wn-gpu-fused off`` sets it to measure the fused op's gain.
+GPU_FUSED = True
+
+
 def _fused_on_gpu(v: torch.Tensor) -> bool:
     """Whether a layer whose ``fused`` is None takes the fused op off a CPU: on a CUDA GPU, but not in
     float64, where its kernels compute in single precision (measured on an H200: float64 outputs
     ~1e-7 and gradients ~1e-7 relative from the float64 reference, where the plain ops give ~1e-15);
     in float32 that is the plain ops' own rounding."""
-    return v.is_cuda and v.dtype != torch.float64
+    return GPU_FUSED and v.is_cuda and v.dtype != torch.float64
 
 
 class _WeightNormBase(nn.Module):
