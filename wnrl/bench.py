@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from torch import nn
 
+import wnrl.layers
 from wnrl.config import add_threads_argument, set_threads
 from wnrl.layers import WNConv2d, WNLinear
 from wnrl.nets import QHead, WNConvNet
@@ -1043,8 +1044,6 @@ def main(argv: list[str] | None = None) -> int:
     add_threads_argument(p)  # the sections other than norms (which measures with one thread) use them
     args = p.parse_args(argv)
     set_threads(args.threads)
-    import wnrl.layers
-
     wnrl.layers.GPU_FUSED = args.wn_gpu_fused == "on"
     sections = [x.strip() for x in args.sections.split(",") if x.strip()]
     unknown = sorted(set(sections) - set(SECTIONS))

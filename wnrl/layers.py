@@ -87,7 +87,9 @@ def _fused_weight_norm(v: torch.Tensor, g: torch.Tensor, sync_free: bool | None 
         w = w.permute(0, 3, 1, 2)
     else:
         w, norm = torch._weight_norm_interface(v.contiguous(), g, 0)
-    if not (not norm.is_cpu if sync_free is None else sync_free):
+    if sync_free is None:
+        sync_free = not norm.is_cpu
+    if not sync_free:
         # norm never needs a gradient; numpy reads it back in ~2 µs where torch's ops take ~4
         return w if (norm.detach().numpy() >= _NORM_FLOOR).all() else None
     return torch.where((norm >= _NORM_FLOOR).view(-1, *([1] * (v.dim() - 1))), w, 0.0)
@@ -169,6 +171,18 @@ class _WeightNormBase(nn.Module):
 
     def _raw(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
+
+    def _fused_by_default(self) -> bool:  # pragma: no cover - abstract
+        """Whether the layer takes torch's fused op when its ``fused`` is None."""
+        raise NotImplementedError
+
+    def _use_fused(self) -> bool:
+        if torch.compiler.is_compiling():
+            # Inductor fuses the plain ops itself; torch's decomposition of the fused op also wants
+            # g shaped [out, 1]. Checked first, so compiled code never guards on the attributes below.
+            return False
+        fused = getattr(self, "fused", None)  # a module pickled before WNConv2d had the attribute: None
+        return self._fused_by_default() if fused is None else fused
 
     def __getstate__(self) -> dict:
         # a copy made inside held_weights (a target net, a pickle) must not keep its weight held
@@ -315,13 +329,7 @@ class WNLinear(_WeightNormBase):
     def _raw(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return F.linear(x, v)
 
-    def _use_fused(self) -> bool:
-        if torch.compiler.is_compiling():
-            # Inductor fuses the other path itself; torch's decomposition of the fused op also wants
-            # g shaped [out, 1]. Checked first, so compiled code never guards on the attributes below.
-            return False
-        if self.fused is not None:
-            return self.fused
+    def _fused_by_default(self) -> bool:
         return self._small if self.v.is_cpu else _fused_on_gpu(self.v)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -391,11 +399,8 @@ class WNConv2d(_WeightNormBase):
     def _raw(self, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, v, None, self.stride, self.padding)
 
-    def _use_fused(self) -> bool:
-        if torch.compiler.is_compiling():  # Inductor fuses the plain ops itself (see WNLinear)
-            return False
-        fused = getattr(self, "fused", None)  # a module pickled before the attribute existed: None
-        return _fused_on_gpu(self.v) if fused is None else fused
+    def _fused_by_default(self) -> bool:
+        return _fused_on_gpu(self.v)
 
     def _weight_or_scale(self) -> torch.Tensor:
         """The factor ``g/‖v‖`` with ``scale_output``, else the weight ``g·v/‖v‖``."""
