@@ -10,6 +10,7 @@
 #   WAIT_PID=<a probe's pid> nohup scripts/evidence_runs.sh screen2 > logs/queue2.log 2>&1 &
 #   nohup scripts/evidence_runs.sh agents27 > logs/agents27_queue.log 2>&1 &   (issue 27: PPO, PQN Pong seed 1)
 #   nohup scripts/evidence_runs.sh pqnnorms > logs/pqnnorms_queue.log 2>&1 &   (issue 27: PQN's norm on Pong)
+#   nohup scripts/evidence_runs.sh after27 > logs/after27_queue.log 2>&1 &   (instead of pqnnorms: then the 5M headline)
 # Not both at once: beside a Pong run a MinAtar run goes ~17x slower (measured: ~450 against ~8,000
 # steps/s with the Pong run paused), while two MinAtar runs, or two Pong runs, share the cores evenly.
 # A finished Pong run is exported at once to docs/data/pong_a2c_2M/ (commit it); MinAtar's cells go to
@@ -158,8 +159,19 @@ case "${1:-}" in
     # screen found its trunk alive on seeds 2-5 where the 0.577 default's died on 3 and 5 of 1-8
     pong a2c_Pong_wn_init1_s2_2M 2 --wn-init-norm 1.0
     ;;
+  after27)  # pqnnorms's seed-2 runs (each resumes if cut), then on the first core the 5M headline as a new
+    # user runs it today (`python -m wnrl.train a2c --env Pong --total-steps 5000000 --seed S`: the A2C Atari
+    # init norm is 1.0 since 42a02e0), seeds 1-3, ~3 h of a core each (issue 23: what the seeds show)
+    ( other pqn pqn_Pong_wn_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M
+      for s in 1 2 3; do
+        other a2c "a2c_Pong_wn_s${s}_5M_init1" $s 5000000 docs/data/pong_a2c_5M_init1
+      done ) &
+    ( other pqn pqn_Pong_layer_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm layer
+      other pqn pqn_Pong_none_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm none ) &
+    wait
+    ;;
   *)
-    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next|screen2|init1_s2|agents27|pqnnorms" >&2
+    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next|screen2|init1_s2|agents27|pqnnorms|after27" >&2
     exit 2
     ;;
 esac

@@ -63,7 +63,7 @@ def test_sigkill_then_resume_finishes_with_continuous_curves(tmp_path):
     proc.wait()
     killed_at = max(int(p.stem.split("_")[1]) for p in list_checkpoints(run_dir))
     assert killed_at < 6000
-    r = cli("dqn", "--resume", str(run_dir), "--progress", "false")
+    r = train_in_process("dqn", "--resume", str(run_dir), "--progress", "false")  # a resume needs no new process
     assert r.returncode == 0, r.stderr[-2000:]
     assert "done: 6,000 steps" in r.stdout
     state = load_checkpoint(list_checkpoints(run_dir)[-1])
@@ -87,7 +87,7 @@ def test_signal_checkpoints_and_exits_zero_then_resume(tmp_path, sig):
     assert "Resume with" in out and f"--resume {run_dir}" in out
     stopped = load_checkpoint(list_checkpoints(run_dir)[-1])["step"]
     assert 1000 <= stopped < 100000 and stopped % 4 == 0
-    r = cli("dqn", "--resume", str(run_dir), "--total-steps", str(stopped + 1000), "--progress", "false")
+    r = train_in_process("dqn", "--resume", str(run_dir), "--total-steps", str(stopped + 1000), "--progress", "false")
     assert r.returncode == 0, r.stderr[-2000:]
     assert load_checkpoint(list_checkpoints(run_dir)[-1])["step"] == stopped + 1000
 
@@ -129,8 +129,8 @@ def test_time_limit_counts_from_the_loop_and_needs_no_signal():
 
 
 def test_time_limit_stops_like_ctrl_c(tmp_path):
-    r = cli("a2c", "--env", "Catch", "--total-steps", "100000000", "--time-limit", "1", "--logdir", str(tmp_path),
-            "--run-name", "t", "--progress", "false")  # fmt: skip
+    r = train_in_process("a2c", "--env", "Catch", "--total-steps", "100000000", "--time-limit", "1", "--logdir",
+                         str(tmp_path), "--run-name", "t", "--progress", "false")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "time limit of 1 s reached at step" in r.stdout and "--resume" in r.stdout
     assert list((tmp_path / "t" / "checkpoints").glob("step_*.pt"))
