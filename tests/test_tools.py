@@ -37,7 +37,7 @@ def runs(tmp_path_factory):
                     learning_starts=200,
                     seed=seed,
                     norm=norm,
-                    hidden_sizes=(64, 64),  # these runs are read, not judged: a quarter of the 256-256's compute
+                    hidden_sizes=(64, 64),  # these runs are read, not judged: a small net is enough
                     run_name=f"dqn_{norm}_{seed}",
                 )
             )
