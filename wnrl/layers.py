@@ -71,7 +71,7 @@ def wn_weight(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 def _fused_weight_norm(v: torch.Tensor, g: torch.Tensor, sync_free: bool | None = None) -> torch.Tensor | None:
     """``w = g·v/‖v‖`` by torch's fused native op (one kernel forward, one backward: what
     ``torch.nn.utils.parametrizations.weight_norm`` runs). A direction of zero norm (NaN there) must
-    give a zero weight, as the other path's floor makes it: on a CPU the check is free and a failing
+    give a zero weight, as the other path's floor makes it: on a CPU the check is cheap (~6 µs) and a failing
     one returns None (the caller takes the other path, whose gradients stay finite); on a GPU it would
     be a sync per forward, so the weight is zeroed there by a ``where`` instead, and that direction's
     gradient (through ``1/‖v‖`` = inf, not tested on a GPU) can be non-finite, which stops a run with its
