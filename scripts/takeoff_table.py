@@ -7,7 +7,8 @@ Per run:
 - the step at which the mean of the last 20 games first reaches each of ``--levels`` (> 0 for the first,
   ≥ for the others; the step of the game that completes that window);
 - at each of ``--at`` (millions of agent steps), the mean return of the games that ended in the 100k
-  steps before it (the last point: from 100k before it to the run's end);
+  steps before it (a point at or past the run's ``total_steps``: from 100k before it to the run's end,
+  which takes the games that end after its last rollout crossed it);
 - the mean return of its last 100 games;
 - at each of ``--dormant-at``, the mean over the 200k steps before it of the fraction of the dense
   layer's units that were dormant (τ = 0: never active on the logged batch; ``dormant/trunk.fc.0``),
@@ -15,7 +16,9 @@ Per run:
   conv's channels are dead in runs that learn too);
 - compute: the run's median charts/SPS, as seconds per 1,000 agent steps and hours for its steps.
 
-A run that has not got to a point shows "—" there."""
+A point counts as reached when the run logged within 50k steps of it (a finished run's last log falls a
+rollout or a log interval short of its length); one not reached shows "—", and a run of fewer than 20
+games "n/a" for the take-off steps."""
 
 from __future__ import annotations
 
@@ -46,9 +49,15 @@ def first_reaching(steps: np.ndarray, returns: np.ndarray, level: float, strict:
     return float(steps[hit[0] + games - 1]) if len(hit) else None
 
 
-def window_mean(steps: np.ndarray, values: np.ndarray, end: float, width: float, to_the_end: bool):
-    keep = (steps > end - width) & ((steps <= end) | to_the_end)
+def window_mean(steps: np.ndarray, values: np.ndarray, lo: float, hi: float):
+    """Mean of the values logged at steps in (lo, hi]; None if none."""
+    keep = (steps > lo) & (steps <= hi)
     return float(values[keep].mean()) if keep.any() else None
+
+
+# A point counts as reached when the run logged within this many steps of it: a finished run's last log
+# falls a rollout or a log interval short of its length.
+REACHED = 50_000
 
 
 def row(run: Path, levels: list[float], at: list[float], dormant_at: list[float]) -> list[str]:
@@ -57,6 +66,8 @@ def row(run: Path, levels: list[float], at: list[float], dormant_at: list[float]
     if not len(steps):
         raise SystemExit(f"error: {run} has no finished game ({RETURN}); nothing to tabulate")
     last = float(steps[-1])
+    cfg = json.loads((run / "config.json").read_text()) if (run / "config.json").is_file() else {}
+    total = float(cfg.get("total_steps") or last)
 
     def m(x):
         return "—" if x is None else f"{x / 1e6:.2f}M"
@@ -64,21 +75,28 @@ def row(run: Path, levels: list[float], at: list[float], dormant_at: list[float]
     def f(x, digits=1):
         return "—" if x is None else f"{x:.{digits}f}"
 
-    firsts = [m(first_reaching(steps, returns, lv, strict=(i == 0))) for i, lv in enumerate(levels)]
-    # a point past the run's end shows nothing; the last point reached takes the games up to the end
-    reached = [p * 1e6 for p in at if p * 1e6 - 1e5 < last]
+    if len(returns) < 20:
+        firsts = ["n/a"] * len(levels)  # fewer games than one window
+    else:
+        firsts = [m(first_reaching(steps, returns, lv, strict=(i == 0))) for i, lv in enumerate(levels)]
+    # the 100k steps before each point the run reached; at or past its length, up to its end (the games
+    # that end after the last rollout crossed it)
     wins = [
-        f(window_mean(steps, returns, p, 1e5, to_the_end=(p == reached[-1]))) if p in reached else "—"
+        f(window_mean(steps, returns, p - 1e5, np.inf if p >= total else p)) if last >= p - REACHED else "—"
         for p in (q * 1e6 for q in at)
     ]
-    dense, convs = scalars.get(DENSE), [t for t in scalars if t.startswith("dormant/trunk.convs.")][1:]
+    # τ = 0 only (a run logs τ = 0.025 too); the first conv is not judged (on Atari frames most of its
+    # channels are dead in runs that learn too)
+    dense = scalars.get(DENSE)
+    convs = [t for t in scalars if t.startswith("dormant/trunk.convs.") and t.endswith("/tau_0")]
+    convs = sorted(convs, key=lambda t: int(t.split(".")[2].split("/")[0]))[1:]
     dormant = []
     for p in (q * 1e6 for q in dormant_at):
-        d = window_mean(*dense, p, 2e5, to_the_end=False) if dense and p - 2e5 < last else None
-        c = [window_mean(*scalars[t], p, 2e5, to_the_end=False) for t in convs] if p - 2e5 < last else []
-        c = [x for x in c if x is not None]
+        logged = dense is not None and float(dense[0][-1]) >= p - REACHED
+        d = window_mean(*dense, p - 2e5, p) if logged else None
+        c = [x for x in (window_mean(*scalars[t], p - 2e5, p) for t in convs) if x is not None] if logged else []
         dormant.append("—" if d is None else f"{d:.0%}" + (f" ({max(c):.0%})" if c else ""))
-    sps = json.loads((run / "config.json").read_text()).get("exported", {}).get("median_sps")
+    sps = cfg.get("exported", {}).get("median_sps")
     if sps is None and "charts/SPS" in scalars:
         sps = float(np.median(scalars["charts/SPS"][1]))
     compute = "—" if not sps else f"{last / sps / 3600:.1f} h ({1000 / sps:.1f} s per 1k)"
@@ -97,7 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     at = " / ".join(f"{x:g}M" for x in args.at)
     dat = " / ".join(f"{x:g}M" for x in args.dormant_at)
     print(
-        f"| run | 20-game mean first {lv} | games ending in the 100k steps before {at} | last 100 games "
+        f"| run | 20-game mean first {lv} | games ending in the 100k steps before {at} (at the run's length: "
+        "to its end) | last 100 games "
         f"| dense layer's dormant units (τ = 0; the later convs' worst in brackets), 200k before {dat} "
         "| compute (median charts/SPS) | last game at |"
     )

@@ -134,6 +134,7 @@ def test_a_grid_rerun_extends_its_runs_and_a_failing_cell_does_not_stop_the_othe
     # the same grid without the refused flag: the wn cell goes on from 320 to 640
     r = run_grid(*GRID, "--norms", "wn,none", "--total-steps", "640", "--jobs", "1", "--logdir", str(tmp_path))
     assert r.returncode == 0 and "2 of 2 runs finished" in r.stdout, r.stdout + r.stderr
+    assert f"resumed  {CELL}" in r.stdout and "finished CartPole-v1__a2c__none__s1" in r.stdout
     assert last_checkpoint_step(wn) == 640
     assert json.loads((wn / "config.json").read_text())["total_steps"] == 640
 

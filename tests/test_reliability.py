@@ -129,7 +129,9 @@ def test_time_limit_counts_from_the_loop_and_needs_no_signal():
 
 
 def test_time_limit_stops_like_ctrl_c(tmp_path):
-    r = train_in_process("a2c", "--env", "Catch", "--total-steps", "100000000", "--time-limit", "1", "--logdir",
+    # 20k steps: ~10x what 1 s of A2C on Catch reaches, and a bound on the run if the limit broke (in-process,
+    # no subprocess timeout would end it)
+    r = train_in_process("a2c", "--env", "Catch", "--total-steps", "20000", "--time-limit", "1", "--logdir",
                          str(tmp_path), "--run-name", "t", "--progress", "false")  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "time limit of 1 s reached at step" in r.stdout and "--resume" in r.stdout
