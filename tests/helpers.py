@@ -38,6 +38,12 @@ def main_in_process(module: str, *args: str) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess([module, *args], code, out.getvalue(), err.getvalue())
 
 
+def here(module: str, *args) -> subprocess.CompletedProcess:
+    """The command run in this process (its ``main``), its arguments made strings (paths welcome): for
+    refusals that need no separate process."""
+    return main_in_process(module, *map(str, args))
+
+
 def train_in_process(*args: str) -> subprocess.CompletedProcess:
     """``python -m wnrl.train *args`` in this process (:func:`main_in_process`)."""
     return main_in_process("wnrl.train", *args)

@@ -16,7 +16,7 @@ from wnrl.agents.dqn import DQNConfig
 from wnrl.agents.dqn import train as train_dqn
 
 import wnrl
-from tests.helpers import ROOT, main_in_process
+from tests.helpers import ROOT, here
 from wnrl.checkpoint import CheckpointError
 from wnrl.config import CliError
 from wnrl.evaluate import evaluate
@@ -40,11 +40,6 @@ def command(module: str, *args, pythonpath: list | None = None, cwd=None, timeou
         cwd=cwd or ROOT,
         timeout=timeout,
     )
-
-
-def here(module: str, *args) -> subprocess.CompletedProcess:
-    """The command run in this process (its ``main``): for refusals that need no separate process."""
-    return main_in_process(module, *map(str, args))
 
 
 def one_line_error(r: subprocess.CompletedProcess, *needles: str) -> str:

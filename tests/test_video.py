@@ -16,7 +16,7 @@ from PIL import Image
 from wnrl.agents.a2c import A2CConfig
 from wnrl.agents.a2c import train as train_a2c
 
-from tests.helpers import ROOT, main_in_process
+from tests.helpers import ROOT, here
 from wnrl.config import CliError
 from wnrl.evaluate import AtariScreen, evaluate
 from wnrl.trained import load
@@ -27,12 +27,6 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 def run_evaluate(*args, timeout=300):
     cmd = [sys.executable, "-m", "wnrl.evaluate", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, env=ENV, timeout=timeout)
-
-
-def refused(*args):
-    """``python -m wnrl.evaluate ARGS`` for input it refuses before playing: in this process (the
-    process-level checks are the mp4 and Ctrl-C tests')."""
-    return main_in_process("wnrl.evaluate", *map(str, args))
 
 
 def read_video(path, every=1):
@@ -135,7 +129,7 @@ def test_gif_of_an_atari_game_by_extension(runs, tmp_path):
 def test_video_path_is_checked_before_playing(runs, tmp_path, name, message):
     (tmp_path / "a_dir").mkdir()
     (tmp_path / "a_file").write_text("")
-    r = refused(runs / "pong", "--episodes", "1000", "--video", tmp_path / name)
+    r = here("wnrl.evaluate", runs / "pong", "--episodes", "1000", "--video", tmp_path / name)
     assert r.returncode == 2 and r.stdout == ""  # no game played (nor the checkpoint loaded: see the next test)
     assert len(r.stderr.strip().splitlines()) == 1 and message in r.stderr and "--video" in r.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_dir", "a_file"]
@@ -150,14 +144,14 @@ def test_video_path_is_checked_before_the_checkpoint(tmp_path):
 def test_unwritable_directory(runs, tmp_path):
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
-    r = refused(runs / "catch", "--video", locked / "x.mp4")
+    r = here("wnrl.evaluate", runs / "catch", "--video", locked / "x.mp4")
     assert r.returncode == 2 and r.stdout == "" and "cannot write a file there" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc, where no file can be made")
 def test_directory_where_no_file_can_be_made(runs):
-    r = refused(runs / "catch", "--video", "/proc/wnrl-video-test.mp4")
+    r = here("wnrl.evaluate", runs / "catch", "--video", "/proc/wnrl-video-test.mp4")
     assert r.returncode == 2 and r.stdout == "" and "cannot write a file there" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 
@@ -209,7 +203,9 @@ def test_ctrl_c_keeps_a_playable_mp4(runs, tmp_path):
 
 
 def test_classic_control(runs, tmp_path):
-    r = refused(runs / "cartpole", "--episodes", "1", "--video", tmp_path / "x.mp4", "--video-view", "agent")
+    r = here(
+        "wnrl.evaluate", runs / "cartpole", "--episodes", "1", "--video", tmp_path / "x.mp4", "--video-view", "agent"
+    )
     assert r.returncode == 2 and r.stdout == "" and "observations are vectors" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
 

@@ -186,6 +186,10 @@ class _WeightNormBase(nn.Module):
         fused = getattr(self, "fused", None)  # a module pickled before WNConv2d had the attribute: None
         return self._fused_by_default() if fused is None else fused
 
+    def _fused_weight(self) -> torch.Tensor | None:
+        """``w`` by torch's fused op (:func:`_fused_weight_norm`; None: take the plain ops)."""
+        return _fused_weight_norm(self.v, self.g)
+
     def __getstate__(self) -> dict:
         # a copy made inside held_weights (a target net, a pickle) must not keep its weight held
         state = self.__dict__.copy()
@@ -350,10 +354,6 @@ class WNLinear(_WeightNormBase):
             return _wn_linear_forward(x, self.v, self.g, self.bias)[2]
         return _WNLinearFn.apply(x, self.v, self.g, self.bias)
 
-    def _fused_weight(self) -> torch.Tensor | None:
-        """``w`` by torch's fused op (:func:`_fused_weight_norm`)."""
-        return _fused_weight_norm(self.v, self.g)
-
     def _acting_weight(self) -> torch.Tensor:
         """What a forward without gradients computes before it meets ``x``: ``w`` (fused path) or
         the factor ``g/‖v‖`` (the other), by the same ops, so a held forward gives the same bits."""
@@ -407,7 +407,7 @@ class WNConv2d(_WeightNormBase):
     def _weight_or_scale(self) -> torch.Tensor:
         """The factor ``g/‖v‖`` with ``scale_output``, else the weight ``g·v/‖v‖``."""
         if not self.scale_output and self._use_fused():
-            w = _fused_weight_norm(self.v, self.g)
+            w = self._fused_weight()
             if w is not None:
                 return w
         s = wn_scale(self.g, self.v)
