@@ -96,8 +96,10 @@ for bench_flag in (False, True):
     events = prof.key_averages()
     gpu_us = sum(e.self_device_time_total for e in events) / n
     kernels = sum(e.count for e in events if e.device_type == torch.autograd.DeviceType.CUDA) / n
-    say(f"profiled: wall {wall * 1e3:.3f} ms per update, GPU busy {gpu_us / 1e3:.3f} ms per update "
-        f"({100 * gpu_us / 1e3 / (wall * 1e3):.0f}%), ~{kernels:.0f} GPU kernels per update")
+    say(
+        f"profiled: wall {wall * 1e3:.3f} ms per update, GPU busy {gpu_us / 1e3:.3f} ms per update "
+        f"({100 * gpu_us / 1e3 / (wall * 1e3):.0f}%), ~{kernels:.0f} GPU kernels per update"
+    )
     say("top ops by self CUDA time:")
     say(events.table(sort_by="self_device_time_total", row_limit=15, max_name_column_width=60))
     say("top ops by self CPU time:")
