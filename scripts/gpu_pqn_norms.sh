@@ -2,10 +2,11 @@
 # PQN's norms side by side on one GPU: scripts/gpu_pqn_norms.sh OUT_DIR [SECONDS]
 #
 # Runs PQN on Pong with --norm wn, layer and none at the same time (one process each, the GPU and the
-# machine's cores shared), on the PQN paper's Atari config (purejaxql: 128 envs x 32 steps, 2 epochs of 32
+# machine's cores shared), with the PQN paper's Atari rollout shape (purejaxql: 128 envs x 32 steps, 2 epochs of 32
 # minibatches) with --total-steps 10M, so the learning rate and epsilon follow CleanRL's published 10M
 # schedule; each stops by --time-limit SECONDS (420) with its checkpoint. Sized for one device call of
-# under 10 minutes: three runs at once reach ~1.3M steps each, past where PQN takes off on Pong (~1M).
+# under 10 minutes: three runs at once should reach ~1.3M steps each (one alone ran 8.7k steps/s on an H200;
+# three at a time not yet measured), past where PQN takes off on Pong (~1M).
 # Keeps under OUT_DIR: one console log per norm, table.md (scripts/takeoff_table.py: take-off points,
 # 100k windows, dormant units) and csv.tar.gz (python -m wnrl.plot --export: per-episode CSVs to commit
 # under docs/data/).
