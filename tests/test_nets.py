@@ -104,6 +104,21 @@ def test_channels_last_gives_the_same_features():
     torch.testing.assert_close(a.convs[0].v.grad, b.convs[0].v.grad, rtol=1e-3, atol=1e-5)
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_the_first_conv_sees_frames_over_255_as_float32_in_the_trunks_layout(channels_last):
+    """uint8 frames reach the first convolution as exactly ``x / 255`` in float32, NHWC when the trunk
+    keeps channels_last (the layout is made on the uint8 frames, before the float), NCHW otherwise."""
+    net = WNConvNet(4, channels_last=channels_last)
+    seen = []
+    net.convs[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))
+    x = torch.randint(0, 256, (3, 4, 84, 84), dtype=torch.uint8)
+    net(x)
+    (got,) = seen
+    assert got.dtype == torch.float32
+    assert got.is_contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+    assert torch.equal(got, x.float() / 255.0)
+
+
 def test_plain_policy_head_starts_near_uniform():
     net = nn.Sequential(WNConvNet(4), ActorCriticHead(512, 4))
     x = torch.randint(0, 256, (32, 4, 84, 84), dtype=torch.uint8)

@@ -168,10 +168,12 @@ class WNConvNet(nn.Module):
             self.convs.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255.0)
+        # NHWC first, then to float: on uint8 frames the layout copy moves a quarter of the bytes (a batch
+        # of 256 Atari frames, one CPU thread: 9.7 against 18-26 ms; the float keeps the layout, same values)
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
+        if x.dtype == torch.uint8:
+            x = x.float().div_(255.0)
         return self.fc(self.convs(x))
 
 
