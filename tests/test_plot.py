@@ -108,6 +108,43 @@ def test_runs_of_different_configs_are_not_pooled_as_seeds(tmp_path):
     assert len(rows) == 2 and any("total_steps=4k, buffer_size=1k" in line for line in rows)
 
 
+@pytest.mark.parametrize("long_labels", [False, True])
+def test_a_legend_of_long_labels_goes_under_its_panel_wrapped_and_in_the_image(tmp_path, monkeypatch, long_labels):
+    """Labels that name several differing settings would cover the curves or run off the figure: they go
+    under the panel, wrapped, and the image grows to hold them; short ones stay inside the panel."""
+    from matplotlib.figure import Figure
+
+    if long_labels:
+        make_run(tmp_path, "a", [1.0, 2.0], total_steps=10_000_000, buffer_size=1_000_000, learning_starts=80_000)
+        make_run(tmp_path, "b", [5.0, 6.0], total_steps=4_000, buffer_size=1_000, learning_starts=1_000)
+    else:
+        make_run(tmp_path, "a", [1.0, 2.0], norm="wn")
+        make_run(tmp_path, "b", [5.0, 6.0], norm="none")
+    saved = []
+    original = Figure.savefig
+
+    def savefig(fig, *args, **kwargs):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        legend = ax.get_legend()
+        labels = [t.get_text() for t in legend.get_texts()]
+        saved.append((legend.get_window_extent(), ax.get_window_extent(), labels, kwargs))
+        return original(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", savefig)
+    P.plot([str(tmp_path)], str(tmp_path / "x.png"))
+    ((legend_box, ax_box, labels, kwargs),) = saved
+    if long_labels:
+        assert legend_box.y1 < ax_box.y0  # under the panel
+        assert any("\n" in label for label in labels) and all(
+            len(line) <= 48 for label in labels for line in label.splitlines()
+        )
+        assert kwargs.get("bbox_inches") == "tight"
+    else:
+        assert ax_box.y0 <= legend_box.y0 and legend_box.y1 <= ax_box.y1  # inside the panel
+        assert labels == ["none (1 seed)", "wn (1 seed)"] and kwargs.get("bbox_inches") is None
+
+
 def test_bookkeeping_fields_do_not_split_a_group(tmp_path):
     """Seed, run name, logdir, device, progress, log and checkpoint cadence, compile and replay
     placement do not change the experiment; WN settings do not change a run without weight norm."""

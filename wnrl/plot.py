@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import warnings
 from collections import defaultdict
 from pathlib import Path
@@ -508,6 +509,8 @@ def stratified_bootstrap_ci(
 
 
 BAND_RESAMPLES = 1000
+# Longer legend labels go under their panel, wrapped, instead of over the curves
+LEGEND_INSIDE_CHARS = 40
 BAND_CAPTION = (
     "line: mean over seeds (a seed's repeated runs averaged first); band: 95% bootstrap CI of that mean "
     f"({BAND_RESAMPLES} resamples of the seeds), for groups with ≥ 2 seeds"
@@ -537,6 +540,7 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
     panels = sorted({(a, e) for a, e, _ in groups})
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     markers = ["o", "s", "^", "v", "D", "x", "+", "*"]
+    below = []  # legends drawn under their panel
     for ax, (agent, env) in zip(axes[0], panels):
         drawn: dict[tuple, int] = defaultdict(int)  # groups of one norm label differ in other settings: markers
         for (a, e, norm), runs in sorted(groups.items()):
@@ -560,12 +564,28 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
         ax.set_xlabel("agent steps")
         ax.set_ylabel(tag.split("/")[-1].replace("_", " "))
         ax.grid(alpha=0.3)
-        ax.legend()
+        handles, labels = ax.get_legend_handles_labels()
+        if max(map(len, labels), default=0) > LEGEND_INSIDE_CHARS:
+            # labels that name several differing settings would cover the curves (or run off the figure):
+            # below the panel, wrapped
+            below.append((ax, handles, [textwrap.fill(label, 48) for label in labels]))
+        else:
+            ax.legend()
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    fig.text(0.5, 0.01, BAND_CAPTION, ha="center", va="bottom", fontsize=8, wrap=True)
+    # legends under their panel come after the layout, which would otherwise shrink the panel to fit them
+    below = [
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
+        for ax, handles, labels in below
+    ]
+    caption_y = 0.01
+    if below:  # the caption goes under the lowest legend; the saved image grows to hold them (bbox tight)
+        fig.canvas.draw()
+        to_fig = fig.transFigure.inverted()
+        caption_y = min(leg.get_window_extent().transformed(to_fig).y0 for leg in below) - 0.02
+    fig.text(0.5, caption_y, BAND_CAPTION, ha="center", va="top" if below else "bottom", fontsize=8, wrap=True)
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=100)
+    fig.savefig(out_path, dpi=100, bbox_inches="tight" if below else None)
     plt.close(fig)
     return out_path
 
