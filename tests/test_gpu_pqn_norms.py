@@ -1,6 +1,6 @@
 """scripts/gpu_pqn_norms.sh's logic on a CPU with a tiny budget: one PQN run per norm at the same time,
-each stopped by its time limit or its steps, and what it keeps (a log per norm, the take-off table, the
-per-episode CSVs in one archive: within the device call's 8 files)."""
+and what it keeps (a log per norm, the take-off table, the per-episode CSVs in one archive: within the
+device call's 8 files), also when one run fails."""
 
 import os
 import subprocess
@@ -12,14 +12,16 @@ from tests.helpers import ROOT
 SCRIPT = ROOT / "scripts" / "gpu_pqn_norms.sh"
 
 
-def test_runs_each_norm_and_keeps_logs_table_and_csvs(tmp_path):
+def test_runs_each_norm_keeps_what_the_good_runs_logged_and_fails_for_the_bad_one(tmp_path):
+    """`none` and `wn` run to their end; `bogus` stops with its one-line error: the script exits 1 and
+    still keeps both good runs' CSVs and table rows, and every run's log."""
     env = {
         **os.environ,
         "PYTHON": sys.executable,
         "PYTHONPATH": str(ROOT),
         "OMP_NUM_THREADS": "1",
         "ENV": "CartPole-v1",
-        "NORMS": "none wn",
+        "NORMS": "none bogus wn",
         "SEED": "3",
         "RUNS_DIR": str(tmp_path / "runs"),
         # the flags that follow the script's override its Atari config: a CartPole run of 1,024 steps
@@ -28,8 +30,11 @@ def test_runs_each_norm_and_keeps_logs_table_and_csvs(tmp_path):
     }
     out = tmp_path / "out"
     r = subprocess.run(["bash", str(SCRIPT), str(out), "60"], env=env, capture_output=True, text=True, timeout=240)
-    assert r.returncode == 0, r.stdout + r.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["csv.tar.gz", "none.log", "table.md", "wn.log"]
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["bogus.log", "csv.tar.gz", "none.log", "table.md", "wn.log"]
+    assert (out / "bogus.log").read_text().strip() == (
+        "error: unknown --norm 'bogus': choose one of wn, wn_mobn, none, batch, layer"
+    )
     for norm in ("none", "wn"):
         assert "done: 1,024 steps" in (out / f"{norm}.log").read_text()
         config = (tmp_path / "runs" / f"pqn_CartPole-v1_gpu_{norm}_s3" / "config.json").read_text()
@@ -38,5 +43,6 @@ def test_runs_each_norm_and_keeps_logs_table_and_csvs(tmp_path):
     assert [row.split(" |")[0] for row in rows] == ["| pqn_CartPole-v1_gpu_none_s3", "| pqn_CartPole-v1_gpu_wn_s3"]
     with tarfile.open(out / "csv.tar.gz") as tar:
         names = tar.getnames()
-    assert {"csv/pqn_CartPole-v1_gpu_none_s3", "csv/pqn_CartPole-v1_gpu_wn_s3"} <= set(names)
-    assert any(n.endswith(".csv") for n in names)
+    assert {"csv/pqn_CartPole-v1_gpu_none_s3/episodes.csv", "csv/pqn_CartPole-v1_gpu_wn_s3/episodes.csv"} <= set(names)
+    assert not any("bogus" in n for n in names)
+    assert "not exported:" in r.stderr and "bogus" in r.stderr

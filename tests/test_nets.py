@@ -107,7 +107,7 @@ def test_channels_last_gives_the_same_features():
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_the_first_conv_sees_frames_over_255_as_float32_in_the_trunks_layout(channels_last):
     """uint8 frames reach the first convolution as exactly ``x / 255`` in float32, NHWC when the trunk
-    keeps channels_last (the layout is made on the uint8 frames, before the float), NCHW otherwise."""
+    keeps channels_last, NCHW otherwise."""
     net = WNConvNet(4, channels_last=channels_last)
     seen = []
     net.convs[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0]))

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from torch.utils.tensorboard import SummaryWriter
 
 from tests.helpers import ROOT, main_in_process, train_in_process
@@ -125,24 +126,28 @@ def test_a_legend_of_long_labels_goes_under_its_panel_wrapped_and_in_the_image(t
 
     def savefig(fig, *args, **kwargs):
         fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
         ax = fig.axes[0]
         legend = ax.get_legend()
         labels = [t.get_text() for t in legend.get_texts()]
-        saved.append((legend.get_window_extent(), ax.get_window_extent(), labels, kwargs))
+        (caption,) = fig.texts
+        boxes = legend.get_window_extent(), ax.xaxis.get_tightbbox(renderer), ax.get_window_extent()
+        saved.append((*boxes, caption.get_window_extent(), labels))
         return original(fig, *args, **kwargs)
 
     monkeypatch.setattr(Figure, "savefig", savefig)
-    P.plot([str(tmp_path)], str(tmp_path / "x.png"))
-    ((legend_box, ax_box, labels, kwargs),) = saved
+    png = P.plot([str(tmp_path)], str(tmp_path / "x.png"))
+    ((legend_box, ax_with_labels, ax_box, caption_box, labels),) = saved
+    with Image.open(png) as image:
+        width, height = image.size
     if long_labels:
-        assert legend_box.y1 < ax_box.y0  # under the panel
-        assert any("\n" in label for label in labels) and all(
-            len(line) <= 48 for label in labels for line in label.splitlines()
-        )
-        assert kwargs.get("bbox_inches") == "tight"
+        assert legend_box.y1 < ax_with_labels.y0 + 1  # under the x label and tick labels
+        assert caption_box.y1 < legend_box.y0 + 1  # the caption under the legend
+        assert all("\n" in label for label in labels)  # wrapped
+        assert height > 400  # the 5.5 × 4 inch figure grew to hold them
     else:
         assert ax_box.y0 <= legend_box.y0 and legend_box.y1 <= ax_box.y1  # inside the panel
-        assert labels == ["none (1 seed)", "wn (1 seed)"] and kwargs.get("bbox_inches") is None
+        assert labels == ["none (1 seed)", "wn (1 seed)"] and (width, height) == (550, 400)
 
 
 def test_bookkeeping_fields_do_not_split_a_group(tmp_path):

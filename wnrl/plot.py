@@ -509,8 +509,10 @@ def stratified_bootstrap_ci(
 
 
 BAND_RESAMPLES = 1000
-# Longer legend labels go under their panel, wrapped, instead of over the curves
+# Legend labels longer than this (several differing settings) would cover the curves or run off the
+# figure: they go under their panel instead, wrapped at LEGEND_WRAP_CHARS (the panel's width at fontsize 8)
 LEGEND_INSIDE_CHARS = 40
+LEGEND_WRAP_CHARS = 48
 BAND_CAPTION = (
     "line: mean over seeds (a seed's repeated runs averaged first); band: 95% bootstrap CI of that mean "
     f"({BAND_RESAMPLES} resamples of the seeds), for groups with ≥ 2 seeds"
@@ -566,17 +568,20 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
         ax.grid(alpha=0.3)
         handles, labels = ax.get_legend_handles_labels()
         if max(map(len, labels), default=0) > LEGEND_INSIDE_CHARS:
-            # labels that name several differing settings would cover the curves (or run off the figure):
-            # below the panel, wrapped
-            below.append((ax, handles, [textwrap.fill(label, 48) for label in labels]))
+            below.append((ax, handles, [textwrap.fill(label, LEGEND_WRAP_CHARS) for label in labels]))
         else:
             ax.legend()
     fig.tight_layout(rect=(0, 0.07, 1, 1))
-    # legends under their panel come after the layout, which would otherwise shrink the panel to fit them
-    below = [
-        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8)
-        for ax, handles, labels in below
-    ]
+    # legends under their panel come after the layout (which would otherwise shrink the panel to fit them),
+    # each just under its panel's x label and tick labels
+    if below:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+    legends = []
+    for ax, handles, labels in below:
+        y = ax.transAxes.inverted().transform((0, ax.xaxis.get_tightbbox(renderer).y0))[1] - 0.03
+        legends.append(ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, y), fontsize=8))
+    below = legends
     caption_y = 0.01
     if below:  # the caption goes under the lowest legend; the saved image grows to hold them (bbox tight)
         fig.canvas.draw()
