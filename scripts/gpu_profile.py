@@ -116,6 +116,32 @@ for bench_flag in (False, True):
     if out_dir and bench_flag:
         prof.export_chrome_trace(f"{out_dir}/dqn_update_trace.json")
 
+# 3. What the fused path's zero-direction guard costs: on a GPU each WN layer's forward adds a `ge` and a
+# `where` (and the backward a `where`) so that a zero direction gives a zero weight; with gradients that row's
+# gradient is NaN anyway. The same DQN update with the guard and without it (the op's weight as it is).
+torch.backends.cudnn.benchmark = False
+say()
+say("## 3. DQN update with and without the fused path's zero-direction guard (cudnn.benchmark=False)")
+import wnrl.layers as layers  # noqa: E402
+
+guarded = layers._fused_weight_norm
+
+
+def unguarded(v, g, sync_free=None):
+    w = guarded(v, g, sync_free=False) if v.is_cpu else None
+    if w is not None:
+        return w
+    if v.dim() == 4 and not v.is_contiguous() and v.is_contiguous(memory_format=torch.channels_last):
+        return torch._weight_norm_interface(v.permute(0, 2, 3, 1), g, 0)[0].permute(0, 3, 1, 2)
+    return torch._weight_norm_interface(v.contiguous(), g, 0)[0]
+
+
+for name, fn in (("guarded (default)", guarded), ("unguarded", unguarded), ("guarded again", guarded)):
+    layers._fused_weight_norm = fn
+    _, step = _dqn_update((4, 84, 84), 32, dev)
+    say(f"{name}: median ms per update {median_ms(step, repeats=100):.3f}")
+layers._fused_weight_norm = guarded
+
 if out_dir:
     with open(f"{out_dir}/profile.txt", "w") as f:
         f.write("\n".join(lines) + "\n")
