@@ -6,7 +6,8 @@ play T steps ε-greedily with the current Q-network (the rollout lives on the tr
 A2C's does); Q(λ) returns are computed backwards over the rollout from the same network's max Q;
 then several epochs of shuffled minibatches regress Q(s, a) onto those fixed returns. What keeps
 bootstrapping from its own moving estimate stable is the normalized network: the paper's LayerNorm
-(``--norm layer``), or any other ``--norm`` (weight norm by default, as for every wnrl agent).
+(``--norm layer``, the default on Atari, where it was measured best) or any other ``--norm`` (weight norm,
+wnrl's default, on the other env families, where the norms measured alike).
 """
 
 from __future__ import annotations
@@ -93,7 +94,12 @@ PQNConfig.FAMILY_DEFAULTS = {
     # reward_clip=True: wnrl's Atari defaults --life-loss-terminal and --clip-rewards. Measured here only
     # its speed: 150-260 agent steps/s on Breakout with one torch thread of a 2-core CPU beside another
     # run (5k steps), so 10M steps take 11-18 hours; its learning is not measured.
-    "atari": {},
+    # --norm layer (the paper's, CleanRL's; wnrl's GroupNorm(1, C) after every conv and the dense layer):
+    # on Pong at 3M steps, seeds 1 and 2, it ended above --norm wn (last 100 games +18.8 and +20.1 against
+    # +15.4 and +17.4), was above it at 1.5M on both (16.4 and 18.9 against 13.1 and 15.1) and kept its
+    # dense units alive (4-10% dormant against 28-71%); wn took off sooner on seed 2 only (0.64M against
+    # 0.98M; seed 1: 0.96M against 0.54M). docs/results.md, "PQN's norm on Pong".
+    "atari": {"norm": "layer"},
     # CartPole, measured at 100k steps (the budget of wnrl's other CartPole defaults), seeds 1-5: last 20
     # games 500, 500, 477.7, 500, 500; last 100 games 483.1, 491.5, 426.4, 388.1, 459.8 (30-46 s a run,
     # one thread, beside another run). CleanRL's pqn.py as it is (4 envs × 128 steps, 4 epochs of 4

@@ -81,21 +81,21 @@ case "${1:-}" in
     (
       pong a2c_Pong_none_lr2e-3_s2_2M 2 --norm none --learning-rate 0.002
       pong a2c_Pong_wn_s1_2M 1 --wn-init-norm 0.577
-      other pqn pqn_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
+      other pqn pqn_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M --norm wn
       other ppo ppo_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M
     ) &
     wait
     ;;
   agents27)  # issue 27: PPO and PQN on Pong with their Atari defaults, 3M steps, seed 1, one per core
     # (PQN ~150-260 steps/s beside another run: 3-5 h of a core; rerun to resume a cut run)
-    other pqn pqn_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M &
+    other pqn pqn_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M --norm wn &
     other ppo ppo_Pong_wn_s1_3M 1 3000000 docs/data/pong_ppo_pqn_3M &
     wait
     ;;
   pqnnorms)  # issue 27: which norm PQN needs on Pong (the paper needs LayerNorm): layer and none beside
     # pqn_Pong_wn_s1_3M, seed 1 first, then seed 2 of all three; one per core, each resumes if cut
     ( other pqn pqn_Pong_layer_s1_3M 1 3000000 docs/data/pong_pqn_norms_3M --norm layer
-      other pqn pqn_Pong_wn_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M ) &
+      other pqn pqn_Pong_wn_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm wn ) &
     ( other pqn pqn_Pong_none_s1_3M 1 3000000 docs/data/pong_pqn_norms_3M --norm none
       other pqn pqn_Pong_layer_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm layer
       other pqn pqn_Pong_none_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm none ) &
@@ -163,7 +163,7 @@ case "${1:-}" in
     # user runs it today (`python -m wnrl.train a2c --env Pong --total-steps 5000000 --seed S`: the A2C Atari
     # init norm is 1.0 since 42a02e0), seeds 1-3, ~3 h of a core each (issue 23: what the seeds show)
     # (seed 2 of the headline on the second core, after `none`: the two streams end closer together)
-    ( other pqn pqn_Pong_wn_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M
+    ( other pqn pqn_Pong_wn_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm wn
       for s in 1 3; do
         other a2c "a2c_Pong_wn_s${s}_5M_init1" $s 5000000 docs/data/pong_a2c_5M_init1
       done ) &

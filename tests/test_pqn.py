@@ -96,6 +96,7 @@ def test_family_defaults():
     assert (atari.optimizer, atari.learning_rate, atari.lr_decay, atari.max_grad_norm) == ("radam", 2.5e-4, True, 10.0)
     assert (atari.q_lambda, atari.gamma, atari.end_epsilon, atari.exploration_fraction) == (0.65, 0.99, 0.01, 0.1)
     assert atari.clip_rewards and atari.life_loss_terminal and atari.total_steps == 10_000_000
+    assert atari.norm == "layer"  # measured on Pong (docs/results.md); weight norm on the other families
     classic = PQNConfig.for_env("CartPole-v1")  # CleanRL's pqn.py and purejaxql's CartPole, measured at 100k
     assert (classic.num_envs, classic.n_steps, classic.total_steps) == (4, 32, 100_000)
     assert classic.hidden_sizes == (256, 256) and classic.reward_scale == 0.1 and atari.reward_scale == 1.0
@@ -103,6 +104,7 @@ def test_family_defaults():
     assert not classic.clip_rewards
     minatar = PQNConfig.for_env("MinAtar/Breakout")  # purejaxql's pqn_minatar.yaml
     assert (minatar.num_envs, minatar.n_steps, minatar.num_minibatches, minatar.update_epochs) == (128, 32, 32, 2)
+    assert classic.norm == minatar.norm == PQNConfig.for_env("Catch").norm == "wn"
 
 
 @pytest.mark.parametrize(
@@ -241,7 +243,9 @@ def test_atari_with_life_loss_terminals_and_clipped_rewards(tmp_path):
         log_every=64,
     )  # fmt: skip
     summary = train(cfg)
-    assert summary["updates"] == 192 // 64 - 1 and "losses/q_values" in scalars(summary["run_dir"])
+    # Atari's default norm (layer) needs no init rollout: every rollout of 64 steps is learned from
+    assert cfg.norm == "layer" and summary["updates"] == 192 // 64
+    assert "losses/q_values" in scalars(summary["run_dir"])
 
 
 # Two ranks against one process.
