@@ -7,7 +7,8 @@ A2C's does); Q(λ) returns are computed backwards over the rollout from the same
 then several epochs of shuffled minibatches regress Q(s, a) onto those fixed returns. What keeps
 bootstrapping from its own moving estimate stable is the normalized network: the paper's LayerNorm
 (``--norm layer``, the default on Atari, where it was measured best) or any other ``--norm`` (weight norm,
-wnrl's default, on the other env families, where the norms measured alike).
+wnrl's default, on the other env families: on CartPole and Catch the norms measured alike; MinAtar is not
+measured).
 """
 
 from __future__ import annotations
