@@ -542,7 +542,7 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
     panels = sorted({(a, e) for a, e, _ in groups})
     fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4), squeeze=False)
     markers = ["o", "s", "^", "v", "D", "x", "+", "*"]
-    below = []  # legends drawn under their panel
+    pending = []  # (panel, handles, wrapped labels) of the legends drawn under their panel
     for ax, (agent, env) in zip(axes[0], panels):
         drawn: dict[tuple, int] = defaultdict(int)  # groups of one norm label differ in other settings: markers
         for (a, e, norm), runs in sorted(groups.items()):
@@ -568,20 +568,19 @@ def plot(paths: list[str], out: str, tag: str = TAG, bins: int = 50) -> Path:
         ax.grid(alpha=0.3)
         handles, labels = ax.get_legend_handles_labels()
         if max(map(len, labels), default=0) > LEGEND_INSIDE_CHARS:
-            below.append((ax, handles, [textwrap.fill(label, LEGEND_WRAP_CHARS) for label in labels]))
+            pending.append((ax, handles, [textwrap.fill(label, LEGEND_WRAP_CHARS) for label in labels]))
         else:
             ax.legend()
     fig.tight_layout(rect=(0, 0.07, 1, 1))
     # legends under their panel come after the layout (which would otherwise shrink the panel to fit them),
     # each just under its panel's x label and tick labels
-    if below:
+    below = []
+    if pending:
         fig.canvas.draw()
         renderer = fig.canvas.get_renderer()
-    legends = []
-    for ax, handles, labels in below:
+    for ax, handles, labels in pending:
         y = ax.transAxes.inverted().transform((0, ax.xaxis.get_tightbbox(renderer).y0))[1] - 0.03
-        legends.append(ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, y), fontsize=8))
-    below = legends
+        below.append(ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, y), fontsize=8))
     caption_y = 0.01
     if below:  # the caption goes under the lowest legend; the saved image grows to hold them (bbox tight)
         fig.canvas.draw()
