@@ -5,9 +5,12 @@
 2. The DQN update as the agent makes it (wnrl.bench's ``_dqn_update``), profiled with torch.profiler:
    the GPU's busy time per update against its wall-clock (launch-bound when the GPU is mostly idle),
    and the top ops by self CUDA time and by self CPU time.
-Prints everything; with OUT_DIR also writes profile.txt and the Chrome trace there.
+3. The DQN update with and without the fused path's zero-direction guard.
+Prints everything; with OUT_DIR also writes profile.txt and the Chrome trace there. GPU_PROFILE_SCALE
+(default 1) multiplies the timed repeats (tests/test_gpu_profile.py runs it on a CPU with a tiny one).
 """
 
+import os
 import statistics
 import sys
 import time
@@ -19,6 +22,7 @@ from wnrl.bench import _dqn_update
 from wnrl.nets import QHead, WNConvNet
 
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+SCALE = float(os.environ.get("GPU_PROFILE_SCALE", "1"))
 out_dir = sys.argv[1] if len(sys.argv) > 1 else None
 lines: list[str] = []
 
@@ -34,6 +38,7 @@ def sync() -> None:
 
 
 def median_ms(fn, repeats: int = 40, warmup: int = 5) -> float:
+    repeats, warmup = max(1, round(repeats * SCALE)), max(1, round(warmup * SCALE))
     for _ in range(warmup):
         fn()
     sync()
