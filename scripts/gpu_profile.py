@@ -11,14 +11,13 @@ Prints everything; with OUT_DIR also writes profile.txt and the Chrome trace the
 """
 
 import os
-import statistics
 import sys
 import time
 
 import torch
 from torch import nn
 
-from wnrl.bench import _dqn_update
+from wnrl.bench import _dqn_update, _sync, time_fn
 from wnrl.nets import QHead, WNConvNet
 
 dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -32,23 +31,9 @@ def say(text: str = "") -> None:
     lines.append(text)
 
 
-def sync() -> None:
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
-
-
 def median_ms(fn, repeats: int = 40, warmup: int = 5) -> float:
-    repeats, warmup = max(1, round(repeats * SCALE)), max(1, round(warmup * SCALE))
-    for _ in range(warmup):
-        fn()
-    sync()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times) * 1e3
+    """wnrl.bench's timing (synchronized, median), its repeats scaled by GPU_PROFILE_SCALE, in ms."""
+    return time_fn(fn, dev, max(1, round(repeats * SCALE)), max(1, round(warmup * SCALE))) * 1e3
 
 
 def net_step(norm: str, channels_last: bool):
@@ -93,11 +78,11 @@ for bench_flag in (False, True):
     n = 20
     acts = [torch.profiler.ProfilerActivity.CPU, torch.profiler.ProfilerActivity.CUDA]
     with torch.profiler.profile(activities=acts) as prof:
-        sync()
+        _sync(dev)
         t0 = time.perf_counter()
         for _ in range(n):
             step()
-        sync()
+        _sync(dev)
         wall = (time.perf_counter() - t0) / n
     events = prof.key_averages()
     # the GPU's own events only (kernels, copies): an op's row repeats its kernels' time, and a user
@@ -133,12 +118,7 @@ guarded = layers._fused_weight_norm
 
 
 def unguarded(v, g, sync_free=None):
-    w = guarded(v, g, sync_free=False) if v.is_cpu else None
-    if w is not None:
-        return w
-    if v.dim() == 4 and not v.is_contiguous() and v.is_contiguous(memory_format=torch.channels_last):
-        return torch._weight_norm_interface(v.permute(0, 2, 3, 1), g, 0)[0].permute(0, 3, 1, 2)
-    return torch._weight_norm_interface(v.contiguous(), g, 0)[0]
+    return layers._weight_norm_op(v, g)[0]
 
 
 for name, fn in (("guarded (default)", guarded), ("unguarded", unguarded), ("guarded again", guarded)):

@@ -68,6 +68,19 @@ def wn_weight(g: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return v * wn_scale(g, v).view(-1, *([1] * (v.dim() - 1)))
 
 
+def _weight_norm_op(v: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(w, ‖v‖)`` from torch's fused op, in ``v``'s layout; a zero direction gives NaN there (no guard)."""
+    if v.is_contiguous():
+        return torch._weight_norm_interface(v, g, 0)
+    if v.dim() == 4 and v.is_contiguous(memory_format=torch.channels_last):
+        # The op reads v as contiguous (its CUDA kernel silently, whatever the strides). A channels_last
+        # kernel is [out, kh, kw, in] in memory: the op runs on that contiguous view (the norm over all
+        # but dim 0 is the same) and its weight is viewed back, channels_last too: no copy.
+        w, norm = torch._weight_norm_interface(v.permute(0, 2, 3, 1), g, 0)
+        return w.permute(0, 3, 1, 2), norm
+    return torch._weight_norm_interface(v.contiguous(), g, 0)
+
+
 def _fused_weight_norm(v: torch.Tensor, g: torch.Tensor, sync_free: bool | None = None) -> torch.Tensor | None:
     """``w = g·v/‖v‖`` by torch's fused native op (one kernel forward, one backward: what
     ``torch.nn.utils.parametrizations.weight_norm`` runs). A direction of zero norm (NaN there) must
@@ -77,16 +90,7 @@ def _fused_weight_norm(v: torch.Tensor, g: torch.Tensor, sync_free: bool | None 
     gradient (through ``1/‖v‖`` = inf, not tested on a GPU) can be non-finite, which stops a run with its
     one-line non-finite error (no checkpoint of it kept).
     ``sync_free`` picks the GPU's way (default: on any device but a CPU)."""
-    if v.is_contiguous():
-        w, norm = torch._weight_norm_interface(v, g, 0)
-    elif v.dim() == 4 and v.is_contiguous(memory_format=torch.channels_last):
-        # The op reads v as contiguous (its CUDA kernel silently, whatever the strides). A channels_last
-        # kernel is [out, kh, kw, in] in memory: the op runs on that contiguous view (the norm over all
-        # but dim 0 is the same) and its weight is viewed back, channels_last too: no copy.
-        w, norm = torch._weight_norm_interface(v.permute(0, 2, 3, 1), g, 0)
-        w = w.permute(0, 3, 1, 2)
-    else:
-        w, norm = torch._weight_norm_interface(v.contiguous(), g, 0)
+    w, norm = _weight_norm_op(v, g)
     if sync_free is None:
         sync_free = not norm.is_cpu
     if not sync_free:
