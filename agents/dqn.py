@@ -359,8 +359,15 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
     if run.resume is not None and not replay_restored:
         learn_from = max(learn_from, step + cfg.refill_steps)
         logger.wait_for(learn_from, "after the replay refills")
+    elif not learning and int(saved.get("learn_from", 0)) > learn_from:
+        # Stopped during a refill with its replay saved (--save-replay): the refill goes on to its end,
+        # instead of learning at once from the few transitions it had gathered.
+        learn_from = int(saved["learn_from"])
+        logger.wait_for(learn_from, "after the replay refills")
     else:
         logger.wait_for(learn_from, "after learning starts")
+    # What the checkpoints say: a refill in progress is not learning (a resume before its end goes on refilling).
+    counters["learning"], counters["learn_from"] = learning, learn_from
     # Envs restart on resume (their state is not saved); a different seed gives new episodes.
     obs, _ = env.reset(seed=cfg.seed + step + world.rank * env.num_envs)
     first = np.ones(env.num_envs, dtype=bool)

@@ -109,6 +109,21 @@ def test_runs_of_different_configs_are_not_pooled_as_seeds(tmp_path):
     assert len(rows) == 2 and any("total_steps=4k, buffer_size=1k" in line for line in rows)
 
 
+def test_a_run_whose_settings_changed_at_a_resume_is_a_group_of_its_own_and_says_so(tmp_path):
+    """Two 5M runs of seeds 1 and 2, and a seed-3 run planned for 2M and extended to 5M at 2M (its
+    first 2M followed the 2M schedules): the extended run is not pooled with the others as a third seed."""
+    for seed in (1, 2):
+        make_run(tmp_path, f"s{seed}", [1.0, 2.0], total_steps=5_000_000, seed=seed)
+    changes = [{"step": 2_000_000, "fields": {"total_steps": [2_000_000, 5_000_000]}}]
+    make_run(tmp_path, "s3", [9.0, 9.0], total_steps=5_000_000, seed=3, changes=changes)
+    groups = P.load_groups([str(tmp_path)])
+    assert sorted(groups) == [
+        ("dqn", "CartPole-v1", "wn, changed at 2M: total_steps 2M→5M"),
+        ("dqn", "CartPole-v1", "wn, unchanged"),
+    ]
+    assert sorted(r["seed"] for r in groups[("dqn", "CartPole-v1", "wn, unchanged")]) == [1, 2]
+
+
 @pytest.mark.parametrize("long_labels", [False, True])
 def test_a_legend_of_long_labels_goes_under_its_panel_wrapped_and_in_the_image(tmp_path, monkeypatch, long_labels):
     """Labels that name several differing settings would cover the curves or run off the figure: they go

@@ -1,7 +1,6 @@
 """Nothing loses a run: kill -9 and resume, Ctrl-C, broken checkpoints, divergence, a full disk."""
 
 import errno
-import json
 import os
 import signal
 import subprocess
@@ -162,13 +161,16 @@ def test_checkpoint_of_the_other_agent_or_another_shape(tmp_path):
     run_dir = _finished_run(tmp_path)
     r = train_in_process("a2c", "--resume", str(run_dir), "--progress", "false")
     assert r.returncode == 2 and "not a a2c run" in r.stderr
-    config = json.loads((run_dir / "config.json").read_text())
-    config["hidden_sizes"] = [32]
-    (run_dir / "config.json").write_text(json.dumps(config))
+    # A checkpoint whose weights are not its config's network (a file copied in from another run): the
+    # resumed run is built from the checkpoint's config, so the mismatch is the checkpoint's own.
+    newest = list_checkpoints(run_dir)[-1]
+    state = load_checkpoint(newest)
+    state["config"] = {**state["config"], "hidden_sizes": (32,)}
+    save_checkpoint(run_dir, state["step"], state)
     r = train_in_process("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
     assert r.returncode == 2 and "does not match" in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    config["hidden_sizes"], config["env"] = [64, 64], "Acrobot-v1"
-    (run_dir / "config.json").write_text(json.dumps(config))
+    state["config"] = {**state["config"], "hidden_sizes": (64, 64), "env": "Acrobot-v1"}
+    save_checkpoint(run_dir, state["step"], state)
     r = train_in_process("dqn", "--resume", str(run_dir), "--total-steps", "1200", "--progress", "false")
     assert r.returncode == 2 and "written for env CartPole-v1, not Acrobot-v1" in r.stderr
 

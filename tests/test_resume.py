@@ -1,6 +1,8 @@
 """What users do to a run after it started: resume it, extend it, change its settings. Each test
 reproduces a defect a user met through the CLI (wnrl issue 22)."""
 
+import json
+
 import pytest
 import torch
 
@@ -60,6 +62,35 @@ def test_extending_dqn_replans_epsilon_and_learning_rate(tmp_path):
         assert eps[step] == pytest.approx(1 - 0.96 * (step - n) / 4000, abs=1e-6), step
         assert lr[step] == pytest.approx(5e-4 * (1 - (step - n) / 4000), rel=1e-5), step
     assert _last(run_dir)["schedules"]["epsilon"] == pytest.approx([0.0, 1.0, 4000.0, 0.04])
+    # The run's settings history: the change, where it was made, in config.json and in the checkpoint.
+    change = {"step": 1000, "fields": {"total_steps": [2000, 4000]}}
+    assert json.loads((run_dir / "config.json").read_text())["changes"] == [change]
+    assert _last(run_dir)["changes"] == [change]
+
+
+def test_a_resume_that_died_before_its_first_checkpoint_leaves_its_flags_behind_unused(tmp_path, capsys):
+    """``--resume r --learning-rate 5e-3 --gamma 0.9`` killed before its first checkpoint has rewritten
+    config.json with those flags, though nothing it trained is kept. The next plain ``--resume`` goes on
+    with the settings the checkpoint was trained with, and the history records only what trained."""
+    base = ["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", *QUIET]
+    base += ["--log-every", "500", "--checkpoint-every", "1000", "--learning-starts", "200"]
+    assert main([*base, "--total-steps", "2000", "--lr-decay", "true"]) == 0
+    run_dir = tmp_path / "r"
+    dead = json.loads((run_dir / "config.json").read_text())  # what the dead resume wrote
+    dead.update(learning_rate=5e-3, gamma=0.9, total_steps=100_000)
+    dead["changes"] = [{"step": 2000, "fields": {"learning_rate": [5e-4, 5e-3], "gamma": [0.99, 0.9]}}]
+    (run_dir / "config.json").write_text(json.dumps(dead))
+    capsys.readouterr()
+    assert main(["dqn", "--resume", str(run_dir), "--total-steps", "3000", *QUIET]) == 0
+    err = capsys.readouterr().err
+    stale = "config.json says total_steps 100000 (checkpoint: 2000), learning_rate 0.005 (checkpoint: 0.0005), gamma"
+    assert stale in err, err
+    assert "note: resuming at step 2,000 with changed settings (total_steps 2,000 -> 3,000)" in err, err
+    cfg = json.loads((run_dir / "config.json").read_text())
+    assert (cfg["learning_rate"], cfg["gamma"]) == (5e-4, 0.99)
+    assert cfg["changes"] == [{"step": 2000, "fields": {"total_steps": [2000, 3000]}}]
+    lr = dict(scalars(run_dir)["charts/learning_rate"])
+    assert lr[2500] == pytest.approx(5e-4 * (1 - (2500 - 4) / 3000), rel=1e-5)  # the checkpoint's, replanned
 
 
 def test_a_run_resumed_without_new_steps_goes_on_exactly(tmp_path):
@@ -74,6 +105,7 @@ def test_a_run_resumed_without_new_steps_goes_on_exactly(tmp_path):
     again = dict(scalars(run_dir)["charts/epsilon"])
     for step in (1500, 2000):
         assert again[step] == pytest.approx(first[step], abs=1e-9)
+    assert "changes" not in json.loads((run_dir / "config.json").read_text())  # nothing changed: no history
 
 
 @pytest.mark.parametrize(
@@ -186,6 +218,23 @@ def test_a_resumed_dqn_refills_refill_steps_then_learns_and_the_bar_says_so(tmp_
     log = Logger(None, {}, total_steps=2000, progress=False, write=False)
     log.wait_for(1500, "after the replay refills")
     assert log.eta(1200) == "after the replay refills" and log.eta(1600, now=0.0) != "after the replay refills"
+
+
+def test_a_dqn_stopped_during_its_refill_with_the_replay_saved_finishes_the_refill_first(tmp_path):
+    """Resumed without its replay at 1,000 (refill to 1,300) with --save-replay on, stopped at 1,200 and
+    resumed again: its checkpoint said it was learning, so it learned at once from the 200 transitions
+    the refill had gathered. It refills to 1,300, then learns."""
+    args = ["dqn", "--env", "CartPole-v1", "--logdir", str(tmp_path), "--run-name", "r", *QUIET]
+    assert main([*args, "--total-steps", "1000", "--learning-starts", "600", "--train-frequency", "1"]) == 0
+    run_dir = tmp_path / "r"
+    before = _last(run_dir)["counters"]["updates"]
+    resume = ["dqn", "--resume", str(run_dir), *QUIET]
+    assert main([*resume, "--total-steps", "1200", "--refill-steps", "300", "--save-replay", "true"]) == 0
+    cut = _last(run_dir)["counters"]
+    assert (cut["updates"], cut["learning"], cut["learn_from"]) == (before, False, 1300)
+    assert (run_dir / "checkpoints" / "replay.pt").exists()
+    assert main([*resume, "--total-steps", "1500"]) == 0
+    assert _last(run_dir)["counters"]["updates"] - before == 1500 - 1300 + 1
 
 
 @pytest.mark.parametrize("agent", ["dqn", "a2c", "ppo", "pqn"])

@@ -258,6 +258,31 @@ def default_help(cls: type, name: str) -> str:
     return "default: " + ", ".join(f"{v} on {' and '.join(names)}" for v, names in by_value.items())
 
 
+# Fields of a config that do not change what a run computes (wnrl.plot's module docstring says why
+# each): plot groups runs by every other field, and a resume records a change of any other field.
+BOOKKEEPING = frozenset(
+    {"seed", "run_name", "logdir", "device", "progress", "log_every", "checkpoint_every", "compile"}
+    | {"save_replay", "replay_on_device", "exported"}
+    | {"eval_every", "eval_episodes", "eval_greedy", "eval_video", "track", "wandb_project", "wandb_entity"}
+)
+
+
+def settings_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
+    """The fields of ``after`` outside :data:`BOOKKEEPING` whose value is not ``before``'s (tuples and
+    lists alike, as JSON has them): ``{field: [before, after]}``, in ``after``'s order. A field
+    ``before`` lacks (a config from before that field existed) is not counted as changed."""
+    import json
+
+    out = {}
+    for k, v in after.items():
+        if k in BOOKKEEPING or k not in before:
+            continue
+        old, new = json.loads(json.dumps(before[k])), json.loads(json.dumps(v))
+        if old != new:
+            out[k] = [old, new]
+    return out
+
+
 class CliError(Exception):
     """A bad command line or configuration: printed as one line, exit code 2."""
 

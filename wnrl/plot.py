@@ -26,7 +26,10 @@ and tracking's settings (``eval_every``, ``eval_episodes``, ``eval_greedy``, ``e
 ``wandb_project``, ``wandb_entity``: the training run is the same with or without them). For a run
 without weight norm, ``wn_init_norm``, ``wn_project`` and ``wn_head`` change nothing and are left
 out too. Everything else, ``total_steps`` included (the exploration and learning-rate schedules
-follow it), defines the experiment.
+follow it), defines the experiment, and so does a run's settings history: a resume that changed a
+setting (``--resume RUN --total-steps 5M`` on a 2M run, a new ``--learning-rate``) records it in
+config.json's ``changes``, and such a run is a group of its own, labelled "changed at 2M: total_steps
+2M→5M" (runs without a change: "unchanged" where the two meet in one panel).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wnrl.config import CliError
+from wnrl.config import BOOKKEEPING, CliError
 from wnrl.nets import NORMS
 
 TAG = "charts/episodic_return"
@@ -309,12 +312,6 @@ def smooth_on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> n
     return out
 
 
-# Fields of config.json that do not change what a run computes (see the module docstring).
-BOOKKEEPING = frozenset(
-    {"seed", "run_name", "logdir", "device", "progress", "log_every", "checkpoint_every", "compile"}
-    | {"save_replay", "replay_on_device", "exported"}
-    | {"eval_every", "eval_episodes", "eval_greedy", "eval_video", "track", "wandb_project", "wandb_entity"}
-)
 # Weight-norm settings: no effect on a run whose norm is not weight norm.
 WN_ONLY = ("wn_init_norm", "wn_project", "wn_head")
 # Shown in a group's norm label ("wn+project ‖v‖₀=0.577"), so not repeated after it.
@@ -351,6 +348,25 @@ def show(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return json.dumps(value) if not isinstance(value, str) else value
+
+
+def show_changes(changes: list[dict] | None) -> str:
+    """A run's settings history (``changes`` in config.json, written by a resume that changed a setting)
+    in a label: "changed at 2M: total_steps 2M→5M"; "unchanged" for a run without one."""
+    if not changes:
+        return "unchanged"
+    parts = []
+    for c in changes:
+        fields = ", ".join(f"{k} {show(a)}→{show(b)}" for k, (a, b) in c["fields"].items())
+        parts.append(f"at {show(c['step'])}: {fields}")
+    return "changed " + "; ".join(parts)
+
+
+def variant_label(cfg: dict, fields: list[str]) -> str:
+    """``cfg``'s values of ``fields`` (those in which its panel's groups differ), for its label."""
+    return ", ".join(
+        show_changes(cfg.get(k)) if k == "changes" else f"{k}={show(cfg.get(k, '(unset)'))}" for k in fields
+    )
 
 
 def differing(configs: list[dict]) -> list[str]:
@@ -393,7 +409,7 @@ def load_groups(paths: list[str], tag: str = TAG) -> dict[tuple[str, str, str], 
     for (agent, env, _), runs in experiments.items():
         cfg = runs[0]["config"]
         extra = [k for k in differing(panels[(agent, env)]) if k not in IN_NORM_LABEL]
-        variant = ", ".join(f"{k}={show(cfg.get(k, '(unset)'))}" for k in extra)
+        variant = variant_label(cfg, extra)
         for r in runs:
             r["variant"] = variant
         groups[(agent, env, runs[0]["norm"] + (f", {variant}" if variant else ""))] = runs
@@ -780,7 +796,7 @@ def across_games(groups: dict[tuple[str, str, str], list[dict]], reps: int = 200
     rows = []
     for agg in aggregates.values():
         extra = [k for k in differing(by_agent[agg["agent"]]) if k not in IN_NORM_LABEL]
-        agg["variant"] = ", ".join(f"{k}={show(agg['config'].get(k, '(unset)'))}" for k in extra)
+        agg["variant"] = variant_label(agg["config"], extra)
         games = list(agg["games"].values())
         agg["iqm"] = float(iqm(np.concatenate(games))) if games else None
         spread = any(len(g) >= 2 for g in games)

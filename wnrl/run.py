@@ -50,7 +50,7 @@ import threading
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -61,7 +61,7 @@ from torch import nn
 
 from wnrl import envs
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
-from wnrl.config import CliError, CommonConfig
+from wnrl.config import CliError, CommonConfig, settings_changed
 from wnrl.distributed import World, from_env, local_device
 from wnrl.evaluate import EvaluationStopped, Evaluator
 from wnrl.logger import Logger
@@ -79,10 +79,24 @@ class Resume:
     run_dir: Path
     path: Path
     state: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)  # printed once the run starts (Run.start)
 
     @property
     def step(self) -> int:
         return int(self.state["step"])
+
+    def changes(self, cfg: CommonConfig) -> list[dict[str, Any]]:
+        """The run's settings history with ``cfg`` resuming it: the checkpoint's own (the changes made
+        at earlier resumes that trained up to it), and, when ``cfg`` changes a setting that is not
+        bookkeeping (``--total-steps``, ``--learning-rate``...), ``{"step": S, "fields": {name: [old,
+        new]}}`` for this resume. Taken from the checkpoint, not config.json: a resume that died before
+        its first checkpoint trained nothing that is kept, and its changes are not part of the run."""
+        history = [dict(c) for c in self.state.get("changes", [])]
+        before = self.state.get("config")
+        changed = settings_changed(before, cfg.to_dict()) if isinstance(before, dict) else {}
+        if changed:
+            history.append({"step": self.step, "fields": changed})
+        return history
 
 
 def find_resume(run_dir: str | Path, agent: str) -> Resume:
@@ -127,6 +141,9 @@ class Run:
         evaluator: Evaluator | None = None,
     ):
         self.cfg, self.agent, self.resume = cfg, agent, resume
+        # Settings changed at resumes (Resume.changes): in config.json and every checkpoint, so plot
+        # keeps a run whose settings changed partway apart from runs that had one setting throughout.
+        self.changes = [] if resume is None else resume.changes(cfg)
         self.device, self.rng, self.env = device, rng, env
         self.world = world if world is not None else World(rank)
         self.rank = self.world.rank  # this process among the run's processes; a single process is rank 0
@@ -272,7 +289,7 @@ class Run:
         run gets back its RNG states and episode counts. Then SIGINT and SIGTERM stop the training
         loop after its current step (:attr:`stop_requested`) instead of the process."""
         cfg = self.cfg
-        config = {"agent": self.agent, **cfg.to_dict()}
+        config = {"agent": self.agent, **cfg.to_dict(), **({"changes": self.changes} if self.changes else {})}
         if self.run_dir is None:
             made: str | CliError = ""
             if self.is_writer:
@@ -287,6 +304,15 @@ class Run:
             self.run_dir = Path(made)
         if self.is_writer:
             (self.run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+            for line in self.resume.warnings if self.resume is not None else ():
+                print(line, file=sys.stderr)
+            if self.changes and self.changes[-1]["step"] == self.start_step:
+                changed = "; ".join(f"{k} {_show(a)} -> {_show(b)}" for k, (a, b) in self.changes[-1]["fields"].items())
+                print(
+                    f"note: resuming at step {self.start_step:,} with changed settings ({changed}): config.json "
+                    'records it under "changes", and wnrl.plot keeps this run apart from runs without the change',
+                    file=sys.stderr,
+                )
             if self.evaluator is not None:
                 self.evaluator.video_dir = self.run_dir / "videos"
             if cfg.track:
@@ -436,6 +462,7 @@ class Run:
             "agent": self.agent,
             "env": self.env.env_id,
             "config": self.cfg.to_dict(),
+            "changes": self.changes,
             "episodes": self.logger.episodes,
             "recent_returns": torch.tensor(list(self.logger.recent_returns), dtype=torch.float64),
             "rng": _rng_state(self.rng, self.device),
@@ -472,6 +499,15 @@ def _apply_settings(optimizer: torch.optim.Optimizer, settings: list[dict[str, A
 
 # Rank r's generators are seeded with seed + r · this (rank 0: the seed itself, as a single process).
 RANK_SEED_STRIDE = 1_000_003
+
+
+def _show(value: Any) -> str:
+    """A setting's value in a one-line message: 5,000,000, 0.0007, true, [64, 64]."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, int):
+        return f"{value:,}"
+    return json.dumps(value) if not isinstance(value, (str, float)) else str(value)
 
 
 def local_num_envs(num_envs: int, world_size: int) -> int:

@@ -27,7 +27,14 @@ import sys
 from pathlib import Path
 
 # torch and the run machinery are imported inside main: a Ctrl-C while they load is a one-line stop too
-from wnrl.config import FAMILY_HELP, CliError, add_config_arguments, add_threads_argument, set_threads
+from wnrl.config import (
+    FAMILY_HELP,
+    CliError,
+    add_config_arguments,
+    add_threads_argument,
+    set_threads,
+    settings_changed,
+)
 
 # What a resumed run cannot change: they fix its env, network shapes, replay layout and directory;
 # the optimizer (its saved statistics belong to one algorithm: Adam's moments are not Adamax's, torch's
@@ -107,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def resumed_config(cls, agent: str, run_dir: str, overrides: dict):
-    """The config saved in ``run_dir``, with the overrides a resumed run may take (e.g. --total-steps)."""
+def saved_config(agent: str, run_dir: str) -> dict:
+    """``run_dir``'s config.json (its settings history, ``changes``, left out), or a CliError (one line)
+    when it is not a run directory of ``agent``."""
     path = Path(run_dir) / "config.json"
     try:
         saved = json.loads(path.read_text())
@@ -116,7 +124,16 @@ def resumed_config(cls, agent: str, run_dir: str, overrides: dict):
         raise CliError(f"--resume {run_dir}: not a run directory (no readable config.json)") from None
     if saved.pop("agent", agent) != agent:
         raise CliError(f"--resume {run_dir}: that run is not a {agent} run")
-    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()}
+    saved.pop("changes", None)
+    return saved
+
+
+def resumed_config(cls, agent: str, run_dir: str, overrides: dict, saved: dict | None = None):
+    """The run's config (``saved``, by default its config.json), with the overrides a resumed run may
+    take (e.g. --total-steps)."""
+    if saved is None:
+        saved = saved_config(agent, run_dir)
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k not in ("agent", "changes")}
     # A field the saved config lacks (a run from before the field existed) ran with its default.
     defaults = {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
     frozen = sorted(k for k in overrides if k in FROZEN_ON_RESUME and overrides[k] != fields.get(k, defaults.get(k)))
@@ -128,11 +145,24 @@ def resumed_config(cls, agent: str, run_dir: str, overrides: dict):
 
 def resumed_run(cls, agent: str, run_dir: str, overrides: dict):
     """``--resume RUN_DIR``: its config with the ``overrides`` (:func:`resumed_config`) and its newest
-    checkpoint, or a CliError (one line) when there is nothing to continue."""
+    checkpoint, or a CliError (one line) when there is nothing to continue. The config is the one that
+    checkpoint was trained with, not config.json's: a resume that died before its first checkpoint has
+    already rewritten config.json with its own flags, which trained nothing that is kept; a plain
+    ``--resume`` after it goes on as the checkpoint did."""
     from wnrl.run import find_resume
 
-    cfg = resumed_config(cls, agent, run_dir, overrides)
+    written = saved_config(agent, run_dir)  # a run directory of this agent, or one line saying what it is not
     resume = find_resume(run_dir, agent)
+    trained = resume.state.get("config")
+    stale = settings_changed(trained, written) if isinstance(trained, dict) else {}
+    if stale:
+        what = ", ".join(f"{k} {b!r} (checkpoint: {a!r})" for k, (a, b) in stale.items())
+        resume.warnings.append(
+            f"warning: {run_dir}/config.json says {what}, not what its step-{resume.step:,} checkpoint was trained "
+            "with (a resume that stopped before its first checkpoint leaves its flags there): the run goes on "
+            "with the checkpoint's settings and the flags given now"
+        )
+    cfg = resumed_config(cls, agent, run_dir, overrides, saved=dict(trained) if isinstance(trained, dict) else None)
     if cfg.total_steps <= resume.step:
         raise CliError(
             f"--resume {run_dir}: the run is at step {resume.step:,}, at or past --total-steps "
