@@ -400,7 +400,15 @@ def _loop(cfg: DQNConfig, run: Run, q, learner, target, optimizer, rb, n_actions
             optimizer=optimizer.state_dict(),
         )
         if cfg.save_replay and not run.distributed:
-            save_atomic(replay_path(run.run_dir), {"step": step, **rb.state_dict()})
+            try:
+                save_atomic(replay_path(run.run_dir), {"step": step, **rb.state_dict()})
+            except OSError as e:  # the checkpoint itself is written: the run goes on, a resume refills
+                replay_path(run.run_dir).unlink(missing_ok=True)  # an older step's replay: never used again
+                print(
+                    f"warning: replay buffer not written ({e.strerror}); the step-{step:,} checkpoint was: a resume "
+                    "from it refills --refill-steps before learning",
+                    file=sys.stderr,
+                )
 
     def update(batch: ReplayBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """Gradients of one TD loss; no host sync (losses stay on the device until logged)."""

@@ -217,6 +217,23 @@ def test_disk_full_while_writing_keeps_the_previous_checkpoint(tmp_path, monkeyp
     torch.testing.assert_close(load_checkpoint(tmp_path / "checkpoints" / files[0])["x"], torch.ones(3))
 
 
+def test_a_replay_that_cannot_be_written_is_a_warning_and_the_checkpoint_stands(tmp_path, monkeypatch, capsys):
+    """--save-replay on a full disk: each checkpoint is written, the replay is not. It said "checkpoint not
+    written" (and at the end, exit 2) about a checkpoint that was there; a resume then refills."""
+    import wnrl.agents.dqn as dqn
+
+    def full_disk(path, obj):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(dqn, "save_atomic", full_disk)
+    run_dir = _finished_run(tmp_path, save_replay=True)
+    err = capsys.readouterr().err
+    assert "warning: replay buffer not written (No space left on device); the step-1,000 checkpoint was" in err
+    assert "checkpoint not written" not in err
+    assert load_checkpoint(list_checkpoints(run_dir)[-1])["step"] == 1000
+    assert not (run_dir / "checkpoints" / "replay.pt").exists()
+
+
 def test_resume_with_saved_replay_learns_at_once(tmp_path):
     run_dir = _finished_run(tmp_path, save_replay=True)
     assert (run_dir / "checkpoints" / "replay.pt").is_file()

@@ -107,7 +107,10 @@ def find_resume(run_dir: str | Path, agent: str) -> Resume:
         raise CliError(f"--resume {run_dir}: not a run directory (no config.json)")
     paths = list_checkpoints(run_dir)
     if not paths:
-        raise CliError(f"--resume {run_dir}: no checkpoint yet; start the run again instead")
+        raise CliError(
+            f"--resume {run_dir}: no checkpoint yet (stopped before its first); delete that directory and start "
+            "the run again (left there, wnrl.plot would average it in as a repeat of its seed)"
+        )
     errors = []
     for path in reversed(paths):
         try:
