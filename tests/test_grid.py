@@ -113,6 +113,21 @@ def test_a_cell_at_the_grids_length_is_finished_and_not_run(capsys, tmp_path):
         assert cmds == [] and CELL in err and "already at step 5,040 of 5,000" in err
 
 
+def test_a_finished_cell_that_ran_other_settings_than_asked_says_so(capsys, tmp_path):
+    """Rerun into the same --logdir with a new learning rate, a finished cell is not run again: the grid
+    said only "nothing to run", as if it had run what was asked."""
+    from wnrl.agents.a2c import A2CConfig
+
+    run = fake_cell(tmp_path, 5000, (5040,))
+    cfg = A2CConfig.for_env("CartPole-v1", norm="wn", seed=1, total_steps=5000, learning_rate=1e-3)
+    (run / "config.json").write_text(json.dumps({"agent": "a2c", **cfg.to_dict(), "run_name": CELL}))
+    cmds, err = dry_run(capsys, *GRID, "--logdir", str(tmp_path), "--a2c-args", "--learning-rate 5e-4")
+    assert cmds == [] and "nothing to run" in err
+    assert "it ran with learning_rate 0.001 (asked: 0.0005): to run the settings asked, give another --logdir" in err
+    cmds, err = dry_run(capsys, *GRID, "--logdir", str(tmp_path), "--a2c-args", "--learning-rate 1e-3")
+    assert cmds == [] and "nothing to run" in err and "it ran with" not in err
+
+
 # 2 and 3, on real runs: extend, refuse through train, report a failure by its last line
 
 

@@ -171,6 +171,8 @@ class Cell:
     floor: int | None = None
     # plans the cell again from its directory as it is then (what a Ray task retried on another node runs)
     replan: Callable[[], Cell] | None = field(default=None, repr=False, compare=False)
+    # a finished cell whose run had settings other than the grid's flags give: {field: [its, asked]}
+    differs: dict[str, list] = field(default_factory=dict)
 
 
 def checkpoint_step(run_dir: Path) -> int | None:
@@ -186,6 +188,32 @@ def saved_total_steps(run_dir: Path) -> int | None:
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, int) else None
+
+
+def settings_differ(agent: str, env: str, norm: str, seed: int, run_dir: Path, flags: list[str]) -> dict[str, list]:
+    """The settings (all but bookkeeping and the length) in which the run in ``run_dir`` differs from
+    the run these flags make (train's parser, the agent's defaults for the env): ``{field: [its,
+    asked]}``. Empty when they agree, or when train would refuse the flags (it says why when run)."""
+    import contextlib
+    import io
+
+    from wnrl.config import settings_changed
+    from wnrl.train import _agent_module, build_parser
+
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+        with contextlib.redirect_stderr(io.StringIO()):
+            argv = [agent, "--env", env, "--norm", base_norm(norm), "--seed", str(seed), *flags]
+            args = build_parser().parse_args(argv)
+        args = {k: v for k, v in vars(args).items() if k not in ("agent", "resume", "time_limit", "threads")}
+        asked = _agent_module(agent)[1].for_env(args.pop("env"), **args).to_dict()
+    except (OSError, ValueError, TypeError, AttributeError, CliError, SystemExit):
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    changed = settings_changed({k: v for k, v in saved.items() if k not in ("agent", "changes")}, asked)
+    changed.pop("total_steps", None)  # the length has its own rule (a larger one extends the cell)
+    return changed
 
 
 def _last_total_steps(flags: list[str]) -> int | None:
@@ -227,7 +255,8 @@ def plan_cell(agent: str, env: str, norm: str, seed: int, logdir: Path, flags: l
     floor = reached if own is None else min(reached, own)
     length = target if target is not None else own
     cmd = None if length is not None and reached >= length else base + ["--resume", str(run_dir)] + flags
-    return Cell(name, run_dir, cmd, target, reached=reached, floor=floor, replan=replan)
+    differs = settings_differ(agent, env, norm, seed, run_dir, flags) if cmd is None else {}
+    return Cell(name, run_dir, cmd, target, reached=reached, floor=floor, replan=replan, differs=differs)
 
 
 def plan(
@@ -273,10 +302,12 @@ def _restart_note(cell: Cell) -> str:
 
 def _finished_note(cell: Cell) -> str:
     length = cell.target if cell.target is not None else saved_total_steps(cell.run_dir)
-    return (
-        f"{cell.name}: already at step {cell.reached:,} of {length:,}; nothing to run "
-        "(a larger --total-steps extends it)"
-    )
+    note = f"{cell.name}: already at step {cell.reached:,} of {length:,}; nothing to run "
+    note += "(a larger --total-steps extends it)"
+    if cell.differs:
+        what = ", ".join(f"{k} {json.dumps(a)} (asked: {json.dumps(b)})" for k, (a, b) in cell.differs.items())
+        note += f"; it ran with {what}: to run the settings asked, give another --logdir"
+    return note
 
 
 def _last_line(path: Path, offset: int) -> str:
