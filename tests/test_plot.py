@@ -84,6 +84,24 @@ def test_a_resumed_run_plots_quietly_with_each_step_once_and_the_later_files_val
     assert "out of order" not in (r.stdout + r.stderr).lower() and "removing" not in (r.stdout + r.stderr).lower()
 
 
+def test_a_resume_on_a_machine_whose_clock_is_behind_is_still_read_after_the_first_file(tmp_path):
+    """The resumed segment's file stamped earlier than the killed run's (a resume on another node whose
+    clock is behind): read by wall time alone, the first file (no restart mark) came last and superseded
+    the whole resumed segment."""
+    run = tmp_path / "r"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({**CONFIG, "run_name": "r"}))
+    with SummaryWriter(str(run), purge_step=501, filename_suffix=".b") as w:  # the resume, written first
+        for s in range(600, 1600, 100):
+            w.add_scalar("charts/episodic_return", 2.0, s)
+    with SummaryWriter(str(run), filename_suffix=".a") as w:  # the killed run's file, stamped later
+        for s in range(100, 1100, 100):
+            w.add_scalar("charts/episodic_return", 1.0, s)
+    steps, values = P.read_curve(run)
+    assert steps.tolist() == list(range(100, 1600, 100))
+    assert values.tolist() == [1.0] * 5 + [2.0] * 10
+
+
 def test_games_ending_on_the_same_step_are_all_kept(tmp_path):
     """Several envs can finish a game on one agent step: one file's repeated steps are not duplicates."""
     run = make_run(tmp_path, "a", [1.0, 2.0, 3.0], steps=[100, 100, 200])

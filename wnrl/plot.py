@@ -132,16 +132,26 @@ def find_runs(paths: list[str]) -> list[Path]:
 
 
 def event_files(run_dir: Path) -> list[Path]:
-    """A run's TensorBoard event files in the order they were written (first event's wall time): a
-    resumed run adds a file after the killed run's."""
+    """A run's TensorBoard event files in the order they were written: a resumed run adds a file after
+    the killed run's. By the first event's wall time, except that the run's first file (the earliest
+    without a restart mark: a resume's file opens with one) comes first whatever the clocks said (a
+    resume on a machine whose clock is behind the first run's)."""
     from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+    from tensorboard.compat.proto.event_pb2 import SessionLog
 
-    def started(path: Path) -> float:
-        for event in LegacyEventFileLoader(str(path)).Load():
-            return event.wall_time
-        return float("inf")
+    def opening(path: Path) -> tuple[float, bool]:
+        started, restart = float("inf"), False
+        for i, event in enumerate(LegacyEventFileLoader(str(path)).Load()):
+            started = min(started, event.wall_time)
+            restart |= event.HasField("session_log") and event.session_log.status == SessionLog.START
+            if i >= 2:  # the file's version record, then the restart mark if it has one
+                break
+        return started, restart
 
-    return sorted(run_dir.glob("events.out.tfevents.*"), key=lambda f: (started(f), f.name))
+    files = {f: opening(f) for f in run_dir.glob("events.out.tfevents.*")}
+    by_time = sorted(files, key=lambda f: (files[f][0], f.name))
+    first = next((f for f in by_time if not files[f][1]), None)  # the first run's file: no restart mark
+    return ([first] if first else []) + [f for f in by_time if f != first]
 
 
 _SCALARS: dict[tuple[str, tuple], dict[str, tuple[np.ndarray, np.ndarray]]] = {}
