@@ -37,13 +37,15 @@ _ID_PATTERN = re.compile(r"^(?:ALE/)?(?P<name>[A-Za-z0-9_]+?)(?:NoFrameskip|Dete
 
 def atari_rom(env_id: str) -> str | None:
     """The ROM an id names, or None: "Breakout", "ALE/Breakout-v5", "BreakoutNoFrameskip-v4",
-    "breakout" all give "breakout"; "MsPacman" gives "ms_pacman"."""
+    "breakout" all give "breakout"; "MsPacman" gives "ms_pacman", "UpNDown" "up_n_down"."""
     m = _ID_PATTERN.match(env_id)
     if not m:
         return None
     name = m.group("name")
-    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
-    for candidate in (snake, name.lower()):
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name)
+    snake = re.sub(r"(?<=[A-Z])(?=[A-Z][a-z])", "_", snake).lower()  # UpNDown: up_n_down
+    digits = re.sub(r"(?<=[a-z])(?=[0-9])", "_", snake)  # TicTacToe3d: tic_tac_toe_3d (Pitfall2: pitfall2)
+    for candidate in (snake, digits, name.lower()):
         if candidate in rom_ids():
             return candidate
     return None

@@ -44,8 +44,11 @@ def first_reaching(steps: np.ndarray, returns: np.ndarray, level: float, strict:
     """The step of the game that completes the first ``games``-game window whose mean reaches ``level``."""
     if len(returns) < games:
         return None
-    means = np.convolve(returns, np.ones(games) / games, mode="valid")  # means[i]: games i .. i+games-1
-    hit = np.flatnonzero(means > level if strict else means >= level)
+    # Sums against games × level, not means against level: a mean of 20 games that is exactly 15 (a sum of
+    # 300) computed as 14.999999999999998 missed "≥ 15" (seen on a MinAtar run). Scores here are integers.
+    sums = np.convolve(returns, np.ones(games), mode="valid")  # sums[i]: games i .. i+games-1
+    bar = games * level
+    hit = np.flatnonzero(sums > bar if strict else sums >= bar)
     return float(steps[hit[0] + games - 1]) if len(hit) else None
 
 

@@ -194,3 +194,15 @@ def test_the_catch_fixtures_draw_smaller_frames(request, fixture, size):
     obs, _ = env.reset(seed=0)
     assert obs.shape == (2, 4, size, size) and obs.max() == 255  # ball and paddle drawn
     env.close()
+
+
+def test_every_rom_is_named_by_its_title_in_each_spelling():
+    """Every ROM ale-py ships maps back from its title ("UpNDown" used to map to nothing, so plot's IQM
+    left it out as a game without a reference score; "TicTacToe3d" too)."""
+    from wnrl.envs.atari import atari_rom, game_title, rom_ids
+
+    for rom in rom_ids():
+        title = game_title(rom)
+        for name in (title, f"ALE/{title}-v5", f"{title}NoFrameskip-v4"):
+            assert atari_rom(name) == rom, (rom, name)
+    assert atari_rom("UpNDown") == "up_n_down" and atari_rom("Pitfall2") == "pitfall2"

@@ -203,16 +203,15 @@ def test_bookkeeping_fields_do_not_split_a_group(tmp_path):
 
 
 def test_the_summary_reports_evaluations_where_runs_logged_them(tmp_path):
-    """Per seed the best and the last evaluation (--eval-every), mean ± std over seeds; kept by --export;
+    """Per seed the best and the last evaluation (--eval-every), mean ± sample std over seeds; kept by --export;
     no such columns for runs without evaluations."""
     make_run(tmp_path / "ev", "a", [1.0] * 5, seed=1, eval_every=200, evals=[(200, 3.0), (400, 7.0), (600, 5.0)])
     make_run(tmp_path / "ev", "b", [2.0] * 5, seed=2, eval_every=200, evals=[(200, 4.0), (400, 6.0), (600, 9.0)])
     (row,) = P.summarize([str(tmp_path / "ev")])
     assert row["eval_best_per_seed"] == {1: 7.0, 2: 9.0} and (row["eval_best_mean"], row["eval_last_mean"]) == (8, 7)
     table = P.markdown_table([row], None)
-    assert (
-        "best eval/episodic_return (mean ± std over seeds" in table and "| 8.00 ± 1.41 (2) | 7.00 ± 2.83 (2) |" in table
-    )
+    assert "best eval/episodic_return (mean ± sample std over seeds" in table
+    assert "| 8.00 ± 1.41 (2) | 7.00 ± 2.83 (2) |" in table
     for run in P.find_runs([str(tmp_path / "ev")]):
         P.export_run(run, tmp_path / "exported")
     (exported,) = P.summarize([str(tmp_path / "exported")])
@@ -356,6 +355,45 @@ def test_curve_band_is_a_bootstrap_interval_of_the_mean_over_seeds():
     assert (lo >= curves.min(0)).all() and (hi <= curves.max(0)).all()
     assert all(np.array_equal(a, b) for a, b in zip(P.mean_band(curves), (mean, lo, hi)))  # seeded
     assert "95% bootstrap CI" in P.BAND_CAPTION
+
+
+def test_a_95_percent_interval_is_claimed_only_where_resampling_can_give_one(tmp_path):
+    """With 2-3 seeds of one game every percentile bootstrap "95% interval" is the range of the seeds (a
+    resample of only the lowest seed has probability n⁻ⁿ ≥ 2.5%): the band and the IQM's interval say so."""
+    assert [P.bootstrap_is_range(n) for n in ([2], [3], [4], [2, 2], [3, 3], [3, 2])] == [
+        True, True, False, True, False, False,
+    ]  # fmt: skip
+    curves = np.random.default_rng(2).normal(size=(3, 6))
+    _, lo, hi = P.mean_band(curves)
+    assert np.array_equal(lo, curves.min(0)) and np.array_equal(hi, curves.max(0))
+    assert "the range of the seeds with 2-3" in P.BAND_CAPTION
+    for seed, score in ((1, -3.0), (2, 5.0)):
+        make_run(tmp_path, f"pong{seed}", [score] * 10, agent="a2c", env="Pong", seed=seed)
+    (row,) = P.across_games(P.load_groups([str(tmp_path)]))
+    assert row["ci_is_range"] and row["ci"] == pytest.approx([P.normalize(s, -20.7, 14.6) for s in (-3.0, 5.0)])
+    assert "too few seeds for a 95% interval" in P.iqm_table([row])
+
+
+def test_one_game_under_two_names_is_one_stratum_and_a_run_named_twice_is_one_run(tmp_path):
+    make_run(tmp_path, "a", [0.0] * 10, agent="a2c", env="Pong", seed=1)
+    make_run(tmp_path, "b", [10.0] * 10, agent="a2c", env="ALE/Pong-v5", seed=2)
+    (row,) = P.across_games(P.load_groups([str(tmp_path)]))
+    assert list(row["games"]) == ["ALE/Pong-v5"] and len(row["games"]["ALE/Pong-v5"]) == 2
+    assert P.find_runs([str(tmp_path), str(tmp_path / "a")]) == [tmp_path / "a", tmp_path / "b"]
+
+
+def test_a_curve_is_not_drawn_past_its_runs_last_game_and_an_export_keeps_every_digit(tmp_path):
+    grid = np.array([100.0, 200.0, 300.0, 400.0])
+    out = P.smooth_on_grid(np.array([100.0, 300.0]), np.array([1.0, 3.0]), grid)
+    assert out[:3].tolist() == [1.0, 1.0, 3.0] and np.isnan(out[3])  # carried over 200, not past 300
+    run = make_run(tmp_path / "runs", "r", [199.78683, 2785370.5, -20.0])
+    assert P.main(["--export", str(tmp_path / "out"), str(run)]) == 0
+    assert P.read_curve(tmp_path / "out" / "r")[1].tolist() == P.read_curve(run)[1].tolist()
+    with SummaryWriter(str(run)) as w:  # SPS logged after the last game: the steps trained, as the run says
+        w.add_scalar("charts/SPS", 1000.0, 450)
+    assert P.main(["--export", str(tmp_path / "again"), str(run)]) == 0
+    runs = [{"run": d, "steps": P.read_curve(d)[0]} for d in (run, tmp_path / "again" / "r")]
+    assert [P.trained_steps(r) for r in runs] == [450, 450]
 
 
 def test_export_of_nothing_and_a_broken_export_are_one_line_errors(tmp_path, capsys):

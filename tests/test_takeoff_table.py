@@ -51,3 +51,15 @@ def test_each_column_on_runs_whose_answers_are_known(tmp_path, capsys):
         "| 0.8 h (5.0 s per 1k) | 0.60M |"
     )
     assert lines[4].startswith("| tiny | n/a / n/a / n/a | — / — / — / — / — | -20.00 (10 games) |")
+
+
+def test_a_20_game_mean_exactly_on_a_level_reaches_it():
+    """These 20 scores sum to 300, a mean of exactly 15, which the float convolution of means computed as
+    14.999999999999998: "≥ 15" was missed (and "> 0" could pass on an exact 0)."""
+    import numpy as np
+
+    scores = np.array([11, 18, 9, 12, 11, 20, 9, 15, 16, 18, 16, 18, 18, 16, 18, 19, 12, 15, 20, 9], float)
+    steps = np.arange(1, 21) * 1000.0
+    assert takeoff_table.first_reaching(steps, scores, 15, strict=False) == 20_000
+    assert takeoff_table.first_reaching(steps, scores, 15, strict=True) is None
+    assert takeoff_table.first_reaching(steps, scores - 15, 0, strict=True) is None  # a mean of exactly 0

@@ -119,7 +119,8 @@ MINATAR_RANDOM_REFERENCE: dict[str, tuple[float | None, float | None]] = {
 
 
 def find_runs(paths: list[str]) -> list[Path]:
-    """Run directories (holding ``config.json``) at or under ``paths``."""
+    """Run directories (holding ``config.json``) at or under ``paths``, each once (a run named twice,
+    itself and under its parent, is not a repeat of its seed)."""
     runs: list[Path] = []
     for p in map(Path, paths):
         if not p.exists():
@@ -128,7 +129,8 @@ def find_runs(paths: list[str]) -> list[Path]:
             runs.append(p)
         else:
             runs += sorted(c.parent for c in p.rglob("config.json"))
-    return runs
+    seen: set[Path] = set()
+    return [r for r in runs if not (r.resolve() in seen or seen.add(r.resolve()))]
 
 
 def event_files(run_dir: Path) -> list[Path]:
@@ -247,11 +249,12 @@ def export_run(run_dir: Path, out_root: Path) -> Path:
     _, lengths = scalars.get("charts/episodic_length", (np.zeros(0), np.zeros(0)))
     if len(lengths) != len(returns):
         lengths = np.full(len(returns), np.nan)
-    _, sps = scalars.get("charts/SPS", (np.zeros(0), np.zeros(0)))
+    sps_steps, sps = scalars.get("charts/SPS", (np.zeros(0), np.zeros(0)))
     cfg["exported"] = {
         "from": str(run_dir),
         "episodes": int(len(steps)),
         "last_step": int(steps[-1]),
+        "last_logged_step": int(max(steps[-1], sps_steps[-1] if len(sps_steps) else 0)),  # trained_steps
         "wall_clock_s": round(wall_clock(run_dir), 1),
         "median_sps": round(float(np.median(sps)), 1) if len(sps) else None,
     }
@@ -259,7 +262,7 @@ def export_run(run_dir: Path, out_root: Path) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     (dest / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
     rows = ["step,return,length"] + [
-        f"{int(s)},{r:g},{'' if np.isnan(n) else f'{n:g}'}" for s, r, n in zip(steps, returns, lengths)
+        f"{int(s)},{r:.17g},{'' if np.isnan(n) else f'{n:.17g}'}" for s, r, n in zip(steps, returns, lengths)
     ]
     (dest / EPISODES_CSV).write_text("\n".join(rows) + "\n")
     diagnostics = ["tag,step,value"] + [
@@ -272,7 +275,7 @@ def export_run(run_dir: Path, out_root: Path) -> Path:
 
 def read_exported(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The scalars an exported run keeps: episodic return and length, the diagnostics file's tags, and its
-    median SPS (at its last step)."""
+    median SPS (at the last step it logged, so ``trained_steps`` reads the same as from the run)."""
     import csv
 
     with open(run_dir / EPISODES_CSV, newline="") as f:
@@ -292,9 +295,11 @@ def read_exported(run_dir: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
                 points[r["tag"]].append((float(r["step"]), float(r["value"])))
         for tag, pts in points.items():
             out[tag] = (np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
-    sps = json.loads((run_dir / "config.json").read_text()).get("exported", {}).get("median_sps")
-    if sps is not None and len(steps):
-        out["charts/SPS"] = (steps[-1:], np.array([float(sps)]))
+    exported = json.loads((run_dir / "config.json").read_text()).get("exported", {})
+    sps = exported.get("median_sps")
+    if sps is not None and len(steps):  # at the last step the run logged (older exports: its last game's)
+        at = float(exported.get("last_logged_step", steps[-1]))
+        out["charts/SPS"] = (np.array([at]), np.array([float(sps)]))
     return out
 
 
@@ -310,13 +315,15 @@ def check_bins(bins: int) -> None:
 
 
 def smooth_on_grid(steps: np.ndarray, values: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """Mean of the episodes that ended in each bin of ``grid`` (carried forward over empty bins)."""
+    """Mean of the episodes that ended in each bin of ``grid``, carried forward over empty bins up to
+    the bin of the run's last episode (NaN after it: a shorter run is not drawn past its end)."""
     out = np.full(len(grid), np.nan)
     idx = np.searchsorted(grid, steps, side="left").clip(0, len(grid) - 1)
     sums, counts = np.bincount(idx, values, len(grid)), np.bincount(idx, minlength=len(grid))
     have = counts > 0
     out[have] = sums[have] / counts[have]
-    for i in range(1, len(out)):  # carry the last value forward
+    last = int(idx.max()) if len(idx) else -1
+    for i in range(1, last + 1):  # carry the last value forward, up to the run's last episode
         if np.isnan(out[i]):
             out[i] = out[i - 1]
     return out
@@ -490,6 +497,16 @@ def seed_curves(runs: list[dict], grid: np.ndarray) -> np.ndarray:
         return np.stack([np.nanmean([smooth_on_grid(r["steps"], r["values"], grid) for r in rs], 0) for rs in seeds])
 
 
+def game_key(env: str) -> str:
+    """The game an env id plays, whatever its spelling: Atari's ROM id ("pong" for Pong, ALE/Pong-v5 and
+    PongNoFrameskip-v4), MinAtar's game without its version; else the id itself."""
+    from wnrl.envs.atari import atari_rom
+
+    if env.startswith("MinAtar/"):
+        return "minatar/" + env.split("/")[1].split("-")[0]
+    return atari_rom(env) or env
+
+
 def reference_scores(env: str) -> tuple[float, float] | None:
     """(random, reference) for normalizing ``env``'s scores: Atari's human score, MinAtar's table; None
     where there is none."""
@@ -522,8 +539,16 @@ def stratified_resample(scores_by_game: list[np.ndarray], rng: np.random.Generat
     return np.concatenate([g[rng.integers(0, len(g), size=(reps, len(g)))] for g in scores_by_game], axis=1)
 
 
+def bootstrap_is_range(seeds_per_game: list[int], level: float = 0.95) -> bool:
+    """Whether a percentile bootstrap interval over games with these numbers of seeds is no more than the
+    range of what resampling can give: a resample that draws every game's lowest seed only has
+    probability ∏ n⁻ⁿ, and when that reaches the tail (2.5%) the interval's ends are those extremes.
+    One game with 2 or 3 seeds, or two games with 2 each: the "95% interval" is the seeds' range."""
+    return float(np.prod([float(n) ** -n for n in seeds_per_game])) >= (1 - level) / 2
+
+
 def stratified_bootstrap_ci(
-    scores_by_game: list, statistic=iqm, reps: int = 2000, level: float = 0.95, seed: int = 0
+    scores_by_game: list, statistic=iqm, reps: int = 50_000, level: float = 0.95, seed: int = 0
 ) -> tuple[float, float]:
     """Percentile interval of ``statistic`` over the pooled scores of all games, from ``reps``
     stratified-bootstrap resamples (Agarwal et al., 2021): deterministic for a given ``seed``."""
@@ -539,9 +564,10 @@ BAND_RESAMPLES = 1000
 # figure: they go under their panel instead, wrapped at LEGEND_WRAP_CHARS (the panel's width at fontsize 8)
 LEGEND_INSIDE_CHARS = 40
 LEGEND_WRAP_CHARS = 48
+# With 2-3 seeds no percentile bootstrap gives a 95% interval (bootstrap_is_range): the band is their range.
 BAND_CAPTION = (
-    "line: mean over seeds (a seed's repeated runs averaged first); band: 95% bootstrap CI of that mean "
-    f"({BAND_RESAMPLES} resamples of the seeds), for groups with ≥ 2 seeds"
+    "line: mean over the seeds reaching each step (repeated runs of a seed averaged first); band: 95% "
+    f"bootstrap CI of the mean ({BAND_RESAMPLES} resamples) with ≥ 4 seeds, the range of the seeds with 2-3"
 )
 
 
@@ -653,10 +679,10 @@ def episodic(tag: str) -> bool:
 def column_names(tag: str = TAG, threshold: float | None = None, bins: int = 50) -> dict[str, str]:
     """The summary's column headers, named after the tag they measure (``episodic_return``)."""
     name = tag.split("/")[-1]
-    cols = {"final": f"mean {name} over the last 10% of logged steps (mean ± std over seeds)"}
+    cols = {"final": f"mean {name} over the last 10% of logged steps (mean ± sample std over seeds)"}
     if episodic(tag):
         trains = "training's last line; " if tag == TAG else ""
-        cols["last100"] = f"mean {name} of the last {LAST_EPISODES} episodes ({trains}mean ± std over seeds)"
+        cols["last100"] = f"mean {name} of the last {LAST_EPISODES} episodes ({trains}mean ± sample std over seeds)"
     if threshold is not None:
         cols["threshold"] = (
             f"steps until {name} (mean per bin of {bins}) first reaches {threshold:g} (median; seeds reaching)"
@@ -743,8 +769,8 @@ def markdown_table(rows: list[dict], threshold: float | None, tag: str = TAG, bi
     evaluated = any(r.get("eval_seeds") for r in rows)
     if evaluated:  # --eval-every runs: their evaluations (whole games by the evaluation protocol)
         head += (
-            f" best {EVAL_TAG} (mean ± std over seeds; seeds that evaluated) |"
-            f" last {EVAL_TAG} (mean ± std over seeds; seeds) |"
+            f" best {EVAL_TAG} (mean ± sample std over seeds; seeds that evaluated) |"
+            f" last {EVAL_TAG} (mean ± sample std over seeds; seeds) |"
         )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
@@ -780,7 +806,7 @@ def summary_notes(rows: list[dict], tag: str = TAG) -> list[str]:
     return lines
 
 
-def across_games(groups: dict[tuple[str, str, str], list[dict]], reps: int = 2000, seed: int = 0) -> list[dict]:
+def across_games(groups: dict[tuple[str, str, str], list[dict]], reps: int = 50_000, seed: int = 0) -> list[dict]:
     """Per agent and config (all but the env): the normalized final scores of every game that has a
     reference score (``reference_scores``), each seed's score the mean episodic return over the last
     10% of its logged steps; their IQM over all (game, seed) pairs and a stratified-bootstrap 95%
@@ -799,7 +825,10 @@ def across_games(groups: dict[tuple[str, str, str], list[dict]], reps: int = 200
         if ref is None:
             agg["unnormalized"].append(env)
         else:
-            agg["games"][env] = normalize(list(finals.values()), *ref)
+            # one game under several names (Pong, ALE/Pong-v5) is one stratum, named as first seen
+            label = agg.setdefault("names", {}).setdefault(game_key(env), env)
+            scores = normalize(list(finals.values()), *ref)
+            agg["games"][label] = np.concatenate([agg["games"].get(label, np.zeros(0)), scores])
     by_agent: dict[str, list[dict]] = defaultdict(list)
     for agg in aggregates.values():
         by_agent[agg["agent"]].append(agg["config"])
@@ -811,11 +840,12 @@ def across_games(groups: dict[tuple[str, str, str], list[dict]], reps: int = 200
         agg["iqm"] = float(iqm(np.concatenate(games))) if games else None
         spread = any(len(g) >= 2 for g in games)
         agg["ci"] = stratified_bootstrap_ci(games, iqm, reps, seed=seed) if spread else None
+        agg["ci_is_range"] = spread and bootstrap_is_range([len(g) for g in games])
         rows.append(agg)
     return rows
 
 
-def iqm_table(rows: list[dict], tag: str = TAG, reps: int = 2000) -> str:
+def iqm_table(rows: list[dict], tag: str = TAG, reps: int = 50_000) -> str:
     """The across-games table and its notes as markdown; empty when no game has a reference score."""
     shown = [r for r in rows if r["games"]]
     left_out = sorted({f"{env} ({r['agent']} {r['norm']})" for r in rows for env in r["unnormalized"]})
@@ -836,6 +866,8 @@ def iqm_table(rows: list[dict], tag: str = TAG, reps: int = 2000) -> str:
     for r in shown:
         per_game = ", ".join(f"{env} {g.mean():.3f} ({len(g)})" for env, g in r["games"].items())
         ci = f" [{r['ci'][0]:.3f}, {r['ci'][1]:.3f}]" if r["ci"] else " [— : one seed per game]"
+        if r.get("ci_is_range"):
+            ci += " (too few seeds for a 95% interval: the range of the resamples)"
         line = f"| {r['agent']} | {r['norm']} | " + (f"{r['variant'] or '—'} | " if variants else "")
         lines.append(line + f"{per_game} | {r['iqm']:.3f}{ci} |")
     lines += [
@@ -913,12 +945,12 @@ def paper_table(rows: list[dict]) -> str:
     if measures == {"eval"}:
         ours_text = (
             f"best evaluation (mean return of an evaluation's games, {EVAL_TAG}, --eval-every; the preset's: 30 "
-            f"games at ε = 0.05 every {EPOCH_STEPS:,} steps), as the paper's, mean ± std over seeds"
+            f"games at ε = 0.05 every {EPOCH_STEPS:,} steps), as the paper's, mean ± sample std over seeds"
         )
     else:
         ours_text = (
             f"best mean return of the training games in any {EPOCH_STEPS:,}-step window (a tenth of the run if "
-            "shorter), mean ± std over seeds"
+            "shorter), mean ± sample std over seeds"
             + ("; where every seed of a cell evaluated (marked *), its best evaluation" if "eval" in measures else "")
         )
     lines = [
