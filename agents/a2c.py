@@ -22,7 +22,7 @@ from wnrl.agents.rollout import Rollout
 from wnrl.compiled import Compiled
 from wnrl.config import CliError, CommonConfig, doc
 from wnrl.dormant import DeadTrunkWatch, activation_layers, watched_layers
-from wnrl.layers import InitFromRollouts, WNDirections, held_weights, set_v_init_norm
+from wnrl.layers import InitFromRollouts, WNDirections, batch_stat_layers, held_weights, set_v_init_norm
 from wnrl.nets import ActorCriticHead, make_trunk
 from wnrl.optim import OPTIMIZERS, make_optimizer
 from wnrl.run import Resume, Run
@@ -265,14 +265,18 @@ def learn(
     return parts, values.detach(), returns
 
 
-def rollout_losses(cfg: A2CConfig, rewards, terminals, valid, actions, all_sum=None, world_size: int = 1) -> Callable:
+def rollout_losses(
+    cfg: A2CConfig, rewards, terminals, valid, actions, all_sum=None, world_size: int = 1, acting_values=None
+) -> Callable:
     """``losses(logits, values, bootstrap)`` over a rollout of ``[T, N]`` rewards, terminals, valid
-    steps and actions: GAE on the detached values, then :func:`a2c_loss` (over all ranks' steps
-    when ``all_sum`` is given)."""
+    steps and actions: GAE on the detached values (or, given ``acting_values`` ``[T, N]``, on those:
+    the values the net gave while acting, in the mode ``bootstrap`` was computed in), then
+    :func:`a2c_loss` (over all ranks' steps when ``all_sum`` is given)."""
     T, N = rewards.shape
 
     def losses(logits, values, bootstrap):
-        values_tn = torch.cat([values.detach().view(T, N), bootstrap.unsqueeze(0)])
+        seen = values.detach().view(T, N) if acting_values is None else acting_values
+        values_tn = torch.cat([seen, bootstrap.unsqueeze(0)])
         advantages, returns = gae_advantages(rewards, values_tn, terminals, valid, cfg.gamma, cfg.gae_lambda)
         flat_returns = returns.flatten()
         loss, parts = a2c_loss(
@@ -322,8 +326,13 @@ def _loop(
     forward = Compiled(net, cfg.compile, "the A2C forward pass")
 
     all_sum = world.all_sum if world.distributed else None
+    # A net with batch statistics (--norm batch, wn_mobn) is a different function in training mode (the
+    # rollout's statistics) than when acting and bootstrapping (running statistics): its advantages take
+    # the values it gave while acting, so V(s_t) and the bootstrap V(s_T) come from one function (as
+    # PPO's do). Other nets are the same function in both modes and keep the learner's values.
+    acting_values = torch.zeros(T, N, device=device) if batch_stat_layers(net) else None
     losses = rollout_losses(
-        cfg, rollout.rewards, rollout.terminals, rollout.valid, rollout.actions, all_sum, world.size
+        cfg, rollout.rewards, rollout.terminals, rollout.valid, rollout.actions, all_sum, world.size, acting_values
     )
     compiled_losses = Compiled(losses, cfg.compile, "the A2C loss")
     learner_forward = forward if learner is net else Compiled(learner, cfg.compile, "the A2C forward pass")
@@ -334,7 +343,9 @@ def _loop(
         # held_weights: the parameters are fixed for the rollout, each WN layer builds its weight once
         with held_weights(net), torch.no_grad():
             for t in range(T):
-                logits, _ = forward(obs_t)
+                logits, acting = forward(obs_t)
+                if acting_values is not None:
+                    acting_values[t] = acting
                 # Categorical(logits=logits).sample()'s arithmetic and draw, without building the
                 # distribution (its argument checks: ~6% of a CartPole run)
                 probs = torch.softmax(logits - logits.logsumexp(dim=-1, keepdim=True), dim=-1)

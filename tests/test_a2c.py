@@ -216,3 +216,27 @@ def test_wn_project_compiled_run_matches_the_eager_run(tmp_path, capsys):
     for _, layer in wn_layers(net):  # actor and critic MLPs: fan-in 4 and 64, the paper's draw
         norms = layer.v.detach().flatten(1).norm(dim=1)
         torch.testing.assert_close(norms, torch.full_like(norms, layer.v_target_norm), rtol=1e-5, atol=0)
+
+
+def test_a_batch_norm_net_takes_its_advantages_from_the_values_it_acted_with():
+    """Its bootstrap V(s_T) comes from acting (eval mode: running statistics), so V(s_t) must too: the
+    training-mode values (the rollout's batch statistics) of a batch-norm net are another function. The
+    targets are then those of the acting values; the value loss still trains the learner's values."""
+    from wnrl.agents.a2c import rollout_losses
+
+    T, N = 3, 2
+    g = torch.Generator().manual_seed(0)
+    rewards = torch.rand(T, N, generator=g)
+    terminals = torch.tensor([[False, True], [False, False], [True, False]])
+    valid, actions = torch.ones(T, N, dtype=torch.bool), torch.zeros(T, N, dtype=torch.long)
+    acting, learner, bootstrap = torch.rand(T, N, generator=g), torch.rand(T * N, generator=g), torch.rand(N)
+    logits = torch.zeros(T * N, 2)
+    cfg = A2CConfig.for_env("CartPole-v1", gae_lambda=0.9)  # λ < 1: the targets depend on V(s_t)
+    with_acting = rollout_losses(cfg, rewards, terminals, valid, actions, acting_values=acting)
+    _, parts, returns = with_acting(logits, learner, bootstrap)
+    _, _, expected = rollout_losses(cfg, rewards, terminals, valid, actions)(logits, acting.flatten(), bootstrap)
+    torch.testing.assert_close(returns, expected)  # the targets of the acting values
+    assert parts["value_loss"].item() == pytest.approx(((learner - returns) ** 2).mean().item(), rel=1e-5)
+    # the default nets (no batch statistics) keep the learner's values
+    _, _, plain = rollout_losses(cfg, rewards, terminals, valid, actions)(logits, learner, bootstrap)
+    assert not torch.allclose(plain, returns)

@@ -26,6 +26,7 @@ __all__ = [
     "WNLinear",
     "WNConv2d",
     "MeanOnlyBatchNorm",
+    "batch_stat_layers",
     "wn_scale",
     "wn_weight",
     "data_dependent_init",
@@ -516,7 +517,7 @@ def set_v_init_norm(module: nn.Module, norm: float | None) -> None:
             layer._draw_v()
 
 
-def _batch_stat_layers(module: nn.Module) -> list[nn.Module]:
+def batch_stat_layers(module: nn.Module) -> list[nn.Module]:
     """Layers that normalize with minibatch statistics in training mode and running ones in eval mode."""
     return [m for m in module.modules() if isinstance(m, (nn.modules.batchnorm._BatchNorm, MeanOnlyBatchNorm))]
 
@@ -535,7 +536,7 @@ def set_batch_statistics(module: nn.Module, x: torch.Tensor) -> None:
     """Sets every batch-norm layer's running statistics to the exact statistics of ``x`` (one
     training-mode pass). Without this, a net right after init acts in eval mode with running means
     at 0.1 × the batch mean (momentum 0.1 from zeros), far from what it computes in training mode."""
-    layers = _batch_stat_layers(module)
+    layers = batch_stat_layers(module)
     if not layers:
         return
     momenta = [m.momentum for m in layers]
@@ -600,7 +601,7 @@ class frozen_batch_statistics:
     next observations, that must not count as the data the net acts on."""
 
     def __init__(self, *modules: nn.Module):
-        self.layers = [m for module in modules for m in _batch_stat_layers(module)]
+        self.layers = [m for module in modules for m in batch_stat_layers(module)]
         self.momenta: list = []
 
     def __enter__(self) -> frozen_batch_statistics:
