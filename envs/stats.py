@@ -26,6 +26,10 @@ from gymnasium.vector import VectorEnv, VectorWrapper
 
 class GameStats(VectorWrapper):
     def __init__(self, env: VectorEnv, seed: int | None = None):
+        mode = (getattr(env, "metadata", None) or {}).get("autoreset_mode")
+        if mode is not None and getattr(mode, "value", mode) != "NextStep":
+            # another mode's steps mean other things: "autoreset" below would mask real transitions
+            raise ValueError(f"GameStats needs a vector env in NextStep autoreset mode, got {mode}")
         super().__init__(env)
         self._first_seed = seed  # used by the first reset() that names no seed
         if seed is not None:

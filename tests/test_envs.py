@@ -206,3 +206,16 @@ def test_every_rom_is_named_by_its_title_in_each_spelling():
         for name in (title, f"ALE/{title}-v5", f"{title}NoFrameskip-v4"):
             assert atari_rom(name) == rom, (rom, name)
     assert atari_rom("UpNDown") == "up_n_down" and atari_rom("Pitfall2") == "pitfall2"
+
+
+def test_game_stats_refuses_a_vector_env_in_another_autoreset_mode():
+    """Its "autoreset" mask assumes NextStep: on a SameStep env it would mask real transitions."""
+    import gymnasium as gym
+    from gymnasium.vector import AutoresetMode
+    from wnrl.envs.stats import GameStats
+
+    mode = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    same = gym.make_vec("CartPole-v1", 2, vectorization_mode="sync", vector_kwargs=mode)
+    with pytest.raises(ValueError, match="NextStep"):
+        GameStats(same)
+    same.close()
