@@ -85,3 +85,45 @@ def test_values_need_a_bootstrap_row():
             torch.ones(3, 1, dtype=torch.bool),
             0.9,
         )
+
+
+def test_returns_match_a_monte_carlo_walk_over_random_nextstep_rollouts():
+    """50 random rollouts of 6 envs × 40 steps whose episodes end by termination or truncation anywhere
+    (a rollout may start on an autoreset step and end on a terminal or a truncation): GAE at λ = 1 and
+    Q(λ) at λ = 1 are the discounted rewards walked to the episode's end (terminated: nothing after;
+    truncated: the final observation's value, stored at the autoreset step) or to the rollout's end
+    (its bootstrap row); Q(λ) at λ = 0 is the one-step target."""
+    import numpy as np
+    from wnrl.agents.returns import q_lambda_returns
+
+    rng = np.random.default_rng(0)
+    T, N, gamma = 40, 6, 0.9
+    for _ in range(50):
+        valid, term, trunc = np.ones((T, N), bool), np.zeros((T, N), bool), np.zeros((T, N), bool)
+        resetting = rng.random(N) < 0.3  # the step after an end only resets (NextStep)
+        for t in range(T):
+            valid[t] = ~resetting
+            ends = (rng.random(N) < 0.15) & valid[t]
+            term[t] = ends & (rng.random(N) < 0.5)
+            trunc[t] = ends & ~term[t]
+            resetting = ends
+        r = rng.normal(size=(T, N)) * valid
+        v = rng.normal(size=(T + 1, N))
+        args = (torch.tensor(r, dtype=torch.float64), torch.tensor(v), torch.tensor(term), torch.tensor(valid))
+        _, gae1 = gae_advantages(*args, gamma, 1.0)
+        q1, q0 = q_lambda_returns(*args, gamma, 1.0), q_lambda_returns(*args, gamma, 0.0)
+        for e in range(N):
+            for t in np.flatnonzero(valid[:, e]):
+                walk, disc, k = 0.0, 1.0, t
+                while True:
+                    walk += disc * r[k, e]
+                    disc *= gamma
+                    if term[k, e]:
+                        break
+                    if trunc[k, e] or k + 1 == T:  # the final observation's value, or the rollout's bootstrap
+                        walk += disc * v[k + 1, e]
+                        break
+                    k += 1
+                one = r[t, e] + (0.0 if term[t, e] else gamma * v[t + 1, e])
+                assert gae1[t, e].item() == pytest.approx(walk) and q1[t, e].item() == pytest.approx(walk)
+                assert q0[t, e].item() == pytest.approx(one)
