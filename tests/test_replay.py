@@ -210,3 +210,63 @@ def test_sync_free_sampling_reports_a_buffer_of_resets():
     with pytest.raises(RuntimeError, match="too few valid transitions"):
         for _ in range(256):
             rb.sample(8)
+
+
+def test_a_real_breakout_stream_with_truncations_life_losses_and_a_resume_break_is_stored_exactly():
+    """Real Breakout, 2 envs, games cut at 300 frames (truncations), lost lives as the learner's
+    terminals, and at step 450 what a resume does (``mark_stream_break``, envs reset): every transition the
+    buffer can start, gathered, equals the one walked from the raw stream (observation with its frame
+    stack, n-step return, discount, next observation) — also across the wrap of the buffer."""
+    from wnrl.agents.dqn import DQNConfig
+    from wnrl.agents.learner_inputs import learning_reward, learning_terminal
+    from wnrl.envs import make
+
+    env = make("Breakout", num_envs=2, seed=5, max_episode_frames=300, num_threads=1)
+    cfg = DQNConfig.for_env("Breakout")
+    gamma, n, steps = 0.9, 3, 560
+    rb = ReplayBuffer(2 * 150, 2, env.single_observation_space.shape, torch.uint8, gamma=gamma, n_step=n,
+                      frame_stack=env.frame_stack)  # fmt: skip
+    rng = np.random.default_rng(1)
+    stream = [[], []]  # per env: (obs, reward, terminal, valid) of every entry, as the learner sees them
+    obs, _ = env.reset(seed=5)
+    first = np.ones(2, bool)
+    cut = {"terminal": 0, "truncation": 0}
+    for step in range(steps):
+        if step == 450:  # a resume: the newest entries lose their successors, the envs start anew
+            rb.mark_stream_break()
+            for e in range(2):
+                stream[e][-1] = (*stream[e][-1][:3], False)
+            obs, _ = env.reset(seed=99)
+            first = np.ones(2, bool)
+        actions = rng.integers(0, env.single_action_space.n, 2)
+        next_obs, reward, terminated, truncated, info = env.step(actions)
+        r, d = learning_reward(cfg, reward), learning_terminal(cfg, terminated, info)
+        rb.add(obs, actions, r, d, ~info["autoreset"], first)
+        for e in range(2):
+            stream[e].append((obs[e].copy(), r[e], bool(d[e]), not info["autoreset"][e]))
+            cut["truncation"] += bool(truncated[e])
+            cut["terminal"] += bool(d[e])
+        first, obs = info["autoreset"], next_obs
+    env.close()
+    assert cut["truncation"] and cut["terminal"]  # both kinds of end are in the stream
+    C = rb.per_env
+    checked = 0
+    for e in range(2):
+        for t in range(max(0, steps - C) + rb.frame_stack - 1, steps - n):
+            if not stream[e][t][3]:
+                continue
+            ret, disc, m = 0.0, 1.0, 0
+            for k in range(n):
+                _, r, d, valid = stream[e][t + k]
+                if k > 0 and not valid:
+                    break  # bootstrap from this entry's observation (a final one, or the last before a break)
+                ret, disc, m = ret + disc * r, disc * gamma, m + 1
+                if d:
+                    disc = 0.0
+                    break
+            b = rb._gather(torch.tensor([e]), torch.tensor([t % C]))
+            assert np.array_equal(b.obs[0].numpy(), stream[e][t][0]), (e, t)
+            assert np.array_equal(b.next_obs[0].numpy(), stream[e][t + m][0]), (e, t)
+            assert b.returns[0].item() == pytest.approx(ret) and b.discounts[0].item() == pytest.approx(disc)
+            checked += 1
+    assert checked > 250
