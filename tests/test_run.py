@@ -54,6 +54,13 @@ def test_log_and_checkpoint_steps_stay_on_multiples_of_their_period_after_a_resu
     assert [s for s in range(1_204, 3_000, 4) if due.due(s)] == [1_500, 2_000, 2_500]
 
 
+def test_periods_passed_without_a_check_fire_once_not_in_a_burst():
+    """A2C's data-init rollouts skip the checks: evaluations every 100 steps then fired at 420, 440, 460,
+    480 and 500 (one per call until caught up), four near-identical evaluations instead of one."""
+    due = Every(100)
+    assert [s for s in range(420, 720, 20) if due.due(s)] == [420, 500, 600, 700]
+
+
 def test_a_checkpoint_keeps_the_gpus_generator_where_actions_are_drawn(monkeypatch):
     """A2C and PPO draw their actions on the training device: a GPU run's checkpoint keeps that
     generator's state and a resume on a GPU puts it back (without it, every resume would replay the

@@ -83,6 +83,20 @@ def test_wrong_observation_shape_is_one_clear_error(runs):
         agent.predict(np.zeros((2, 5)))
 
 
+def test_frames_scaled_to_floats_are_refused_not_narrowed_to_blank_frames(runs):
+    """A Catch agent takes uint8 frames: float frames in [0, 1] were cast to 0/1 bytes, nearly blank
+    frames, and acted on silently. Floats are refused, and integers out of the bytes' range; other
+    integer types of the raw frames work."""
+    agent = wnrl.load(runs / "a2c")
+    env = agent.make_env(num_envs=2, seed=1)
+    obs, _ = env.reset(seed=1)
+    env.close()
+    for bad in (obs / 255.0, obs.astype(np.float32), obs.astype(np.int64) + 1):
+        with pytest.raises(ValueError, match="not scaled ones"):
+            agent.predict(bad)
+    np.testing.assert_array_equal(agent.predict(obs.astype(np.int64)), agent.predict(obs))
+
+
 def test_checkpoints_it_cannot_use_are_one_line_errors(runs, tmp_path):
     state = load_checkpoint(list_checkpoints(runs / "dqn")[-1])
     save_atomic(tmp_path / "other.pt", {**state, "agent": "sac"})

@@ -718,9 +718,12 @@ class Every:
         self.next = (step // period + 1) * period
 
     def due(self, step: int) -> bool:
+        """Whether a multiple of ``period`` was reached since the last time it fired. Periods passed
+        without a call (an agent's data-init rollouts skip the checks) fire once, not once per call
+        until it catches up: the next is the first multiple above ``step``, as on a resume."""
         if step < self.next:
             return False
-        self.next += self.period
+        self.next = (step // self.period + 1) * self.period
         return True
 
 

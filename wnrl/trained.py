@@ -153,6 +153,16 @@ class TrainedAgent:
         if single:
             x = x[None]
         if x.dtype != self.obs_dtype:
+            if np.issubdtype(self.obs_dtype, np.integer):
+                info = np.iinfo(self.obs_dtype)
+                # Never narrowed unchecked: floats are refused (frames scaled to [0, 1] would become blank
+                # 0/1 bytes, and Catch's scaled 0/1 frames cannot be told from raw ones), other integers
+                # only in range.
+                if not np.issubdtype(x.dtype, np.integer) or x.min() < info.min or x.max() > info.max:
+                    raise ValueError(
+                        f"observation of dtype {x.dtype}: this agent takes the env's raw {self.obs_dtype} frames "
+                        f"(integers {info.min}-{info.max}), not scaled ones; pass the frames its env returns"
+                    )
             x = x.astype(self.obs_dtype)
         actions = self._act(torch.from_numpy(np.ascontiguousarray(x)).to(self.device), deterministic)
         return actions[0] if single else actions
