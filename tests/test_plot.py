@@ -218,6 +218,11 @@ def test_the_summary_reports_evaluations_where_runs_logged_them(tmp_path):
     assert exported["eval_best_per_seed"] == {1: 7.0, 2: 9.0}
     make_run(tmp_path / "plain", "c", [1.0, 2.0])
     assert "eval/" not in P.markdown_table(P.summarize([str(tmp_path / "plain")]), None)
+    # seeds evaluated greedily and at ε share a training-curve group, not an evaluation mean
+    make_run(tmp_path / "ev", "g", [1.0] * 5, seed=3, eval_every=200, eval_greedy=True, evals=[(200, 100.0)])
+    (mixed,) = P.summarize([str(tmp_path / "ev")])
+    assert mixed["eval_seeds"] == 0 and "eval_best_mean" not in mixed
+    assert "runs evaluated differently: eval_greedy=" in P.markdown_table([mixed], None)
 
 
 def test_runs_repeated_with_one_seed_are_repeats_not_seeds(tmp_path):

@@ -267,15 +267,20 @@ BOOKKEEPING = frozenset(
 )
 
 
+# Bookkeeping for the training curves, but what the run's evaluations mean: a change is recorded.
+EVAL_PROTOCOL = frozenset({"eval_greedy", "eval_episodes"})
+
+
 def settings_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
-    """The fields of ``after`` outside :data:`BOOKKEEPING` whose value is not ``before``'s (tuples and
-    lists alike, as JSON has them): ``{field: [before, after]}``, in ``after``'s order. A field
-    ``before`` lacks (a config from before that field existed) is not counted as changed."""
+    """The fields of ``after`` outside :data:`BOOKKEEPING` (and those of :data:`EVAL_PROTOCOL`) whose
+    value is not ``before``'s (tuples and lists alike, as JSON has them): ``{field: [before, after]}``,
+    in ``after``'s order. A field ``before`` lacks (a config from before that field existed) is not
+    counted as changed."""
     import json
 
     out = {}
     for k, v in after.items():
-        if k in BOOKKEEPING or k not in before:
+        if (k in BOOKKEEPING and k not in EVAL_PROTOCOL) or k not in before:
             continue
         old, new = json.loads(json.dumps(before[k])), json.loads(json.dumps(v))
         if old != new:

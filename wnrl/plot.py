@@ -746,6 +746,12 @@ def eval_per_seed(runs: list[dict]) -> dict:
     evaluated, and how many did (``eval_seeds``, 0 where no run evaluated)."""
     curves = {id(r): read_curve(r["run"], EVAL_TAG) for r in runs}
     evaluated = [r for r in runs if len(curves[id(r)][0])]
+    # The evaluation settings are bookkeeping for the training curves, not for the evaluations: runs
+    # evaluated greedily and at ε (or over other numbers of games) are not averaged together.
+    protocols = {(r["config"].get("eval_greedy"), r["config"].get("eval_episodes")) for r in evaluated}
+    if len(protocols) > 1:
+        mixed = "; ".join(f"eval_greedy={show(g)}, eval_episodes={show(n)}" for g, n in sorted(protocols, key=str))
+        return {"eval_seeds": 0, "eval_best_per_seed": {}, "eval_mixed": mixed}
     best = per_seed(evaluated, lambda r: float(curves[id(r)][1].max()))
     last = per_seed(evaluated, lambda r: float(curves[id(r)][1][-1]))
     out: dict = {"eval_seeds": len(best), "eval_best_per_seed": best}
@@ -766,7 +772,7 @@ def markdown_table(rows: list[dict], threshold: float | None, tag: str = TAG, bi
     cols = column_names(tag, threshold, bins)
     head = "| agent | env | norm | seeds | " + ("other settings | " if variants else "")
     head += " | ".join(cols.values()) + " |"
-    evaluated = any(r.get("eval_seeds") for r in rows)
+    evaluated = any(r.get("eval_seeds") or r.get("eval_mixed") for r in rows)
     if evaluated:  # --eval-every runs: their evaluations (whole games by the evaluation protocol)
         head += (
             f" best {EVAL_TAG} (mean ± sample std over seeds; seeds that evaluated) |"
@@ -785,7 +791,10 @@ def markdown_table(rows: list[dict], threshold: float | None, tag: str = TAG, bi
         line += f"{r['ms_per_1k_steps']:,.0f} |" if r["ms_per_1k_steps"] is not None else "— |"
         if evaluated:
             for key in ("eval_best", "eval_last"):
-                line += f" {pm(r[key + '_mean'], r[key + '_std'])} ({r['eval_seeds']}) |" if r["eval_seeds"] else " — |"
+                if r["eval_seeds"]:
+                    line += f" {pm(r[key + '_mean'], r[key + '_std'])} ({r['eval_seeds']}) |"
+                else:
+                    line += f" — (runs evaluated differently: {r['eval_mixed']}) |" if r.get("eval_mixed") else " — |"
         lines.append(line)
     return "\n".join(lines)
 
