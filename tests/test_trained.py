@@ -13,7 +13,7 @@ from wnrl.agents.dqn import train as train_dqn
 
 import wnrl
 from tests.helpers import ROOT
-from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_atomic
+from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_atomic, save_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -95,6 +95,24 @@ def test_frames_scaled_to_floats_are_refused_not_narrowed_to_blank_frames(runs):
         with pytest.raises(ValueError, match="not scaled ones"):
             agent.predict(bad)
     np.testing.assert_array_equal(agent.predict(obs.astype(np.int64)), agent.predict(obs))
+
+
+def test_a_run_whose_newest_checkpoint_is_cut_loads_the_one_before(runs, tmp_path, capsys):
+    """As --resume does: a newest checkpoint cut mid-write (a filesystem without atomic rename) is skipped
+    with a warning; a run with no readable checkpoint is a one-line error."""
+    import shutil
+
+    run = tmp_path / "dqn"
+    shutil.copytree(runs / "dqn", run)
+    state = load_checkpoint(list_checkpoints(run)[-1])
+    older = save_checkpoint(run, 600, {k: v for k, v in state.items() if k not in ("step", "format", "wnrl_version")})
+    newest = list_checkpoints(run)[-1]
+    newest.write_bytes(newest.read_bytes()[:100])
+    agent = wnrl.load(run)
+    assert agent.step == load_checkpoint(older)["step"] and "skipped unreadable checkpoint" in capsys.readouterr().err
+    older.write_bytes(b"x")
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        wnrl.load(run)
 
 
 def test_checkpoints_it_cannot_use_are_one_line_errors(runs, tmp_path):
