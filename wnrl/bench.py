@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import statistics
 import sys
 import time
@@ -637,7 +638,7 @@ def bench_norms(
     """One row per variant of ``agent`` on ``env``, measured one after the other with one torch thread
     (the caller sets it): the update time (median of ``update_repeats``, the variants interleaved) and
     the end-to-end cost per 1k agent steps (:func:`steady_cost`, median of ``repeats`` rounds, each
-    round every variant once, in a rotated order), each also as a ratio to ``none`` (the first variant
+    round every variant once, in a seeded random order), each also as a ratio to ``none`` (the first variant
     if ``none`` is not asked). ``vs_none_min``/``_max``: the range of the per-round ratios."""
     clock, _ = norm_clock(device)
     fields = {} if dqn_learning_starts is None or agent != "dqn" else {"learning_starts": dqn_learning_starts}
@@ -661,8 +662,10 @@ def bench_norms(
     _norm_run(agent, env, variants[0], t1, t1, str(device), clock, **fields)
     costs: dict[str, list[float]] = {v: [] for v in variants}
     for r in range(repeats):
-        k = r % len(variants)
-        for v in variants[k:] + variants[:k]:
+        # each round in its own (seeded) order: no variant always runs right after the warm-up run or
+        # after the same neighbour (a fixed rotation left the first slot reading high in two tables)
+        order = [variants[i] for i in random.Random(r).sample(range(len(variants)), len(variants))]
+        for v in order:
             costs[v].append(steady_cost(agent, env, v, t1, t2, str(device), clock, **fields))
     base = "none" if "none" in variants else variants[0]
     base_cost = statistics.median(costs[base])
