@@ -162,14 +162,19 @@ case "${1:-}" in
   after27)  # pqnnorms's seed-2 runs (each resumes if cut), then on the first core the 5M headline as a new
     # user runs it today (`python -m wnrl.train a2c --env Pong --total-steps 5000000 --seed S`: the A2C Atari
     # init norm is 1.0 since 42a02e0), seeds 1-3, ~3 h of a core each (issue 23: what the seeds show)
-    # (seed 2 of the headline on the second core, after `none`: the two streams end closer together)
+    # (seed 2 of the headline: on whichever core frees first, see seed2 below)
+    # The headline's seed 2 goes to whichever stream is free first (a claim made with mkdir, cleared when
+    # the queue starts, so a restarted queue claims it again).
+    rm -rf logs/claim_a2c_s2
+    seed2() { if mkdir logs/claim_a2c_s2 2>/dev/null; then other a2c a2c_Pong_wn_s2_5M_init1 2 5000000 docs/data/pong_a2c_5M_init1; fi; }
     ( other pqn pqn_Pong_wn_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm wn
       for s in 1 3; do
         other a2c "a2c_Pong_wn_s${s}_5M_init1" $s 5000000 docs/data/pong_a2c_5M_init1
-      done ) &
+      done
+      seed2 ) &
     ( other pqn pqn_Pong_layer_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm layer
       other pqn pqn_Pong_none_s2_3M 2 3000000 docs/data/pong_pqn_norms_3M --norm none
-      other a2c a2c_Pong_wn_s2_5M_init1 2 5000000 docs/data/pong_a2c_5M_init1 ) &
+      seed2 ) &
     wait
     ;;
   *)
