@@ -162,7 +162,6 @@ case "${1:-}" in
   after27)  # pqnnorms's seed-2 runs (each resumes if cut), then on the first core the 5M headline as a new
     # user runs it today (`python -m wnrl.train a2c --env Pong --total-steps 5000000 --seed S`: the A2C Atari
     # init norm is 1.0 since 42a02e0), seeds 1-3, ~3 h of a core each (issue 23: what the seeds show)
-    # (seed 2 of the headline: on whichever core frees first, see seed2 below)
     # The headline's seed 2 goes to whichever stream is free first (a claim made with mkdir, cleared when
     # the queue starts, so a restarted queue claims it again).
     rm -rf logs/claim_a2c_s2
