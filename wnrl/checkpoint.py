@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import tempfile
 import warnings
 from pathlib import Path
@@ -81,6 +82,23 @@ def _looks_like_torch_save(path: Path) -> bool:
     except OSError:
         return False
     return head.startswith(b"PK") or head[:1] == b"\x80"
+
+
+def load_newest(paths: list[Path]) -> tuple[Path, dict[str, Any]]:
+    """The newest readable of a run's checkpoints ``paths`` (oldest first) and its state: a newest file cut
+    mid-write (a filesystem without atomic rename) falls back to the one before, with a warning; none
+    readable is the newest's CheckpointError."""
+    errors = []
+    for path in reversed(paths):
+        try:
+            state = load_checkpoint(path)
+        except CheckpointError as e:
+            errors.append(str(e))
+            continue
+        if errors:
+            print(f"warning: skipped unreadable checkpoint(s): {'; '.join(errors)}", file=sys.stderr)
+        return path, state
+    raise CheckpointError(errors[0])
 
 
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

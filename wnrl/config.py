@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import types
 import typing
@@ -276,8 +277,6 @@ def settings_changed(before: dict[str, Any], after: dict[str, Any]) -> dict[str,
     value is not ``before``'s (tuples and lists alike, as JSON has them): ``{field: [before, after]}``,
     in ``after``'s order. A field ``before`` lacks (a config from before that field existed) is not
     counted as changed."""
-    import json
-
     out = {}
     for k, v in after.items():
         if (k in BOOKKEEPING and k not in EVAL_PROTOCOL) or k not in before:

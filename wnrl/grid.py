@@ -198,14 +198,14 @@ def settings_differ(agent: str, env: str, norm: str, seed: int, run_dir: Path, f
     import io
 
     from wnrl.config import settings_changed
-    from wnrl.train import _agent_module, build_parser
+    from wnrl.train import NOT_CONFIG, _agent_module, build_parser
 
     try:
         saved = json.loads((run_dir / "config.json").read_text())
         with contextlib.redirect_stderr(io.StringIO()):
             argv = [agent, "--env", env, "--norm", base_norm(norm), "--seed", str(seed), *flags]
             args = build_parser().parse_args(argv)
-        args = {k: v for k, v in vars(args).items() if k not in ("agent", "resume", "time_limit", "threads")}
+        args = {k: v for k, v in vars(args).items() if k not in NOT_CONFIG}
         asked = _agent_module(agent)[1].for_env(args.pop("env"), **args).to_dict()
     except (OSError, ValueError, TypeError, AttributeError, CliError, SystemExit):
         return {}

@@ -60,7 +60,7 @@ import torch
 from torch import nn
 
 from wnrl import envs
-from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_checkpoint
+from wnrl.checkpoint import CheckpointError, list_checkpoints, load_newest, save_checkpoint
 from wnrl.config import CliError, CommonConfig, settings_changed
 from wnrl.distributed import World, from_env, local_device
 from wnrl.evaluate import EvaluationStopped, Evaluator
@@ -111,19 +111,10 @@ def find_resume(run_dir: str | Path, agent: str) -> Resume:
             f"--resume {run_dir}: no checkpoint yet (stopped before its first); delete that directory and start "
             "the run again (left there, wnrl.plot would average it in as a repeat of its seed)"
         )
-    errors = []
-    for path in reversed(paths):
-        try:
-            state = load_checkpoint(path)
-        except CheckpointError as e:
-            errors.append(str(e))
-            continue
-        if state["agent"] != agent:
-            raise CheckpointError(f"{path}: written by {state['agent']}, not {agent}; resume it with that agent")
-        if errors:
-            print(f"warning: skipped unreadable checkpoint(s): {'; '.join(errors)}", file=sys.stderr)
-        return Resume(run_dir, path, state)
-    raise CheckpointError(errors[0])
+    path, state = load_newest(paths)
+    if state["agent"] != agent:
+        raise CheckpointError(f"{path}: written by {state['agent']}, not {agent}; resume it with that agent")
+    return Resume(run_dir, path, state)
 
 
 class Run:

@@ -58,6 +58,9 @@ FROZEN_ON_RESUME = (
     "run_name",
 )
 
+# The parser's options that are not config fields (main takes them out before building the config).
+NOT_CONFIG = ("agent", "resume", "time_limit", "threads")
+
 # agent name -> (module, config class); modules are imported only when chosen
 AGENTS = {
     "dqn": ("wnrl.agents.dqn", "DQNConfig"),

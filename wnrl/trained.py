@@ -13,14 +13,13 @@ numpy array for a batch, a numpy integer for one observation.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint
+from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, load_newest
 from wnrl.run import resolve_device
 
 # Q-learners act by argmax Q (evaluated ε-greedily); policy agents by their policy (evaluated by sampling it).
@@ -189,15 +188,7 @@ def load(path: str | Path, device: str = "auto", seed: int | None = None) -> Tra
     that is not a wnrl checkpoint, is corrupt, was written by a newer wnrl or by an unknown agent.
     """
     file = checkpoint_file(path)
-    if Path(path).is_dir():  # a run's newest checkpoint unreadable (cut mid-write): the one before, as --resume does
-        older = list_checkpoints(Path(path))[:-1]
-        for candidate in [file, *reversed(older)]:
-            try:
-                state = load_checkpoint(candidate)
-            except CheckpointError as e:
-                if candidate == (older[0] if older else file):
-                    raise
-                print(f"warning: skipped unreadable checkpoint: {e}", file=sys.stderr)
-                continue
-            return TrainedAgent(state, device=device, seed=seed, checkpoint=candidate)
+    if Path(path).is_dir():  # a newest checkpoint cut mid-write: the one before, as --resume does
+        file, state = load_newest(list_checkpoints(Path(path)))
+        return TrainedAgent(state, device=device, seed=seed, checkpoint=file)
     return TrainedAgent(load_checkpoint(file), device=device, seed=seed, checkpoint=file)
