@@ -11,6 +11,7 @@
 #   nohup scripts/evidence_runs.sh agents27 > logs/agents27_queue.log 2>&1 &   (issue 27: PPO, PQN Pong seed 1)
 #   nohup scripts/evidence_runs.sh pqnnorms > logs/pqnnorms_queue.log 2>&1 &   (issue 27: PQN's norm on Pong)
 #   nohup scripts/evidence_runs.sh after27 > logs/after27_queue.log 2>&1 &   (instead of pqnnorms: then the 5M headline)
+#   nohup scripts/evidence_runs.sh headline5m > logs/headline5m_queue.log 2>&1 &   (the 5M headline's seeds 2, 3 at once)
 # Not both at once: beside a Pong run a MinAtar run goes ~17x slower (measured: ~450 against ~8,000
 # steps/s with the Pong run paused), while two MinAtar runs, or two Pong runs, share the cores evenly.
 # A finished Pong run is exported at once to docs/data/pong_a2c_2M/ (commit it); MinAtar's cells go to
@@ -176,8 +177,13 @@ case "${1:-}" in
       seed2 ) &
     wait
     ;;
+  headline5m)  # the 5M headline's seeds 2 and 3 at once, one per core (issue 23), each resumed if cut
+    ( other a2c a2c_Pong_wn_s2_5M_init1 2 5000000 docs/data/pong_a2c_5M_init1 ) &
+    ( other a2c a2c_Pong_wn_s3_5M_init1 3 5000000 docs/data/pong_a2c_5M_init1 ) &
+    wait
+    ;;
   *)
-    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next|screen2|init1_s2|agents27|pqnnorms|after27" >&2
+    echo "usage: scripts/evidence_runs.sh pong|minatar|next|screen|screen_then_next|screen2|init1_s2|agents27|pqnnorms|after27|headline5m" >&2
     exit 2
     ;;
 esac
