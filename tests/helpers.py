@@ -59,3 +59,37 @@ def cli(*args: str, cwd=None, timeout: float = 300) -> subprocess.CompletedProce
         env=env,
         timeout=timeout,
     )
+
+
+def assert_holds_the_checkpoints_weights(agent, checkpoint: Path) -> None:
+    """``agent`` (from ``wnrl.load``) acts with exactly the weights the checkpoint file saved, not with
+    a freshly built network's: every tensor equal, none missing or extra."""
+    import torch
+
+    from wnrl.checkpoint import load_checkpoint
+
+    saved = load_checkpoint(checkpoint)["model"]
+    held = agent.net.state_dict()
+    assert sorted(held) == sorted(saved)
+    for key, value in held.items():
+        torch.testing.assert_close(value.cpu(), saved[key], rtol=0, atol=0, msg=key)
+
+
+def assert_trained_with_norm(run_dir, norm: str) -> None:
+    """The run's saved network is a ``norm`` network: ``wnrl.load`` builds one from the run's config and
+    loads the saved weights strictly (a network trained with another norm has other tensors, so the
+    load fails), and its layers are the ones ``norm`` names (see wnrl.nets)."""
+    from torch import nn
+
+    import wnrl
+    from wnrl.layers import MeanOnlyBatchNorm, WNConv2d, WNLinear
+
+    kinds = {type(m) for m in wnrl.load(run_dir, device="cpu").net.modules()}
+    found = {
+        "wn": bool(kinds & {WNLinear, WNConv2d}),
+        "mobn": MeanOnlyBatchNorm in kinds,
+        "batch": bool(kinds & {nn.BatchNorm1d, nn.BatchNorm2d}),
+        "layer": bool(kinds & {nn.LayerNorm, nn.GroupNorm}),
+    }
+    expected = {"none": set(), "wn": {"wn"}, "wn_mobn": {"wn", "mobn"}, "batch": {"batch"}, "layer": {"layer"}}
+    assert {k for k, v in found.items() if v} == expected[norm], (norm, sorted(k.__name__ for k in kinds))

@@ -5,7 +5,7 @@ import pytest
 import torch
 from wnrl.agents.a2c import A2CConfig, ActorCritic, a2c_loss, explained_variance, train
 
-from tests.helpers import cli, scalars, train_in_process
+from tests.helpers import assert_trained_with_norm, cli, scalars, train_in_process
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.layers import is_initialized, set_v_init_norm, wn_layers
 
@@ -120,7 +120,9 @@ def test_compiled_run_matches_the_eager_run(tmp_path, capsys):
 
 @pytest.mark.parametrize("norm", ["none", "batch", "layer", "wn_mobn"])
 def test_other_norms_train(tmp_path, norm):
-    assert train(cartpole(tmp_path, norm=norm, total_steps=400))["updates"] > 0
+    summary = train(cartpole(tmp_path, norm=norm, total_steps=400))
+    assert summary["updates"] > 0
+    assert_trained_with_norm(summary["run_dir"], norm)
 
 
 @pytest.mark.slow

@@ -5,7 +5,7 @@ import pytest
 import torch
 from wnrl.agents.dqn import DQNConfig, QNetwork, act, train
 
-from tests.helpers import cli, scalars, train_in_process
+from tests.helpers import assert_trained_with_norm, cli, scalars, train_in_process
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.layers import is_initialized, set_v_init_norm, wn_layers
 
@@ -115,11 +115,31 @@ def test_held_weights_change_no_bit_of_a_run(tmp_path, monkeypatch, conv):
 def test_other_norms_train(tmp_path, norm):
     summary = train(cartpole(tmp_path, norm=norm, total_steps=600))
     assert summary["updates"] > 0
+    assert_trained_with_norm(summary["run_dir"], norm)
 
 
-def test_double_dueling_n_step_train(tmp_path):
+def test_double_dueling_n_step_reach_the_run(tmp_path, monkeypatch):
+    """Each flag gets to the part that uses it: the replay returns over 3 steps, every TD loss is
+    double DQN's, the saved network has a dueling head."""
+    import wnrl.agents.dqn as dqn
+
+    seen = {"n_step": [], "double": set()}
+    real_buffer, real_loss = dqn.ReplayBuffer, dqn.td_loss
+
+    def buffer(*args, **kw):
+        seen["n_step"].append(kw["n_step"])
+        return real_buffer(*args, **kw)
+
+    def loss(q, target, batch, double, *args, **kw):
+        seen["double"].add(double)
+        return real_loss(q, target, batch, double, *args, **kw)
+
+    monkeypatch.setattr(dqn, "ReplayBuffer", buffer)
+    monkeypatch.setattr(dqn, "td_loss", loss)
     summary = train(cartpole(tmp_path, double_dqn=True, dueling=True, n_step=3, total_steps=600))
-    assert summary["updates"] > 0
+    assert summary["updates"] > 0 and seen == {"n_step": [3], "double": {True}}
+    model = load_checkpoint(list_checkpoints(summary["run_dir"])[-1])["model"]
+    assert {k.split(".")[1] for k in model if k.startswith("head.")} == {"advantage", "value"}
 
 
 def test_adamax_with_the_papers_beta1(tmp_path):

@@ -76,7 +76,10 @@ def test_evaluations_survive_resume_and_follow_the_protocol(tmp_path):
     greedy = Evaluator(type(cfg)(**{**cfg.to_dict(), "eval_greedy": True}), "dqn", "CartPole-v1", "cpu")
     greedy(q, 1000)
     assert greedy._agent.epsilon == 0.0
-    assert ev.seeds(1000)[0] != ev.seeds(900)[0] and ev.seeds(1000)[0] == ev.seeds(1000)[0]
+    # an evaluation's games are seeded by its step alone: another Evaluator of the run plays the same games
+    fresh = Evaluator(cfg, "dqn", "CartPole-v1", torch.device("cpu"))
+    assert ev.seeds(1000)[0] != ev.seeds(900)[0] and ev.seeds(1000)[0] == fresh.seeds(1000)[0]
+    assert ev.seeds(1000)[1].random() == fresh.seeds(1000)[1].random()
 
 
 def test_eval_video_records_the_first_game_of_each_evaluation(tmp_path, small_catch):

@@ -216,9 +216,12 @@ def test_deepcopy_and_state_dict_round_trip_keep_init_flag():
     assert "0.initialized" in net.state_dict()
 
 
-def test_wn_weight_function_matches_layer():
+def test_wn_weight_is_g_times_v_over_its_row_norm_written_out():
     layer = _randomize(WNConv2d(3, 4, 2))
-    torch.testing.assert_close(wn_weight(layer.g, layer.v).detach(), layer.weight)
+    g, v = layer.g.detach().double(), layer.v.detach().double()
+    by_hand = torch.stack([g[o] * v[o] / v[o].pow(2).sum().sqrt() for o in range(4)])
+    torch.testing.assert_close(wn_weight(g, v), by_hand, rtol=1e-12, atol=0)
+    torch.testing.assert_close(layer.weight.double(), by_hand, rtol=1e-6, atol=1e-7)  # the layer's own view
 
 
 def test_mean_only_batch_norm_subtracts_batch_mean_and_uses_running_mean_in_eval():

@@ -12,7 +12,13 @@ from wnrl.agents.ppo import PPOConfig, ppo_loss, train
 from wnrl.agents.returns import minibatches
 
 import wnrl
-from tests.helpers import ROOT, scalars, train_in_process
+from tests.helpers import (
+    ROOT,
+    assert_holds_the_checkpoints_weights,
+    assert_trained_with_norm,
+    scalars,
+    train_in_process,
+)
 from tests.test_reliability import wait_for_checkpoint
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.config import CliError
@@ -115,7 +121,9 @@ def test_run_logs_clips_checkpoints_and_initializes(tmp_path):
 
 @pytest.mark.parametrize("norm", ["none", "batch", "layer", "wn_mobn"])
 def test_other_norms_train(tmp_path, norm):
-    assert train(cartpole(tmp_path, norm=norm, total_steps=256))["updates"] > 0
+    summary = train(cartpole(tmp_path, norm=norm, total_steps=256))
+    assert summary["updates"] > 0
+    assert_trained_with_norm(summary["run_dir"], norm)
 
 
 def test_wn_project_holds_the_directions_after_every_minibatch_step(tmp_path, monkeypatch):
@@ -177,6 +185,7 @@ def test_sigkill_then_resume_continues_the_curve_and_the_run_loads(tmp_path):
     assert agent.agent == "ppo" and not agent.q_learner
     env_ = agent.make_env(num_envs=2, seed=0)
     obs, _ = env_.reset()
+    assert_holds_the_checkpoints_weights(agent, list_checkpoints(run_dir)[-1])
     logits, _ = agent.net(torch.as_tensor(obs))
     assert (agent.predict(obs) == logits.argmax(1).numpy()).all()
     env_.close()

@@ -14,7 +14,7 @@ from wnrl.agents.dqn import QNetwork
 from wnrl.agents.pqn import PQNConfig, learn, minibatch_update, pqn_loss, train
 from wnrl.agents.returns import minibatches, q_lambda_returns
 
-from tests.helpers import scalars, train_in_process
+from tests.helpers import assert_trained_with_norm, scalars, train_in_process
 from wnrl.checkpoint import list_checkpoints, load_checkpoint
 from wnrl.config import CliError
 from wnrl.distributed import World
@@ -182,6 +182,7 @@ def test_every_norm_trains(tmp_path, norm, extra):
     assert summary["updates"] == 5 - init
     state = load_checkpoint(list_checkpoints(tmp_path / "r")[-1])
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert_trained_with_norm(tmp_path / "r", norm)
     if extra.get("wn_project"):
         q = QNetwork((4,), 2, "wn", hidden_sizes=(64, 64))
         q.load_state_dict(state["model"])

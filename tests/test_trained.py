@@ -12,7 +12,7 @@ from wnrl.agents.dqn import DQNConfig
 from wnrl.agents.dqn import train as train_dqn
 
 import wnrl
-from tests.helpers import ROOT
+from tests.helpers import ROOT, assert_holds_the_checkpoints_weights
 from wnrl.checkpoint import CheckpointError, list_checkpoints, load_checkpoint, save_atomic, save_checkpoint
 
 
@@ -21,7 +21,8 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     common = dict(logdir=str(root), progress=False)
     train_dqn(DQNConfig.for_env("CartPole-v1", total_steps=1200, learning_starts=200, run_name="dqn", **common))
-    train_a2c(A2CConfig.for_env("Catch", total_steps=1600, run_name="a2c", **common))
+    # Catch's A2C defaults spend 1,600 steps on the init's rollouts: 3,200 make 20 updates after them
+    train_a2c(A2CConfig.for_env("Catch", total_steps=3200, run_name="a2c", **common))
     return root
 
 
@@ -34,6 +35,7 @@ def test_dqn_predict_is_the_argmax_of_the_saved_network(runs):
     env.close()
     actions = agent.predict(obs)
     assert isinstance(actions, np.ndarray) and actions.shape == (5,) and actions.dtype.kind == "i"
+    assert_holds_the_checkpoints_weights(agent, list_checkpoints(runs / "dqn")[-1])  # so the net below is the saved one
     expected = agent.net(torch.as_tensor(obs)).argmax(1).numpy()
     np.testing.assert_array_equal(actions, expected)
     one = agent.predict(obs[2])  # one observation: one numpy integer
@@ -59,10 +61,16 @@ def test_a2c_predict_on_frames_greedy_and_sampled(runs):
     env = agent.make_env(num_envs=3, seed=1)
     obs, _ = env.reset(seed=1)
     assert obs.dtype == np.uint8 and obs.shape[1:] == agent.obs_shape
+    assert_holds_the_checkpoints_weights(agent, list_checkpoints(runs / "a2c")[-1])
     logits, _ = agent.net(torch.as_tensor(obs))
     np.testing.assert_array_equal(agent.predict(obs), logits.argmax(1).numpy())
-    # sampling follows softmax(logits): frequencies over many copies of one frame
+    # sampling follows softmax(logits): frequencies over many copies of one frame, with the policy made
+    # far from uniform (a sampler that ignored the logits would pass near-uniform probabilities)
+    with torch.no_grad():
+        agent.net.head.policy.bias += torch.tensor([2.5, 0.0, -2.5])
+        logits, _ = agent.net(torch.as_tensor(obs))
     probs = torch.softmax(logits[0], 0).numpy()
+    assert probs.max() > 0.6 and probs.min() < 0.1
     draws = agent.predict(np.repeat(obs[:1], 6000, axis=0), deterministic=False)
     freq = np.bincount(draws, minlength=agent.n_actions) / len(draws)
     np.testing.assert_allclose(freq, probs, atol=0.03)
