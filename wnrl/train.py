@@ -35,6 +35,7 @@ from wnrl.config import (
     set_threads,
     settings_changed,
 )
+from wnrl.learning import CALL_OPTIONS
 
 # What a resumed run cannot change: they fix its env, network shapes, replay layout and directory;
 # the optimizer (its saved statistics belong to one algorithm: Adam's moments are not Adamax's, torch's
@@ -59,7 +60,7 @@ FROZEN_ON_RESUME = (
 )
 
 # The parser's options that are not config fields (main takes them out before building the config).
-NOT_CONFIG = ("agent", "resume", "time_limit", "threads")
+NOT_CONFIG = ("agent", *CALL_OPTIONS)
 
 # agent name -> (module, config class); modules are imported only when chosen
 AGENTS = {
